@@ -15,3 +15,15 @@ from referee.schema import (  # noqa: E402
 __all__ = [
     "Conversation", "Turn", "ScoreExample", "PairExample", "SafetyExample", "PromptExample", "SchemaError",
 ]
+
+_JUDGES = ("ScoreJudge", "PairJudge", "SafetyJudge", "RewardJudge", "load_judge")
+__all__ += list(_JUDGES)
+
+
+def __getattr__(name):
+    # Judges import torch and scikit-learn: load them on first use, not on `import referee`.
+    if name in _JUDGES:
+        import referee.judges
+
+        return getattr(referee.judges, name)
+    raise AttributeError(f"module 'referee' has no attribute {name!r}")

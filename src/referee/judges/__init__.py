@@ -1,0 +1,27 @@
+"""Judges of chatbot answers: score, pair, safety and reward, each over TF-IDF, cached frozen
+embeddings or a fine-tuned transformer. scikit-learn shaped: `fit(examples, valid=None) -> self`,
+`predict` / `predict_proba`, `save(dir)` / `load(dir)` (safetensors + JSON, never pickle)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from referee.errors import UserError
+from referee.judges.base import Judge, read_judge_json
+from referee.judges.pair import PairJudge
+from referee.judges.reward import RewardJudge
+from referee.judges.safety import SafetyJudge
+from referee.judges.score import ScoreJudge
+
+JUDGES = {"score": ScoreJudge, "pair": PairJudge, "safety": SafetyJudge, "reward": RewardJudge}
+
+
+def load_judge(folder: str | Path) -> Judge:
+    """Load any saved judge; its judge.json says which kind."""
+    meta = read_judge_json(Path(folder))
+    if meta["task"] not in JUDGES:
+        raise UserError(f"{Path(folder) / 'judge.json'}: unknown task {meta['task']!r}; expected one of {sorted(JUDGES)}")
+    return JUDGES[meta["task"]].load(folder)
+
+
+__all__ = ["Judge", "ScoreJudge", "PairJudge", "SafetyJudge", "RewardJudge", "JUDGES", "load_judge"]
