@@ -1,0 +1,145 @@
+"""Column-mapped records -> schema examples, for the generic CSV / JSON lines / Parquet readers and for
+Hugging Face datasets.
+
+A mapping names, for each role, the column that holds it: `prompt=question,response=answer,score=rating`.
+Roles: prompt, response, system, id, score, metric, label, response_a, response_b, category, language,
+model, model_a, model_b; and `scale=LOW:HIGH` (not a column: the score scale, 0:10 by default). Without a
+mapping, columns named like the roles are used. The task follows from the roles present:
+
+  response_a + response_b            -> pair     (label A / B / tie, any case; no label = unlabelled)
+  prompt + response + label          -> safety   (label 0/1, true/false or safe/unsafe; labels={category or "unsafe": bool})
+  prompt + score, or prompt + response -> score  (metric from the metric column, else the score column's name)
+  prompt + label (safe/unsafe) or prompt alone -> prompts
+"""
+
+from __future__ import annotations
+
+from referee.data.files import DataError, LoadResult, collect
+from referee.schema import Conversation, PairExample, PromptExample, SafetyExample, ScoreExample
+
+ROLES = ("prompt", "response", "system", "id", "score", "metric", "label", "response_a", "response_b",
+         "category", "language", "model", "model_a", "model_b")
+TRUE, FALSE = ("1", "true", "unsafe", "yes"), ("0", "false", "safe", "no")
+PAIR_LABELS = {"a": "A", "b": "B", "tie": "tie"}
+
+
+def parse_columns(spec: dict | str | None) -> dict[str, str]:
+    """"prompt=question,score=rating" (or a dict) -> {"prompt": "question", "score": "rating"}, checked."""
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
+        bad = [item for item in pairs if len(item) != 2 or not item[0].strip() or not item[1].strip()]
+        if bad:
+            raise DataError(f"--columns: expected ROLE=COLUMN pairs separated by commas, got {'='.join(bad[0])!r}")
+        spec = {role.strip(): column.strip() for role, column in pairs}
+    unknown = [role for role in spec if role not in ROLES and role != "scale"]
+    if unknown:
+        raise DataError(f"--columns: unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}, scale")
+    return dict(spec)
+
+
+def default_mapping(header: list[str]) -> dict[str, str]:
+    """Columns named like roles map to themselves."""
+    return {role: role for role in ROLES if role in header}
+
+
+def task_of(mapping: dict[str, str]) -> str:
+    if "response_a" in mapping or "response_b" in mapping:
+        return "pair"
+    if "score" in mapping or ("response" in mapping and "label" not in mapping):
+        return "score"
+    if "label" in mapping and "response" in mapping:
+        return "safety"
+    return "prompts"
+
+
+def check_mapping(source, mapping: dict[str, str], header: list[str]) -> dict[str, str]:
+    """The mapping, once every mapped column is known to exist and the roles make a task."""
+    missing = [f"{column} (for {role})" for role, column in mapping.items() if role != "scale" and column not in header]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, header))}")
+    if "prompt" not in mapping:
+        raise DataError(f"{source}: no prompt column: map one with --columns prompt=COLUMN (found {', '.join(map(str, header))})")
+    if ("response_a" in mapping) != ("response_b" in mapping):
+        raise DataError(f"{source}: a pair needs both response_a and response_b columns")
+    return mapping
+
+
+def scale_of(mapping: dict[str, str]) -> tuple[float, float]:
+    if "scale" not in mapping:
+        return (0.0, 10.0)
+    try:
+        low, high = (float(x) for x in mapping["scale"].split(":"))
+    except ValueError:
+        raise DataError(f"--columns: scale must be LOW:HIGH, e.g. scale=1:5, got {mapping['scale']!r}") from None
+    return low, high
+
+
+def build(source, format: str, rows, mapping: dict[str, str], on_error: str) -> LoadResult:
+    """Examples from (where, record) rows through `mapping` (already checked)."""
+    task = task_of(mapping)
+    scale = scale_of(mapping)
+
+    def get(row: dict, role: str, required: bool = True):
+        if role not in mapping:
+            return None
+        column = mapping[role]
+        if column not in row:
+            raise DataError(f"missing field {column!r}")
+        value = row[column]
+        if value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and required is False and not value.strip()):
+            if required:
+                raise DataError(f"field {column!r} is empty")
+            return None
+        return value if isinstance(value, str) else (value if role in ("score", "label") else str(value))
+
+    def make(row, index: int):
+        if not isinstance(row, dict):
+            raise DataError(f"expected a record, got {type(row).__name__}")
+        common = dict(id=str(get(row, "id") if "id" in mapping else index), source=format,
+                      language=get(row, "language", False))
+        system = get(row, "system", False)
+        prompt = get(row, "prompt")
+        if task == "pair":
+            label = get(row, "label", False)
+            if label is not None:
+                label = PAIR_LABELS.get(str(label).strip().lower())
+                if label is None:
+                    raise DataError(f"field {mapping['label']!r}: expected A, B or tie, got {get(row, 'label')!r}")
+            return PairExample(**common, label=label,
+                               a=Conversation.from_text(prompt, get(row, "response_a"), system=system),
+                               b=Conversation.from_text(prompt, get(row, "response_b"), system=system),
+                               model_a=get(row, "model_a", False), model_b=get(row, "model_b", False))
+        response = get(row, "response", task == "safety")
+        conversation = Conversation.from_text(prompt, response, system=system)
+        if task == "score":
+            raw = get(row, "score", False)
+            try:
+                score = None if raw is None else float(raw)
+            except (TypeError, ValueError):
+                raise DataError(f"field {mapping['score']!r}: expected a number, got {raw!r}") from None
+            metric = get(row, "metric", False) or mapping.get("score") or "score"
+            return ScoreExample(**common, conversation=conversation, metric=metric, score=score, scale=scale,
+                                model=get(row, "model", False))
+        label = get(row, "label", False)
+        if task == "safety":
+            return SafetyExample(**common, conversation=conversation,
+                                 labels={get(row, "category", False) or "unsafe": binary(label, mapping["label"])})
+        if label is not None and str(label).strip().lower() not in ("safe", "unsafe"):
+            raise DataError(f"field {mapping['label']!r}: expected safe or unsafe, got {label!r}")
+        return PromptExample(**common, conversation=conversation, category=get(row, "category", False),
+                             label=None if label is None else str(label).strip().lower())
+
+    return collect(source, format, task, rows, make, on_error)
+
+
+def binary(value, column: str) -> bool | None:
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise DataError(f"field {column!r}: expected 0/1, true/false or safe/unsafe, got {value!r}")

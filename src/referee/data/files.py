@@ -1,0 +1,224 @@
+"""What every loader shares: reading JSON, JSON lines and CSV files (plain or gzipped) with errors that
+name the file and line, and `collect`, which turns raw rows into examples, skipping or stopping on a bad
+row as the user asked, and refusing duplicate ids and empty files."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from referee.errors import UserError
+
+ON_ERROR = ("raise", "skip")
+
+
+class DataError(UserError):
+    """A data file referee cannot read as asked: names the file, the row and the field."""
+
+
+@dataclass
+class LoadResult:
+    """What a loader read: the examples, their format and task, and every row it skipped (where, why).
+
+    `notes` are facts about the data worth a look that did not stop it from loading (for example
+    `null` turns read as empty text); `referee data inspect` lists them under problems."""
+
+    examples: list
+    format: str
+    task: str
+    path: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """A text handle on a plain or gzipped file; a UTF-8 byte-order mark is dropped."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def head(path: Path, size: int = 65536) -> str:
+    """The first `size` characters of a file, or "" when it is not readable text (used to sniff)."""
+    try:
+        with open_text(path) as handle:
+            return handle.read(size)
+    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile):
+        return ""
+
+
+def base_name(path: Path) -> str:
+    """The file name without .gz, lower-cased: what the extension checks look at."""
+    name = path.name.lower()
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def read_text(path: Path) -> str:
+    """The whole file as text; bytes that are not UTF-8 are an error naming the file and offset."""
+    try:
+        with open_text(path) as handle:
+            return handle.read()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read: {err}") from None
+
+
+def read_json(path: Path):
+    """The whole file as JSON; a syntax error names the file, line and column."""
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
+
+
+def json_rows(path: Path) -> list[tuple[str, object]]:
+    """Rows of a JSON array file as (where, record)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array of records, found a JSON {type(data).__name__}")
+    return [(f"record {i}", record) for i, record in enumerate(data)]
+
+
+def jsonl_rows(path: Path) -> Iterable[tuple[str, Callable[[], object]]]:
+    """Rows of a JSON-lines file as (where, parse) with where = "line N"; blank lines are not rows.
+
+    Parsing is deferred so that one invalid line stops the run, or is skipped and counted, like any
+    other bad row."""
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        if line.strip():
+            yield f"line {number}", (lambda line=line: parse_json_line(line))
+
+
+def parse_json_line(line: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"invalid JSON at column {err.colno}: {err.msg}") from None
+
+
+def first_json_record(path: Path):
+    """The first record of a JSON-lines or JSON-array file, or None: enough to sniff the format."""
+    text = head(path, 1 << 20).lstrip()
+    if text.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            # A large array cut off by `head`: read the whole file (sniffing stays a rare, one-off cost).
+            try:
+                data = read_json(path)
+            except DataError:
+                return None
+        return data[0] if isinstance(data, list) and data else None
+    line = text.split("\n", 1)[0]
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def csv_rows(text: str, path: Path, first_line: int = 1) -> tuple[list[str], list[tuple[str, dict]]]:
+    """(header, rows) of CSV text; where = "row N (line L)", N counting data rows from 1.
+
+    `first_line` is the file line the text starts on (after skipped comment lines)."""
+    csv.field_size_limit(1 << 30)
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    rows = []
+    try:
+        for n, row in enumerate(reader, start=1):
+            line = first_line + reader.line_num - 1
+            if None in row:
+                raise DataError(f"{path}: row {n} (line {line}): {len(row[None]) + len(header)} fields, "
+                                f"but the header has {len(header)}")
+            rows.append((f"row {n} (line {line})", row))
+    except csv.Error as err:
+        raise DataError(f"{path}: line {first_line + reader.line_num - 1}: unreadable CSV: {err}") from None
+    return header, rows
+
+
+def read_csv(path: Path) -> tuple[list[str], list[tuple[str, dict]]]:
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    return csv_rows(text, path)
+
+
+def csv_header(path: Path) -> list[str]:
+    """The header of a CSV file (for sniffing), or [] when there is none."""
+    text = head(path)
+    if not text:
+        return []
+    try:
+        return [h.strip() for h in next(csv.reader(io.StringIO(text)))]
+    except (csv.Error, StopIteration):
+        return []
+
+
+def require(row: dict, names: Iterable[str]) -> None:
+    """Stop when a row lacks any of `names`, naming them all."""
+    missing = [n for n in names if n not in row]
+    if missing:
+        raise DataError(f"missing field(s) {', '.join(map(repr, missing))}")
+
+
+def collect(path, format: str, task: str, rows: Iterable, make: Callable, on_error: str = "raise",
+            notes: list[str] | None = None) -> LoadResult:
+    """Turn `rows` — (where, raw) pairs; raw may be a zero-argument callable that parses it — into
+    examples with `make(raw, index)` (index: the row's 0-based position, for sources without ids),
+    which may return one example or a list of them.
+
+    A bad row (DataError, SchemaError, KeyError, ValueError, TypeError) stops the load with a message
+    naming the file and row, or, with on_error="skip", is skipped and recorded. A duplicate id is a bad
+    row. A file with no rows at all is an error either way."""
+    if on_error not in ON_ERROR:
+        raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    examples, skipped, seen = [], [], {}
+    n_rows = 0
+    for index, (where, raw) in enumerate(rows):
+        n_rows += 1
+        try:
+            made = make(raw() if callable(raw) else raw, index)
+            made = made if isinstance(made, list) else [made]
+            for example in made:
+                if example.id in seen:
+                    raise DataError(f"duplicate id {example.id!r} (first seen at {seen[example.id]})")
+            for example in made:
+                seen[example.id] = where
+        except (UserError, KeyError, ValueError, TypeError) as err:
+            reason = f"missing field {err}" if isinstance(err, KeyError) else str(err)
+            if on_error == "raise":
+                raise DataError(f"{path}: {where}: {reason}") from None
+            skipped.append((where, reason))
+            continue
+        examples.extend(made)
+    if n_rows == 0:
+        raise DataError(f"{path}: no rows: the file holds no {format} records")
+    return LoadResult(examples=examples, format=format, task=task, path=str(path), skipped=skipped,
+                      notes=list(notes or []))
+
+
+def text_field(row: dict, name: str) -> str:
+    """A text field that must be present and a string (numbers are read as their text)."""
+    if name not in row:
+        raise DataError(f"missing field {name!r}")
+    value = row[name]
+    if value is None:
+        raise DataError(f"field {name!r} is null")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise DataError(f"field {name!r}: expected text, got {type(value).__name__}")
+    return value
