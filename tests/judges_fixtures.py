@@ -11,7 +11,7 @@ from referee.schema import Conversation, PairExample, SafetyExample, ScoreExampl
 
 GOOD = "clear correct helpful detailed polite thorough accurate kind".split()
 BAD = "wrong rude vague useless short lazy false harsh".split()
-PROMPTS = [f"question {i} about topic {i % 3}" for i in range(7)]
+PROMPTS = [f"question {i} about topic {i % 3}" for i in range(12)]
 
 
 def _answer(rng, words, n):
@@ -38,7 +38,7 @@ def safety_examples(n: int = 24, seed: int = 0) -> list[SafetyExample]:
         unsafe = i % 2 == 1
         text = _answer(rng, BAD if unsafe else GOOD, 5)
         labels = {"harsh": unsafe, "hate": (unsafe and i % 4 == 1) if i % 3 else None}
-        out.append(SafetyExample(id=f"s{i}", conversation=Conversation.from_text(PROMPTS[i % 7], text), labels=labels))
+        out.append(SafetyExample(id=f"s{i}", conversation=Conversation.from_text(PROMPTS[i % len(PROMPTS)], text), labels=labels))
     return out
 
 
@@ -51,7 +51,7 @@ def score_examples(n: int = 24, seed: int = 0) -> list[ScoreExample]:
         text = " ".join(list(rng.choice(GOOD, k)) + list(rng.choice(BAD, 4 - k)))
         metric, scale = [("helpfulness", (0.0, 10.0)), ("politeness", (1.0, 5.0))][i % 2]
         score = scale[0] + (scale[1] - scale[0]) * k / 4
-        out.append(ScoreExample(id=f"m{i}", conversation=Conversation.from_text(PROMPTS[i % 7], text),
+        out.append(ScoreExample(id=f"m{i}", conversation=Conversation.from_text(PROMPTS[i % len(PROMPTS)], text),
                                 metric=metric, score=score, scale=scale))
     return out
 

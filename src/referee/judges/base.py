@@ -60,7 +60,8 @@ class Judge:
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, hidden: int = 256,
                  dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
-                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True):
+                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
+                 finetune: dict | None = None):
         self.features = features
         self.encoder = encoder
         self.hidden = hidden
@@ -73,6 +74,8 @@ class Judge:
         self.max_chars = max_chars
         self.seed = seed
         self.progress = progress
+        # finetune seam: FinetuneConfig fields for features="finetune" (referee.train.config)
+        self.finetune = finetune
 
     # --- arguments ------------------------------------------------------------------------------
 
@@ -137,15 +140,13 @@ class Judge:
         helper's splitter is available) for early stopping, thresholds and the summary."""
         if valid is not None:
             return train, self._check_examples(valid, "fit(valid=...)", labelled=True)
-        if len(train) < 10:
-            return train, train  # too few rows to hold any out: validate on the training rows
+        from referee.data.split import group_key, train_valid_split
+        if len({group_key(ex) for ex in train}) < 10:
+            return train, train  # too few prompts to hold any out: validate on the training rows
         try:
-            from referee.data.split import train_valid_split
-        except ImportError:  # TODO(judges): drop once referee.data.split has landed
-            order = np.random.default_rng(self.seed).permutation(len(train))
-            cut = max(1, len(train) // 10)
-            return [train[i] for i in order[cut:]], [train[i] for i in order[:cut]]
-        return train_valid_split(train, valid_fraction=0.1, seed=self.seed)
+            return train_valid_split(train, valid_fraction=0.1, seed=self.seed)
+        except ValueError:  # scikit-learn's splitter: every label has fewer rows than folds (tiny data)
+            return train, train
 
     def _fit_finetune(self, train: list, valid: list | None):
         """The seam for features="finetune": the fine-tune backend trains a transformer under this
@@ -180,6 +181,11 @@ class Judge:
 
     def _build_head(self, **kwargs) -> torch.nn.Module:
         raise NotImplementedError
+
+    def _new_head(self) -> torch.nn.Module:
+        """A freshly initialised head of `head_args_`, the same for the same seed."""
+        torch.manual_seed(self.seed)
+        return self._build_head(**self.head_args_)
 
     def save(self, folder: str | Path) -> Path:
         """Write the judge to `folder`: a finished folder replaces the old one only at the end."""

@@ -67,6 +67,10 @@ class PairJudge(Judge):
     def _sides(self, examples):
         a = [ex.a for ex in examples]
         b = [ex.b for ex in examples]
+        if self.features == "finetune" and self.encoder_.cross_encoder:
+            # finetune seam: a cross-encoder reads A and B together: e_a = enc(A, B), e_b = enc(B, A)
+            e_a, e_b = self.encoder_.transform_pairs(self._texts(a), self._texts(b))
+            return e_a, e_b, self._lengths(a), self._lengths(b)
         return self._embed(a), self._embed(b), self._lengths(a), self._lengths(b)
 
     def _linear_features(self, f_a, f_b, x_a, x_b):
@@ -99,7 +103,7 @@ class PairJudge(Judge):
         vt = to_tensor(self._targets(valid))
         self.head_args_ = dict(dim=f_a.shape[1], n_extra=x_a.shape[1], n_classes=len(self.classes_),
                                hidden=self.hidden, dropout=self.dropout)
-        self.head_ = self._build_head(**self.head_args_)
+        self.head_ = self._new_head()
         swap = SWAP[: len(self.classes_)]
 
         def train_loss(idx):

@@ -77,7 +77,7 @@ class RewardJudge(Judge):
         vfc, vxc = (to_tensor(v) for v in self._inputs([ex.chosen for ex in valid]))
         vfr, vxr = (to_tensor(v) for v in self._inputs([ex.rejected for ex in valid]))
         self.head_args_ = dict(dim=fc.shape[1], n_extra=xc.shape[1], hidden=self.hidden, dropout=self.dropout)
-        self.head_ = self._build_head(**self.head_args_)
+        self.head_ = self._new_head()
         self.history_ = train_head(
             self.head_, lambda idx: bradley_terry(self.head_(fc[idx], xc[idx]), self.head_(fr[idx], xr[idx]), self.margin),
             len(train), lambda: bradley_terry(self.head_(vfc, vxc), self.head_(vfr, vxr), self.margin),
@@ -85,6 +85,9 @@ class RewardJudge(Judge):
             progress=self.progress, desc="reward head")
 
     def _raw(self, convs: list[Conversation]) -> np.ndarray:
+        if self.features == "finetune":
+            # finetune seam: the reward model is an HF sequence classifier (referee.encoders.finetune)
+            return self.encoder_.reward(self._texts(convs))
         f, x = self._inputs(convs)
         if self.features == "tfidf":
             return np.asarray(self._linear_features(f, x) @ self.w_).ravel()

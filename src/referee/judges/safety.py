@@ -127,7 +127,7 @@ class SafetyJudge(Judge):
         vy = to_tensor(self._labels(valid))
         self.head_args_ = dict(dim=f.shape[1], n_extra=x.shape[1], n_outputs=y.shape[1], hidden=self.hidden,
                                dropout=self.dropout)
-        self.head_ = self._build_head(**self.head_args_)
+        self.head_ = self._new_head()
         self.history_ = train_head(
             self.head_, lambda idx: masked_bce(self.head_(f[idx], x[idx]), y[idx]), len(train),
             lambda: masked_bce(self.head_(vf, vx), vy), lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,

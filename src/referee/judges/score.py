@@ -171,7 +171,7 @@ class ScoreJudge(Judge):
         vm, vy = to_tensor(self._metric_vectors(valid)), to_tensor(self._targets(valid))
         self.head_args_ = dict(dim=e.shape[1], metric_dim=m.shape[1], kind=self.head, hidden=self.hidden,
                                dropout=self.dropout)
-        self.head_ = self._build_head(**self.head_args_)
+        self.head_ = self._new_head()
         self.history_ = train_head(
             self.head_, lambda idx: regression_loss(self.head_(e[idx], m[idx]), y[idx], w[idx], self.loss), len(train),
             lambda: regression_loss(self.head_(ve, vm), vy, torch.ones_like(vy), self.loss), lr=self.lr,
