@@ -138,8 +138,11 @@ def csv_rows(text: str, path: Path, first_line: int = 1) -> tuple[list[str], lis
     reader.fieldnames = header
     rows = []
     try:
+        # line_num is the last line read (the header was read above), so a record starts one line after
+        # the previous one ended.
+        start = reader.line_num + 1
         for n, row in enumerate(reader, start=1):
-            line = first_line + reader.line_num - 1
+            line, start = first_line + start - 1, reader.line_num + 1
             if None in row:
                 raise DataError(f"{path}: row {n} (line {line}): {len(row[None]) + len(header)} fields, "
                                 f"but the header has {len(header)}")

@@ -26,7 +26,7 @@ def sniff(path: Path) -> bool | str:
 
 
 def load(path: Path, *, on_error: str = "raise") -> LoadResult:
-    stem = base_name(path).removesuffix(".json")
+    stem = path.name.removesuffix(".gz").removesuffix(".json")
 
     def make(row, index: int) -> PairExample:
         if not isinstance(row, dict):

@@ -60,7 +60,8 @@ def rows(label: str, files: list[tuple[str, str]]) -> list[tuple[str, tuple[str,
         if not body.strip():
             raise DataError(f"{label}/{name}: the file is empty")
         _, file_rows = csv_rows(body, Path(f"{label}/{name}"), first_line=dropped + 1)
-        out.extend((f"{name}: {where}", (f"{Path(name).stem}/{n}", row))
+        prefix = f"{name}: " if len(files) > 1 else ""
+        out.extend((f"{prefix}{where}", (f"{Path(name).stem}/{n}", row))
                    for n, (where, row) in enumerate(file_rows, start=1))
     return out
 

@@ -10,12 +10,14 @@ Ids are `<language>/<file stem>/<row>`. Empty cells after the prompt (trailing c
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from referee.data.files import DataError, LoadResult, collect, head
+from referee.data.files import DataError, LoadResult, collect, head, read_text
 from referee.schema import Conversation, PromptExample
 
 LANGUAGES = ("en", "zh", "hi", "bn", "ar", "ru", "ja", "de", "fr", "sp", "es")
@@ -51,20 +53,28 @@ def category(path: Path) -> str:
 
 
 def read_prompts(path: Path) -> list[str | None]:
-    """The first cell of every row (headerless); None for an empty cell."""
-    try:
-        if path.suffix.lower() == ".xlsx":
+    """The first cell of every row (headerless); None for an empty row. Cells after the first must be
+    empty (several files end rows with stray commas)."""
+    if path.suffix.lower() == ".xlsx":
+        try:
             table = pd.read_excel(path, header=None, dtype=str, engine="openpyxl")
-        else:
-            table = pd.read_csv(path, header=None, dtype=str, encoding="utf-8-sig", keep_default_na=False,
-                                skip_blank_lines=True)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise DataError(f"{path}: cannot read: {err}") from None
-    if table.shape[1] > 1 and table.iloc[:, 1:].replace("", None).notna().any().any():
-        extra = table.iloc[:, 1:].replace("", None).notna().any(axis=1)
-        row = int(extra.idxmax()) + 1
-        raise DataError(f"{path}: row {row}: text after the first column; XSafety files hold one prompt per row")
-    return [None if pd.isna(v) or not str(v).strip() else str(v) for v in table.iloc[:, 0]]
+        except (ValueError, OSError) as err:
+            raise DataError(f"{path}: cannot read: {err}") from None
+        rows = [[("" if pd.isna(v) else str(v)) for v in values] for values in table.itertuples(index=False)]
+    else:
+        csv.field_size_limit(1 << 30)
+        try:
+            rows = list(csv.reader(io.StringIO(read_text(path))))
+        except csv.Error as err:
+            raise DataError(f"{path}: unreadable CSV: {err}") from None
+    prompts = []
+    for n, cells in enumerate(rows, start=1):
+        if not cells:  # a blank line is not a row
+            continue
+        if any(c.strip() for c in cells[1:]):
+            raise DataError(f"{path}: row {n}: text after the first column; XSafety files hold one prompt per row")
+        prompts.append(cells[0] if cells and cells[0].strip() else None)
+    return prompts
 
 
 def load(path: Path, *, on_error: str = "raise") -> LoadResult:
