@@ -124,8 +124,12 @@ class _Texts(nn.Module):
         """Model outputs in the order given; batches sorted by length waste less padding."""
         was_training = self.training
         self.eval()
-        sizes = [len(t) + (len(texts_b[i]) if texts_b is not None else 0) for i, t in enumerate(texts)]
-        order = np.argsort([-s for s in sizes], kind="stable")
+        # Longest first, ties broken by the text itself: the batches (and so the padding, and so the
+        # last bits of each embedding) depend only on the set of texts, not on their order. That keeps
+        # a cross-encoder's swap averaging exact: (A, B) meets the same batch either way round.
+        second = texts_b if texts_b is not None else [""] * len(texts)
+        order = np.array(sorted(range(len(texts)), key=lambda i: (-len(texts[i]) - len(second[i]), texts[i], second[i])),
+                         dtype=np.int64)
         parts = {}
         for start in tqdm(range(0, len(texts), self.batch_size), desc="encoding", disable=not progress or None,
                           leave=False):
@@ -235,8 +239,16 @@ class FinetuneRewardModel(_Texts):
     def from_pretrained(cls, name_or_path: str | None = None, *, max_length: int = 256) -> FinetuneRewardModel:
         from transformers import AutoModelForSequenceClassification
 
+        from transformers.utils import logging as hf_logging
+
         path, _ = resolve_model_path(name_or_path)
-        tokenizer, model = _load_hf(path, AutoModelForSequenceClassification, name_or_path or "minilm", num_labels=1)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # a base model has no classifier yet: its "MISSING" report is expected
+        try:
+            tokenizer, model = _load_hf(path, AutoModelForSequenceClassification, name_or_path or "minilm",
+                                        num_labels=1)
+        finally:
+            hf_logging.set_verbosity(verbosity)
         if model.config.pad_token_id is None:  # decoder models: the classifier needs to find the last token
             tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
             model.config.pad_token_id = tokenizer.pad_token_id

@@ -77,7 +77,8 @@ class TrainResult:
         best = (f"best valid {self.metric} {self.best_metric:.4f} at step {self.best_step}"
                 if self.best_metric is not None else "no validation data")
         stop = ", stopped early" if self.stopped_early else ""
-        return f"fine-tuned {self.steps} steps in {self.seconds:.0f}s{stop}; {best}; checkpoints in {self.output_dir}"
+        where = f"; checkpoints in {self.output_dir}" if self.output_dir else ""
+        return f"fine-tuned {self.steps} steps in {self.seconds:.0f}s{stop}; {best}{where}"
 
 
 def resolve_mixed_precision(setting: str) -> str:
@@ -200,6 +201,9 @@ def train(model: torch.nn.Module, train_data, collate: Callable, loss_fn: Callab
         # A seedable sampler gives every process, and a resumed run, the same order for each epoch.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
     )
+    if accelerator.num_processes > 1 and not config.output_dir:
+        raise UserError("fine-tuning on several processes: set output_dir to a folder every process can read "
+                        "(the best checkpoint is loaded back from it)")
     evaluator = evaluator or LossEvaluator(loss_fn)
     output_dir = Path(config.output_dir or tempfile.mkdtemp(prefix="referee-finetune-"))
 
@@ -333,6 +337,11 @@ def train(model: torch.nn.Module, train_data, collate: Callable, loss_fn: Callab
                          seconds=time.perf_counter() - start_time, output_dir=str(output_dir))
     if config.output_dir and accelerator.is_main_process:
         (output_dir / "history.json").write_text(json.dumps(result.__dict__, indent=1), encoding="utf-8")
+    elif not config.output_dir:  # nobody asked for the checkpoints: do not leave them in /tmp
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        result.output_dir = None
     if config.progress:
         accelerator.print(result.summary())
     accelerator.free_memory()

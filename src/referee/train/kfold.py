@@ -1,0 +1,117 @@
+"""k-fold cross-validation of any judge, with out-of-fold predictions.
+
+The folds come from `referee.data.split.kfold` (grouped by prompt, stratified by label), so no prompt
+is both trained on and predicted. Each fold trains a fresh judge (`make_judge()`, any backend: tfidf,
+frozen or finetune) on the other folds — its own early-stopping split is carved out of those, never
+out of the held-out fold — and predicts the held-out fold. Every example gets exactly one
+out-of-fold prediction, in the columns `referee predict` writes.
+
+    cv = cross_validate(lambda: PairJudge(features="tfidf"), pairs, k=5)
+    cv.oof            # (n, 3) p(A), p(B), p(tie), one row per pair, in input order
+    cv.folds          # per-fold metrics on the held-out fold ({"log_loss": ..., "accuracy": ...})
+    cv.write("out/")  # oof.csv and folds.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from referee.errors import UserError
+
+
+def prediction_columns(judge, examples) -> dict[str, np.ndarray]:
+    """A fitted judge's predictions as named columns (those of `referee predict`, without the id).
+
+    pair: winner_model_a, winner_model_b, winner_tie; score: metric, score; safety: p_unsafe, cost,
+    then p_<category>; reward on pairs: reward_a, reward_b.
+    """
+    if judge.task == "pair":
+        p = judge.predict_proba(examples)
+        return {"winner_model_a": p[:, 0], "winner_model_b": p[:, 1], "winner_tie": p[:, 2]}
+    if judge.task == "score":
+        return {"metric": np.array([ex.metric for ex in examples], dtype=object), "score": judge.predict(examples)}
+    if judge.task == "safety":
+        p = judge.predict_proba(examples)
+        columns = {"p_unsafe": p[:, -1], "cost": judge.cost(examples)}
+        columns.update({f"p_{cat}": p[:, j] for j, cat in enumerate(judge.categories_)})
+        return columns
+    if judge.task == "reward":
+        r = judge.reward([ex.a for ex in examples] + [ex.b for ex in examples])
+        return {"reward_a": r[: len(examples)], "reward_b": r[len(examples):]}
+    raise UserError(f"cross_validate: no predictions for a {judge.task!r} judge")
+
+
+def _labelled(judge, examples) -> list:
+    """The held-out rows a judge's own metrics can be computed on."""
+    if judge.task == "pair":
+        return [ex for ex in examples if ex.target is not None]
+    if judge.task == "reward":
+        return [ex for ex in examples if ex.label in ("A", "B")]
+    if judge.task == "score":
+        return [ex for ex in examples if ex.score is not None]
+    return list(examples)
+
+
+@dataclass
+class CrossValidation:
+    """Out-of-fold predictions (`oof`: one row per example, input order) and per-fold metrics."""
+
+    ids: list[str]
+    fold_of: np.ndarray  # (n,) the fold in which each example was held out
+    oof: pd.DataFrame  # the prediction columns, one row per example
+    folds: list[dict]  # {"fold", "n_train", "n_valid", "seconds", <the judge's metrics>}
+
+    def mean(self) -> dict[str, float]:
+        """Each numeric metric averaged over the folds (weighted by held-out rows)."""
+        weights = np.array([f["n_valid"] for f in self.folds], dtype=float)
+        names = [k for k, v in self.folds[0].items() if isinstance(v, float) and k != "seconds"]
+        return {k: float(np.average([f.get(k, np.nan) for f in self.folds], weights=weights)) for k in names}
+
+    def table(self) -> pd.DataFrame:
+        """id, fold, then the prediction columns."""
+        return pd.concat([pd.DataFrame({"id": self.ids, "fold": self.fold_of}), self.oof], axis=1)
+
+    def write(self, folder: str | Path) -> tuple[Path, Path]:
+        """oof.csv (id, fold, predictions) and folds.json (per-fold and mean metrics)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        oof_path, folds_path = folder / "oof.csv", folder / "folds.json"
+        self.table().to_csv(oof_path, index=False)
+        folds_path.write_text(json.dumps({"folds": self.folds, "mean": self.mean()}, indent=1), encoding="utf-8")
+        return oof_path, folds_path
+
+
+def cross_validate(make_judge: Callable, examples, k: int = 5, seed: int = 0, progress: bool = True) -> CrossValidation:
+    """Train `make_judge()` k times, each time holding out one prompt-grouped fold, and predict it."""
+    from referee.data.split import kfold
+
+    examples = list(examples)
+    if not examples:
+        raise UserError("cross_validate: no examples")
+    splits = kfold(examples, k=k, seed=seed)
+    fold_of = np.full(len(examples), -1)
+    parts: dict[int, pd.DataFrame] = {}
+    folds = []
+    for fold, (train_idx, valid_idx) in enumerate(tqdm(splits, desc=f"{k}-fold", unit="fold", disable=not progress or None)):
+        start = time.perf_counter()
+        held_out = [examples[i] for i in valid_idx]
+        judge = make_judge().fit([examples[i] for i in train_idx])
+        columns = prediction_columns(judge, held_out)
+        parts[fold] = pd.DataFrame(columns, index=valid_idx)
+        fold_of[valid_idx] = fold
+        labelled = _labelled(judge, held_out)
+        metrics = judge._validation(labelled) if labelled else {}
+        folds.append({"fold": fold, "n_train": len(train_idx), "n_valid": len(valid_idx),
+                      "seconds": round(time.perf_counter() - start, 2),
+                      **{name: float(v) for name, v in metrics.items() if name != "n"}})
+    # Safety folds may know different categories: the union of columns, NaN where a fold had none.
+    oof = pd.concat(parts.values()).sort_index().reset_index(drop=True)
+    return CrossValidation(ids=[ex.id for ex in examples], fold_of=fold_of, oof=oof, folds=folds)
