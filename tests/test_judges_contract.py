@@ -13,7 +13,9 @@ from judges_fixtures import pair_examples, safety_examples, score_examples, tiny
 from referee import Conversation, PairJudge, RewardJudge, SafetyJudge, ScoreJudge, load_judge
 from referee.errors import UserError
 
-BACKENDS = ["tfidf", "frozen"]
+BACKENDS = ["tfidf", "frozen", "finetune"]
+# finetune: a few quick epochs of the tiny BERT, end to end (referee.train.judges)
+FINETUNE = {"epochs": 3, "batch_size": 8, "lr": 1e-3, "patience": None, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,9 @@ def bert(tmp_path_factory):
 
 
 def make(judge_class, backend, bert, **kwargs):
-    encoder = bert if backend == "frozen" else None
+    encoder = bert if backend in ("frozen", "finetune") else None
+    if backend == "finetune":
+        kwargs.setdefault("finetune", FINETUNE)
     return judge_class(features=backend, encoder=encoder, progress=False, epochs=30, **kwargs)
 
 
