@@ -4,7 +4,7 @@ The folds come from `referee.data.split.kfold` (grouped by prompt, stratified by
 is both trained on and predicted. Each fold trains a fresh judge (`make_judge()`, any backend: tfidf,
 frozen or finetune) on the other folds — its own early-stopping split is carved out of those, never
 out of the held-out fold — and predicts the held-out fold. Every example gets exactly one
-out-of-fold prediction, in the columns `referee predict` writes.
+out-of-fold prediction, in the columns `referee predict` writes (`referee.judges.job.prediction_table`).
 
     cv = cross_validate(lambda: PairJudge(features="tfidf"), pairs, k=5)
     cv.oof            # (n, 3) p(A), p(B), p(tie), one row per pair, in input order
@@ -25,28 +25,6 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from referee.errors import UserError
-
-
-def prediction_columns(judge, examples) -> dict[str, np.ndarray]:
-    """A fitted judge's predictions as named columns (those of `referee predict`, without the id).
-
-    pair: winner_model_a, winner_model_b, winner_tie; score: metric, score; safety: p_unsafe, cost,
-    then p_<category>; reward on pairs: reward_a, reward_b.
-    """
-    if judge.task == "pair":
-        p = judge.predict_proba(examples)
-        return {"winner_model_a": p[:, 0], "winner_model_b": p[:, 1], "winner_tie": p[:, 2]}
-    if judge.task == "score":
-        return {"metric": np.array([ex.metric for ex in examples], dtype=object), "score": judge.predict(examples)}
-    if judge.task == "safety":
-        p = judge.predict_proba(examples)
-        columns = {"p_unsafe": p[:, -1], "cost": judge.cost(examples)}
-        columns.update({f"p_{cat}": p[:, j] for j, cat in enumerate(judge.categories_)})
-        return columns
-    if judge.task == "reward":
-        r = judge.reward([ex.a for ex in examples] + [ex.b for ex in examples])
-        return {"reward_a": r[: len(examples)], "reward_b": r[len(examples):]}
-    raise UserError(f"cross_validate: no predictions for a {judge.task!r} judge")
 
 
 def _labelled(judge, examples) -> list:
@@ -92,6 +70,7 @@ class CrossValidation:
 def cross_validate(make_judge: Callable, examples, k: int = 5, seed: int = 0, progress: bool = True) -> CrossValidation:
     """Train `make_judge()` k times, each time holding out one prompt-grouped fold, and predict it."""
     from referee.data.split import kfold
+    from referee.judges.job import prediction_table
 
     examples = list(examples)
     if not examples:
@@ -104,8 +83,7 @@ def cross_validate(make_judge: Callable, examples, k: int = 5, seed: int = 0, pr
         start = time.perf_counter()
         held_out = [examples[i] for i in valid_idx]
         judge = make_judge().fit([examples[i] for i in train_idx])
-        columns = prediction_columns(judge, held_out)
-        parts[fold] = pd.DataFrame(columns, index=valid_idx)
+        parts[fold] = prediction_table(judge, held_out).drop(columns="id").set_index(pd.Index(valid_idx))
         fold_of[valid_idx] = fold
         labelled = _labelled(judge, held_out)
         metrics = judge._validation(labelled) if labelled else {}
