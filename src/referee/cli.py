@@ -34,7 +34,62 @@ def _add_judges(sub):
 # --- referee eval ------------------------------------------------------------------------------
 
 def _add_eval(sub):
-    pass
+    ev = sub.add_parser("eval", help="evaluate judges (and outside predictions) on labelled data",
+                        description="Evaluate judges side by side on the same labelled rows: metrics with 95%% "
+                                    "bootstrap intervals, calibration, position and length bias; optionally an HTML report.")
+    ev.add_argument("judges", nargs="*", metavar="JUDGE_DIR", help="judge folders written by referee train")
+    ev.add_argument("--data", required=True, help="labelled data of the judges' task (any format referee.data.load reads)")
+    ev.add_argument("--format", help="data format; default: detect it")
+    ev.add_argument("--predictions", action="append", default=[], metavar="FILE",
+                    help="predictions from outside referee, as a judge: a CSV in a `referee predict` format, or a "
+                         "PandaLM judge file (gpt-3.5-turbo-testset-v1.json); matched to the data by id; repeatable")
+    ev.add_argument("--calibrate-on", metavar="PATH",
+                    help="labelled validation data: fit each pair/safety judge's temperature on it first "
+                         "(the judge folder is not changed); the report shows reliability before and after")
+    ev.add_argument("--json", action="store_true", help="print one JSON object per judge and line: task, n, metrics, ci")
+    ev.add_argument("--report", metavar="DIR", help="write DIR/index.html (plots embedded) and DIR/metrics.json")
+    ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the intervals")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    ev.set_defaults(func=_eval)
+
+
+def _eval(args):
+    import json
+    from pathlib import Path
+
+    from referee.data import load
+    from referee.evaluate import evaluate, read_predictions, write_report
+    from referee.evaluate.evaluator import check_task
+    from referee.judges import load_judge
+
+    if not args.judges and not args.predictions:
+        raise UserError("referee eval: name at least one JUDGE_DIR or --predictions FILE")
+    examples = load(args.data, args.format).examples
+    valid = load(args.calibrate_on).examples if args.calibrate_on else None
+    judges = [(Path(folder).name, folder, load_judge(folder)) for folder in args.judges]
+    judges += [(None, None, read_predictions(path)) for path in args.predictions]
+    results = []
+    for name, folder, judge in judges:
+        if valid is not None and judge.task in ("pair", "safety") and folder is not None:
+            check_task(name, judge.task, valid, where=args.calibrate_on)
+            judge.calibrate(valid)
+        results.append(evaluate(judge, examples, name=name, where=args.data, folder=folder, n_boot=args.bootstrap,
+                                seed=args.seed))
+    for r in results:
+        if args.json:
+            print(json.dumps(r.to_dict(), ensure_ascii=False))
+            continue
+        print(f"{r.judge} ({r.task} judge, n = {r.n})")
+        for key, value in r.metrics.items():
+            if "/" in key and not key.endswith("/any"):
+                continue
+            interval = f"  [{r.ci[key][0]:.4f}, {r.ci[key][1]:.4f}]" if key in r.ci else ""
+            print(f"  {key:<28}{value:9.4f}{interval}{'   (primary)' if key == r.primary else ''}")
+        for note in r.notes:
+            print(f"  note: {note}")
+    if args.report:
+        path = write_report(args.report, results)
+        print(f"report written to {path}", file=sys.stderr if args.json else sys.stdout)
 
 
 # --- referee serve -----------------------------------------------------------------------------

@@ -132,9 +132,9 @@ class ScoreEvaluator:
 
     primary = "rmse"
 
-    def __call__(self, judge, examples, n_boot=1000, seed=0):
+    def __call__(self, judge, examples, n_boot=1000, seed=0, where="the data"):
         notes: list[str] = []
-        examples = _labelled(examples, lambda ex: ex.score is not None, "score", "the data", notes)
+        examples = _labelled(examples, lambda ex: ex.score is not None, "score", where, notes)
         y = np.array([ex.score for ex in examples], dtype=float)
         pred = judge.outputs(examples)["pred"] if isinstance(judge, Predictions) else np.asarray(judge.predict(examples), float)
         names = np.array([ex.metric for ex in examples])
@@ -165,9 +165,9 @@ class PairEvaluator:
 
     primary = "log_loss"
 
-    def __call__(self, judge, examples, n_boot=1000, seed=0):
+    def __call__(self, judge, examples, n_boot=1000, seed=0, where="the data"):
         notes: list[str] = []
-        examples = _labelled(examples, lambda ex: ex.target is not None, "label", "the data", notes)
+        examples = _labelled(examples, lambda ex: ex.target is not None, "label", where, notes)
         out = _pair_outputs(judge, examples)
         target = np.array([ex.target for ex in examples], dtype=float)
         label = np.array([PAIR_LABELS.index(ex.label) for ex in examples])
@@ -233,10 +233,10 @@ class SafetyEvaluator:
 
     primary = "roc_auc/any"
 
-    def __call__(self, judge, examples, n_boot=1000, seed=0):
+    def __call__(self, judge, examples, n_boot=1000, seed=0, where="the data"):
         notes: list[str] = []
         examples = _labelled(examples, lambda ex: any(v is not None for v in ex.labels.values()), "safety label",
-                             "the data", notes)
+                             where, notes)
         out = _safety_outputs(judge, examples)
         categories = out["categories"]
         stats = {}
@@ -286,9 +286,9 @@ class PromptSafetyEvaluator:
 
     primary = "over_refusal"
 
-    def __call__(self, judge, examples, n_boot=1000, seed=0):
+    def __call__(self, judge, examples, n_boot=1000, seed=0, where="the data"):
         notes: list[str] = []
-        examples = _labelled(examples, lambda ex: ex.label is not None, "safe/unsafe label", "the data", notes)
+        examples = _labelled(examples, lambda ex: ex.label is not None, "safe/unsafe label", where, notes)
         as_safety = [SafetyExample(id=ex.id, conversation=ex.conversation, source=ex.source, language=ex.language)
                      for ex in examples]
         out = _safety_outputs(judge, as_safety)
@@ -320,14 +320,14 @@ class RewardEvaluator:
 
     primary = "pairwise_accuracy"
 
-    def __call__(self, judge, examples, n_boot=1000, seed=0):
+    def __call__(self, judge, examples, n_boot=1000, seed=0, where="the data"):
         notes: list[str] = []
-        examples = _labelled(examples, lambda ex: ex.label is not None, "label", "the data", notes)
+        examples = _labelled(examples, lambda ex: ex.label is not None, "label", where, notes)
         decided = [ex for ex in examples if ex.label in ("A", "B")]
         if len(decided) < len(examples):
             notes.append(f"{len(examples) - len(decided)} tie rows left out (a reward compares two responses)")
         if not decided:
-            raise UserError("the data: every labelled pair is a tie; a reward judge needs A or B wins")
+            raise UserError(f"{where}: every labelled pair is a tie; a reward judge needs A or B wins")
         if isinstance(judge, Predictions):
             out = judge.outputs(decided)
             r_a, r_b = out["r_a"], out["r_b"]
@@ -372,7 +372,7 @@ def evaluate(judge, examples, *, name: str | None = None, n_boot: int = 1000, se
     examples = list(examples)
     name = name or (judge.name if isinstance(judge, Predictions) else type(judge).__name__)
     data_task = check_task(name, judge.task, examples, where)
-    metrics, ci, notes, details, n, primary = EVALUATORS[(judge.task, data_task)](judge, examples, n_boot, seed)
+    metrics, ci, notes, details, n, primary = EVALUATORS[(judge.task, data_task)](judge, examples, n_boot, seed, where)
     details["history"] = training_history(judge, folder)
     if isinstance(judge, Predictions) and judge.unused:
         notes.append(f"{judge.unused} predictions for ids not in the data were not used")

@@ -4,7 +4,8 @@ A CSV in the formats `referee predict` writes, one row per example id:
 
     pair    id,winner_model_a,winner_model_b,winner_tie      probabilities (hard 0/1 also works)
     score   id,metric,score
-    safety  id,p_unsafe[,cost][,p_<category>...]            unsafe when cost > 0 (else p_unsafe >= .5)
+    safety  id,p_unsafe[,cost][,<category>...]              unsafe when cost > 0 (else p_unsafe >= .5);
+                                                             other columns: p(unsafe) per category
     reward  id,reward_a,reward_b                             rewards of the two responses of a pair
 
 or a PandaLM judge-prediction file (`gpt-3.5-turbo-testset-v1.json`, `pandalm-7b-testset-v1.json`):
@@ -66,7 +67,7 @@ class Predictions:
                                     f"scores {ex.metric!r}")
             return {"pred": np.array([r["score"] for r in rows], dtype=float)}
         if self.task == "safety":
-            proba = np.array([[r.get(f"p_{c}", np.nan) for c in self.categories] + [r["p_unsafe"]] for r in rows])
+            proba = np.array([[r[c] for c in self.categories] + [r["p_unsafe"]] for r in rows])
             flagged = np.array([r["cost"] > 0 if "cost" in r else r["p_unsafe"] >= 0.5 for r in rows])
             return {"proba": proba, "flagged": flagged, "categories": list(self.categories)}
         return {"r_a": np.array([r["reward_a"] for r in rows]), "r_b": np.array([r["reward_b"] for r in rows])}
@@ -92,7 +93,10 @@ def read_predictions(path: str | Path) -> Predictions:
         task, numeric = "reward", ["reward_a", "reward_b"]
     elif "p_unsafe" in header:
         task = "safety"
-        numeric = ["p_unsafe"] + (["cost"] if "cost" in header else []) + [c for c in header if c.startswith("p_") and c != "p_unsafe"]
+        numeric = [c for c in header if c not in ("id", "metric")]
+    elif "reward" in header:
+        raise UserError(f"{path}: id,reward predictions rate single conversations; a reward judge is evaluated on "
+                        "pairs: predict on pair data to get id,reward_a,reward_b")
     elif "score" in header:
         task, numeric = "score", ["score"]
     else:
@@ -113,7 +117,7 @@ def read_predictions(path: str | Path) -> Predictions:
             except (TypeError, ValueError):
                 raise UserError(f"{path}: row {i}: field {column!r}: expected a number, got {record[column]!r}") from None
         rows[key] = row
-    categories = [c[2:] for c in numeric if c.startswith("p_") and c != "p_unsafe"]
+    categories = [c for c in numeric if c not in ("p_unsafe", "cost")] if task == "safety" else []
     return Predictions(name=path.stem, task=task, path=path, rows=rows, categories=categories)
 
 
