@@ -16,13 +16,21 @@ def _add_data(sub):
     data = sub.add_parser("data", help="inspect data files").add_subparsers(dest="data_command", required=True)
     inspect = data.add_parser("inspect", help="detected format and task, rows, labels, languages, lengths, problems")
     inspect.add_argument("path", help="a data file or folder (or 'hf:NAME', or 'default' for the embedded pyrit set)")
-    inspect.add_argument("--format", help="override format detection")
+    inspect.add_argument("--format", help="override format detection (see README, 'Data formats')")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--columns", help="column mapping for csv/jsonl/parquet/hf, e.g. prompt=question,response=answer,score=rating")
+    inspect.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                         help="stop at the first bad row (default), or skip bad rows and count them")
     inspect.set_defaults(func=_data_inspect)
 
 
 def _data_inspect(args):
-    raise UserError("referee data inspect: not implemented yet")
+    import json
+
+    from referee.data.inspect import inspect, render
+
+    summary = inspect(args.path, args.format, columns=args.columns, on_error=args.on_error)
+    print(json.dumps(summary, ensure_ascii=False) if args.json else render(summary))
 
 
 # --- referee train / predict -------------------------------------------------------------------

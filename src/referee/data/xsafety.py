@@ -28,7 +28,7 @@ EXTENSIONS = (".csv", ".xlsx")
 
 def files(path: Path) -> list[Path]:
     if path.is_file():
-        return [path]
+        return [path] if path.suffix.lower() in EXTENSIONS else []
     found = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS)
     return found
 
