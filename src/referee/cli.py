@@ -36,7 +36,61 @@ def _data_inspect(args):
 # --- referee train / predict -------------------------------------------------------------------
 
 def _add_judges(sub):
-    pass
+    from referee.judges.config import TrainConfig
+
+    helps = TrainConfig.help()
+    train = sub.add_parser("train", help="train a judge on labelled data and save it",
+                           description="Train a score, pair, safety or reward judge. Flags override --config.")
+    train.add_argument("task", choices=("score", "pair", "safety", "reward"), help="which judge to train")
+    train.add_argument("--config", help="a YAML file setting any of the fields below (flags override it)")
+    flags = {"data": str, "format": str, "valid": str, "valid_split": float, "features": str, "encoder": str,
+             "head": str, "folds": int, "out": str, "epochs": int, "lr": float, "hidden": int, "C": float,
+             "seed": int, "catalogue": str, "loss": str, "threshold": str, "target_fpr": float, "margin": float}
+    choices = {"features": ("tfidf", "frozen", "finetune"), "head": ("concat", "two-tower"),
+               "loss": ("mse", "huber"), "threshold": ("f1", "fpr")}
+    for name, kind in flags.items():
+        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, choices=choices.get(name),
+                           default=None, help=helps[name])
+    train.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
+                       help="hide progress bars")
+    train.set_defaults(func=_train)
+
+    predict = sub.add_parser("predict", help="apply a saved judge to data and write a CSV")
+    predict.add_argument("judge", help="a judge folder written by referee train")
+    predict.add_argument("--data", required=True, help="data to judge (any format referee.data.load reads)")
+    predict.add_argument("--format", help="data format; default: detect it")
+    predict.add_argument("--out", required=True, help="CSV to write (pair: Kaggle submission columns)")
+    predict.set_defaults(func=_predict)
+
+
+def _train(args):
+    from referee.judges import job
+    from referee.judges.config import TrainConfig
+
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "func", "config")}
+    config = TrainConfig.from_yaml(args.config, **overrides)
+    summary = job.train(config)
+    print(f"trained a {summary['task']} judge ({summary['features']}) on {summary['train_rows']} rows "
+          f"in {summary['seconds']:.1f}s")
+    if "cv" in summary:
+        print("  cross-validated: " + _metrics(summary["cv"]))
+    print("  validation: " + _metrics(summary["validation"]))
+    for key in ("temperature", "threshold"):
+        if key in summary:
+            print(f"  {key}: {summary[key]:.4g}")
+    print(f"  saved to {summary['saved']}")
+
+
+def _metrics(metrics: dict) -> str:
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+
+
+def _predict(args):
+    from referee.judges import job
+
+    summary = job.predict(args.judge, args.data, args.out, format=args.format)
+    print(f"wrote {summary['rows']} rows ({', '.join(summary['columns'])}) to {summary['out']} "
+          f"in {summary['seconds']:.1f}s")
 
 
 # --- referee eval ------------------------------------------------------------------------------

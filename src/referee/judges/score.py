@@ -14,9 +14,6 @@ Scores are learned in a normalised [0, 1] space per example (`(score - low) / (h
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -29,20 +26,6 @@ from referee.schema import ScoreExample
 
 HEADS = ("concat", "two-tower")
 LOSSES = ("mse", "huber")
-
-
-def read_catalogue(folder: str | Path) -> tuple[list[str], np.ndarray]:
-    """(metric names, (M, d) float32 embeddings) from a catalogue folder; never unpickles."""
-    folder = Path(folder)
-    names_file, emb_file = folder / "metric_names.json", folder / "metric_name_embeddings.npy"
-    for f in (names_file, emb_file):
-        if not f.is_file():
-            raise UserError(f"catalogue {folder}: missing {f.name}")
-    names = json.loads(names_file.read_text(encoding="utf-8"))
-    emb = np.load(emb_file, allow_pickle=False).astype(np.float32)
-    if not isinstance(names, list) or emb.ndim != 2 or len(names) != len(emb):
-        raise UserError(f"catalogue {folder}: {len(names)} names but embeddings of shape {emb.shape}")
-    return [str(n) for n in names], emb
 
 
 def metric_text(name: str) -> str:
@@ -142,7 +125,8 @@ class ScoreJudge(Judge):
 
     def _fit_metric_embeddings(self):
         if self.catalogue:
-            self.metric_names_, self.metric_embeddings_ = read_catalogue(self.catalogue)
+            from referee.data.da5401 import load_catalogue
+            self.metric_names_, self.metric_embeddings_ = load_catalogue(self.catalogue)
             missing = sorted(set(self.metrics_) - set(self.metric_names_))
             if missing:
                 raise UserError(f"ScoreJudge: metric(s) {missing} are not in the catalogue {self.catalogue}")
