@@ -42,7 +42,7 @@ from referee.data import (
     xstest_completions,
     xstest_prompts,
 )
-from referee.data.files import DataError, LoadResult
+from referee.data.files import DataError, LoadResult, head
 
 __all__ = ["load", "load_default", "LoadResult", "DataError", "FORMATS", "detect"]
 
@@ -102,7 +102,7 @@ def load(path: str | Path, format: str | None = None, *, columns: dict[str, str]
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder (named sources: {', '.join(NAMED)}, hf:NAME)")
-    if path.is_file() and not path.read_bytes()[:4096].strip(b" \t\r\n\xef\xbb\xbf"):
+    if path.is_file() and is_empty(path):
         raise DataError(f"{path}: the file is empty")
     if format is None:
         format = generic_for(path) if columns else detect(path)
@@ -131,6 +131,13 @@ def detect(path: Path) -> str:
         refusals.append(f"  {name}: {verdict}")
     raise DataError(f"{path}: cannot tell its format. Tried:\n" + "\n".join(refusals)
                     + "\nPass --format NAME, or --columns prompt=...,response=...,score=... for a generic file.")
+
+
+def is_empty(path: Path) -> bool:
+    """No content but white space (a gzipped file is looked at inside)."""
+    if path.suffix == ".gz":
+        return not head(path, 4096).strip()
+    return not path.read_bytes()[:4096].strip(b" \t\r\n\xef\xbb\xbf")
 
 
 def generic_for(path: Path) -> str:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from referee.data import columns as cols
 from referee.data.files import DataError, LoadResult
 
@@ -16,6 +13,9 @@ def sniff(path: Path, mapped: bool = False) -> bool | str:
         return "not a .parquet file"
     if mapped:
         return True
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         names = pq.read_schema(path).names
     except (pa.ArrowException, OSError) as err:
@@ -24,6 +24,9 @@ def sniff(path: Path, mapped: bool = False) -> bool | str:
 
 
 def load(path: Path, *, columns=None, on_error: str = "raise") -> LoadResult:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as err:

@@ -15,8 +15,6 @@ import io
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from referee.data.files import DataError, LoadResult, collect, head, read_text
 from referee.schema import Conversation, PromptExample
 
@@ -56,6 +54,8 @@ def read_prompts(path: Path) -> list[str | None]:
     """The first cell of every row (headerless); None for an empty row. Cells after the first must be
     empty (several files end rows with stray commas)."""
     if path.suffix.lower() == ".xlsx":
+        import pandas as pd  # only for XLSX: openpyxl through pandas
+
         try:
             table = pd.read_excel(path, header=None, dtype=str, engine="openpyxl")
         except (ValueError, OSError) as err:
