@@ -355,6 +355,8 @@ def test_hf_saved_dataset(tmp_path):
         str(tmp_path / "dd"))
     res = load(f"hf:{tmp_path / 'dd'}", columns="prompt=q,response=r,score=s")
     assert res.examples[0].score == 3.0 and res.path.endswith("[test]")
+    with pytest.raises(DataError, match="hf:Anthropic/hh-rlhf: cannot load from the Hugging Face hub .offline mode"):
+        load("hf:Anthropic/hh-rlhf")  # the tests run offline (conftest)
 
 
 @pytest.mark.parametrize("name, content, message", [
