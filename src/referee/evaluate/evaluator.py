@@ -41,6 +41,7 @@ class Evaluation:
     primary: str
     data_task: str = ""                         # the data's task ("prompts" for XSTest prompts)
     data: str = ""                              # what was evaluated on (a path or a name)
+    n_boot: int = 1000                          # bootstrap resamples behind `ci`
     notes: list[str] = field(default_factory=list)
     details: dict = field(default_factory=dict)  # per-row arrays for the plots; not in to_dict()
 
@@ -377,7 +378,7 @@ def evaluate(judge, examples, *, name: str | None = None, n_boot: int = 1000, se
     if isinstance(judge, Predictions) and judge.unused:
         notes.append(f"{judge.unused} predictions for ids not in the data were not used")
     return Evaluation(judge=name, task=judge.task, n=n, metrics=metrics, ci=ci, primary=primary,
-                      data_task=data_task, data=where, notes=notes, details=details)
+                      data_task=data_task, data=where, n_boot=n_boot, notes=notes, details=details)
 
 
 def training_history(judge, folder: str | Path | None) -> dict | None:

@@ -36,7 +36,8 @@ def reliability(curves: list[tuple[str, np.ndarray, np.ndarray]], title: str, xl
     `curves` = [(label, confidence, outcome 0/1), ...]: before and after temperature scaling."""
     fig, ax = plt.subplots(figsize=(4.6, 3.8))
     ax.plot([0, 1], [0, 1], color=GREY, lw=1, ls="--", label="perfectly calibrated")
-    for (label, confidence, outcome), color in zip(curves, (GREY, BLUE, ORANGE)):
+    colors = (GREY, BLUE) if len(curves) > 1 else (BLUE,)  # before in grey, after (or the only one) in blue
+    for (label, confidence, outcome), color in zip(curves, colors):
         _, conf, acc, count = reliability_bins(confidence, outcome, n_bins)
         seen = count > 0
         ax.plot(conf[seen], acc[seen], "o-", color=color, label=label, ms=4)

@@ -217,7 +217,7 @@ def _section(index: int, results: list[Evaluation]) -> str:
     what = " (over-refusal on requests)" if first.data_task == "prompts" else ""
     parts = [f'<section id="s{index}"><h2>{kind} judges{what} <span class="badge">{escape(first.data or "data")}</span></h2>',
              f'<p class="sub">{len(results)} judge(s) on the same rows; primary metric highlighted; 95% bootstrap intervals '
-             "in brackets (1000 resamples); ↓ lower is better, ↑ higher is better. Hover a column for its meaning.</p>",
+             f"in brackets ({first.n_boot} resamples); ↓ lower is better, ↑ higher is better. Hover a column for its meaning.</p>",
              _table(results, headline)]
     if detail:
         parts.append(f"<details><summary>Per category / per metric ({len(detail)} numbers)</summary>{_table(results, detail)}</details>")
