@@ -181,7 +181,8 @@ def _fit(kind, bert, **options):
         pair_examples(24, ties=False), valid=pair_examples(6, ties=False, seed=1)), pair_examples(6, seed=2), "predict_proba"
 
 
-@pytest.mark.parametrize("kind,options", [("pair", {}), ("pair", {"cross_encoder": True}), ("safety", {}),
+@pytest.mark.parametrize("kind,options", [("pair", {}), ("pair", {"cross_encoder": True}),
+                                          ("pair", {"warm_start": True}), ("safety", {}),
                                           ("score", {}), ("reward", {})])
 def test_saved_judge_predicts_identically(bert, tmp_path, kind, options):
     judge, test, method = _fit(kind, bert, **options)

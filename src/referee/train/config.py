@@ -36,6 +36,7 @@ class FinetuneConfig:
     encoder: str | None = _help("HF model path or hub name of the backbone; None = the packaged all-MiniLM-L6-v2", None)
     cross_encoder: bool = _help("pairs: read A and B in one sequence instead of a shared (siamese) backbone", False)
     max_length: int = _help("tokens per text (per side for a siamese pair, both sides for a cross-encoder)", 256)
+    warm_start: bool = _help("train the head on frozen features first, then fine-tune everything (LP-FT)", False)
     lr: float = _help("peak learning rate of the backbone (AdamW)", 3e-5)
     head_lr: float | None = _help("peak learning rate of the head; None = 10 x lr (a fresh head learns faster)", None)
     batch_size: int = _help("examples per device per step", 16)
@@ -98,7 +99,7 @@ class FinetuneConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 bad(name, "a non-empty path or name, or null")
-        for name in ("cross_encoder", "progress"):
+        for name in ("cross_encoder", "warm_start", "progress"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, "true or false")
 

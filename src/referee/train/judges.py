@@ -66,6 +66,15 @@ def _tensor(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float32)
 
 
+def _warm_start(judge, head: nn.Module, train_examples, valid, encoder: str | None) -> None:
+    """LP-FT (Kumar et al., 2022): fit the same head on frozen features of the same encoder, then
+    start fine-tuning from it, so that a random head does not distort the pretrained features in
+    the first steps. The frozen backend's embeddings are cached, so a rerun costs little."""
+    params = dict(judge.get_params(), features="frozen", encoder=encoder, finetune=None, progress=False)
+    frozen = type(judge)(**params).fit(train_examples, valid)
+    head.load_state_dict(frozen.head_.state_dict())
+
+
 def _finish(judge, encoder, head, result) -> None:
     judge.encoder_, judge.head_ = encoder, head
     encoder.eval()
@@ -119,6 +128,8 @@ def _fit_pair(judge, train_examples, valid, config):
     judge.head_args_ = dict(dim=encoder.dim, n_extra=len(LENGTH_FEATURES), n_classes=k, hidden=judge.hidden,
                             dropout=judge.dropout)
     head = judge._build_head(**judge.head_args_)
+    if config.warm_start:
+        _warm_start(judge, head, train_examples, valid, config.encoder)
 
     def collate(examples):
         a, b = [ex.a for ex in examples], [ex.b for ex in examples]
@@ -162,6 +173,8 @@ def _fit_safety(judge, train_examples, valid, config):
     judge.head_args_ = dict(dim=encoder.dim, n_extra=len(LENGTH_FEATURES), n_outputs=len(judge.categories_) + 1,
                             hidden=judge.hidden, dropout=judge.dropout)
     head = judge._build_head(**judge.head_args_)
+    if config.warm_start:
+        _warm_start(judge, head, train_examples, valid, config.encoder)
 
     def collate(examples):
         convs = [ex.conversation for ex in examples]
@@ -211,6 +224,8 @@ def _fit_score(judge, train_examples, valid, config):
     judge.head_args_ = dict(dim=encoder.dim, metric_dim=metric_dim, kind=judge.head, hidden=judge.hidden,
                             dropout=judge.dropout)
     head = judge._build_head(**judge.head_args_)
+    if config.warm_start:
+        _warm_start(judge, head, train_examples, valid, config.encoder)
     y = judge._targets(train_examples)
     weights = balance_weights(y) if judge.reweight else np.ones(len(y))
 
