@@ -1,4 +1,4 @@
-"""TF-IDF features: word 1-2-grams and character 2-5-grams, the classic strong baseline for judging
+"""TF-IDF features: word 1-2-grams and character 3-5-grams, the classic strong baseline for judging
 text. Saved as JSON (vocabulary, settings) + safetensors (idf weights), never as a pickle, so that a
 loaded encoder gives bit-identical features.
 
@@ -28,7 +28,7 @@ def _vectorizers(max_features: int, min_df: int) -> dict[str, TfidfVectorizer]:
     common = dict(sublinear_tf=True, min_df=min_df, max_features=max_features, dtype=np.float32)
     return {
         "word": TfidfVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", **common),
-        "char": TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), **common),
+        "char": TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), **common),
     }
 
 
@@ -37,7 +37,7 @@ class TfidfEncoder:
 
     name = "tfidf"
 
-    def __init__(self, max_features: int = 30000, min_df: int = 2):
+    def __init__(self, max_features: int = 20000, min_df: int = 2):
         self.max_features = max_features
         self.min_df = min_df
 

@@ -8,7 +8,7 @@ Feature backends (`features=`):
 - "tfidf": `referee.encoders.tfidf.TfidfEncoder` + a linear head fitted by scikit-learn;
 - "frozen": `referee.encoders.frozen.FrozenEncoder` (cached embeddings) + a torch head (`heads.py`);
 - "finetune": a transformer trained end to end under the same torch heads. Training lives in the
-  fine-tune backend (`referee.encoders.finetune`); once trained, its encoder answers `transform`
+  fine-tune backend (`referee.train.judges`); once trained, its encoder answers `transform`
   like a frozen one, so prediction, save and load go through the same code as "frozen".
 """
 
@@ -41,8 +41,8 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
 def length_features(conversations: list[Conversation]) -> np.ndarray:
     """(n, 5) float32 `LENGTH_FEATURES` of each judged response (of the request when there is none).
 
-    >>> length_features([Conversation.from_text("Hi", "One two\\n- three")]).round(3).tolist()
-    [[2.773, 1.386, 1.099, 0.693, 0.0]]
+    >>> [round(float(v), 3) for v in length_features([Conversation.from_text("Hi", "One two\\n- three")])[0]]
+    [2.773, 1.609, 1.099, 0.693, 0.0]
     """
     rows = []
     for conv in conversations:
@@ -151,7 +151,7 @@ class Judge:
     def _fit_finetune(self, train: list, valid: list | None):
         """The seam for features="finetune": the fine-tune backend trains a transformer under this
         judge's torch head and sets `encoder_`, `head_` and the judge's other learned state."""
-        from referee.encoders.finetune import fit_judge
+        from referee.train.judges import fit_judge
         return fit_judge(self, train, valid)
 
     # --- torch heads --------------------------------------------------------------------------
