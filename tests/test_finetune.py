@@ -238,3 +238,33 @@ def test_kfold_gives_one_out_of_fold_prediction_per_row(bert, tmp_path, features
     oof_path, folds_path = cv.write(tmp_path)
     saved = json.loads(folds_path.read_text())
     assert len(saved["folds"]) == 3 and "log_loss" in saved["mean"]
+
+
+def test_train_cli_folds_writes_out_of_fold_predictions(tmp_path):
+    import pandas as pd
+
+    from referee.cli import main
+
+    rows = [{"id": ex.id, "model_a": "x", "model_b": "y", "prompt": json.dumps([ex.a.prompt]),
+             "response_a": json.dumps([ex.response_a]), "response_b": json.dumps([ex.response_b]),
+             "winner_model_a": int(ex.label == "A"), "winner_model_b": int(ex.label == "B"),
+             "winner_tie": int(ex.label == "tie")} for ex in pair_examples(21)]
+    pd.DataFrame(rows).to_csv(tmp_path / "arena.csv", index=False)
+    assert main(["train", "pair", "--data", str(tmp_path / "arena.csv"), "--folds", "3", "--out",
+                 str(tmp_path / "judge"), "--no-progress"]) == 0
+    oof = pd.read_csv(tmp_path / "judge" / "cv" / "oof.csv")
+    assert list(oof["id"]) == [r["id"] for r in rows] and set(oof["fold"]) == {0, 1, 2}
+    assert len(json.loads((tmp_path / "judge" / "cv" / "folds.json").read_text())["folds"]) == 3
+
+
+def test_yaml_finetune_section_reaches_the_judge(tmp_path):
+    from referee.judges.config import ConfigError as TrainConfigError
+    from referee.judges.config import TrainConfig
+
+    path = tmp_path / "job.yaml"
+    path.write_text("features: finetune\nfinetune:\n  epochs: 2\n  cross_encoder: true\n")
+    config = TrainConfig.from_yaml(path, task="pair", data="x.csv", out="judge")
+    assert config.judge_options()["finetune"] == {"epochs": 2, "cross_encoder": True}
+    path.write_text("finetune:\n  epoch: 2\n")
+    with pytest.raises(TrainConfigError, match="unknown field.*epoch"):
+        TrainConfig.from_yaml(path, task="pair", data="x.csv", out="judge")

@@ -79,6 +79,8 @@ def _train(args):
         if key in summary:
             print(f"  {key}: {summary[key]:.4g}")
     print(f"  saved to {summary['saved']}")
+    if "oof" in summary:  # --folds
+        print(f"  out-of-fold predictions: {summary['oof']}; per-fold metrics: {summary['folds_json']}")
 
 
 def _metrics(metrics: dict) -> str:

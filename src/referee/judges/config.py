@@ -66,6 +66,8 @@ class TrainConfig:
     target_fpr: float = _help("safety: the false-positive rate for threshold='fpr'", 0.05)
     margin: float = _help("reward: Bradley-Terry margin (frozen/finetune)", 0.0)
     progress: bool = _help("show progress bars", True)
+    finetune: dict | None = _help("features=finetune: FinetuneConfig fields (lr, epochs, batch_size, max_length, "
+                                  "cross_encoder, ...), the YAML's `finetune:` section", None)
 
     def __post_init__(self):
         def bad(name, expected):
@@ -119,6 +121,15 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 bad(name, "a non-empty string or null")
+        if self.finetune is not None:  # finetune: checked by its own config (names the bad field)
+            from referee.train.config import FinetuneConfig
+            if not isinstance(self.finetune, dict):
+                bad("finetune", "a mapping of FinetuneConfig fields")
+            unknown = sorted(set(self.finetune) - set(FinetuneConfig.help()))
+            if unknown:
+                raise ConfigError(f"TrainConfig: field 'finetune': unknown field(s) {unknown}; "
+                                  f"known: {sorted(FinetuneConfig.help())}")
+            FinetuneConfig(**self.finetune)
         if self.valid and self.valid_split:
             raise ConfigError("TrainConfig: give either 'valid' (a file) or 'valid_split' (a share), not both")
 
@@ -136,7 +147,7 @@ class TrainConfig:
                 raise ConfigError(f"{path}: not valid YAML: {err}") from None
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: expected a mapping of field: value, got {type(data).__name__}")
-            data = {k.replace("-", "_"): v for k, v in data.items() if k != "finetune"}
+            data = {k.replace("-", "_"): v for k, v in data.items()}
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(data) - known)
             if unknown:
@@ -148,7 +159,7 @@ class TrainConfig:
         """The judge constructor's keyword arguments for this task."""
         common = dict(hidden=self.hidden, dropout=self.dropout, lr=self.lr, epochs=self.epochs,
                       batch_size=self.batch_size, patience=self.patience, C=self.C, max_chars=self.max_chars,
-                      seed=self.seed, progress=self.progress)
+                      seed=self.seed, progress=self.progress, finetune=self.finetune)
         extra = {
             "pair": dict(swap_augment=self.swap_augment),
             "score": dict(head=self.head, catalogue=self.catalogue, loss=self.loss, reweight=self.reweight, alpha=self.alpha),

@@ -8,7 +8,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from referee.errors import UserError
@@ -51,14 +50,11 @@ def train(config: TrainConfig) -> dict:
     summary = {"task": config.task, "features": config.features, "train_rows": len(examples),
                "valid_rows": len(valid) if valid else None}
     if config.folds:
-        from referee.data.split import kfold
-        fold_metrics = []
-        for k, (train_idx, valid_idx) in enumerate(kfold(examples, k=config.folds, seed=config.seed)):
-            judge = new_judge().fit([examples[i] for i in train_idx], [examples[i] for i in valid_idx])
-            fold_metrics.append(judge.validation_)
-        summary["cv"] = {name: float(np.mean([m[name] for m in fold_metrics]))
-                         for name in fold_metrics[0] if all(name in m for m in fold_metrics)}
-        summary["cv"]["folds"] = config.folds
+        # --folds (referee.train.kfold): each fold early-stops on a split of its own training folds, never
+        # on the held-out fold; the out-of-fold predictions are written beside the judge once it is saved.
+        from referee.train.kfold import cross_validate
+        cv = cross_validate(new_judge, examples, k=config.folds, seed=config.seed, progress=config.progress)
+        summary["cv"] = dict(cv.mean(), folds=config.folds)
     judge = new_judge().fit(examples, valid)
     if config.calibrate and valid and isinstance(judge, (PairJudge, SafetyJudge)):
         judge.calibrate(valid)  # validation_ stays the uncalibrated figure: T is fitted on the same rows
@@ -67,6 +63,8 @@ def train(config: TrainConfig) -> dict:
     if isinstance(judge, SafetyJudge):
         summary["threshold"] = judge.threshold_
     summary["saved"] = str(judge.save(config.out))
+    if config.folds:
+        summary["oof"], summary["folds_json"] = (str(p) for p in cv.write(Path(summary["saved"]) / "cv"))
     summary["seconds"] = time.perf_counter() - start
     return summary
 
