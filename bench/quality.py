@@ -298,6 +298,8 @@ def main(argv=None):
     parser.add_argument("--sets", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
     parser.add_argument("--features", default="tfidf,frozen", help="comma-separated backends: tfidf, frozen")
     parser.add_argument("--encoder", default=None, help="frozen encoder (default: the packaged MiniLM)")
+    parser.add_argument("--no-evaluation", dest="evaluation", action="store_false",
+                        help="skip the calibration and bias table (bench/evaluation.py)")
     a = parser.parse_args(argv)
     if not DATA.is_dir():
         sys.exit(f"no data at {DATA}")
@@ -314,6 +316,13 @@ def main(argv=None):
                   file=sys.stderr, flush=True)
         rows += new
     print_table(rows)
+    # --- calibration and bias columns (owner: evaluation; the table and its sets live in bench/evaluation.py) ---
+    if a.evaluation:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import evaluation
+        sets = [name for name in a.sets.split(",") if name in evaluation.SETS]
+        print("\nCalibration (ECE before -> after temperature) and bias (swap consistency, length) on the same splits:\n")
+        evaluation.print_table([row for name in sets for row in evaluation.SETS[name](args.features)])
 
 
 if __name__ == "__main__":
