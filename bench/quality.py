@@ -276,8 +276,8 @@ def arena_finetune(args: Args) -> list[Row]:
     rows = []
     for name, (ll, acc, took) in found.items():
         label = judge_name("finetune", args.encoder, "LP-FT" if name.endswith("lp") else "1 epoch, 128 tok")
-        rows.append(Row(data, "log loss", label, ll, "frozen (minilm)", frozen_ll, took, "lower"))
-        rows.append(Row(data, "accuracy", label, acc, "frozen (minilm)", frozen_acc, took))
+        rows.append(Row(data, "log loss", label, ll, judge_name("frozen", args.encoder), frozen_ll, took, "lower"))
+        rows.append(Row(data, "accuracy", label, acc, judge_name("frozen", args.encoder), frozen_acc, took))
     return rows
 
 
