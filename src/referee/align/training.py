@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -132,21 +131,25 @@ def finish(trainer, config: AlignConfig, before: dict, started: float, n_pairs: 
         "seconds": round(time.time() - started, 1), "out": str(Path(config.out).resolve()),
         "adapter": not config.full,
     }
-    if not trainer.is_world_process_zero():
-        return summary
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
-        trainer.save_model(str(tmp))
-        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle: referee never writes or reads those
-        trainer.processing_class.save_pretrained(str(tmp))
-        record = {"stage": config.stage, "policy": policy_reference(config.policy), "config": config.to_dict(),
-                  "summary": {k: v for k, v in summary.items() if k != "loss_history"}}
-        (tmp / ALIGN_JSON).write_text(json.dumps(record, indent=2))
-        replace_dir(tmp, out)
-    except BaseException:
+    main = trainer.is_world_process_zero()
+    tmp = out.parent / f".{out.name}-partial"
+    if main:
         shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    try:
+        trainer.save_model(str(tmp))  # every process: sharded weights are gathered; the main one writes
+        if main:
+            (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle: referee never writes or reads those
+            trainer.processing_class.save_pretrained(str(tmp))
+            record = {"stage": config.stage, "policy": policy_reference(config.policy), "config": config.to_dict(),
+                      "summary": {k: v for k, v in summary.items() if k != "loss_history"}}
+            (tmp / ALIGN_JSON).write_text(json.dumps(record, indent=2))
+            replace_dir(tmp, out)
+    except BaseException:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
 
