@@ -147,6 +147,19 @@ def train_head(head: nn.Module, train_loss, n_train: int, valid_loss, *, lr: flo
     train_loss(idx: LongTensor) -> scalar loss on those training rows; valid_loss() -> float.
     Features are precomputed, so an epoch is cheap: a few seconds on CPU for thousands of rows.
     """
+    # A head this small runs fastest on one thread: more only add synchronisation (and on a busy
+    # machine, waiting for cores).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_head(head, train_loss, n_train, valid_loss, lr=lr, weight_decay=weight_decay, epochs=epochs,
+                           batch_size=batch_size, patience=patience, seed=seed, progress=progress, desc=desc)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_head(head, train_loss, n_train, valid_loss, *, lr, weight_decay, epochs, batch_size, patience, seed,
+                progress, desc) -> History:
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     history = History()
