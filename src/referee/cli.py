@@ -159,7 +159,30 @@ def _eval(args):
 # --- referee serve -----------------------------------------------------------------------------
 
 def _add_serve(sub):
-    pass
+    serve = sub.add_parser("serve", help="an HTTP API and a web page for judges (binds 127.0.0.1 by default)")
+    serve.add_argument("judges", nargs="+", metavar="JUDGE_DIR", help="judge folders; each is served under its folder name")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key-file", help="API keys, one per line; clients send 'Authorization: Bearer KEY'")
+    serve.add_argument("--max-batch", type=int, default=32, help="most items in one judge call (1 = no batching)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to batch with")
+    serve.add_argument("--max-items", type=int, default=64, help="most items in one request")
+    serve.add_argument("--max-chars", type=int, default=32_000, help="longest text field (422 past it)")
+    serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (413 past it)")
+    serve.add_argument("--max-queue", type=int, default=256, help="requests waiting per judge before 503 + Retry-After")
+    serve.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take before 504")
+    serve.set_defaults(func=_serve)
+
+
+def _serve(args):
+    from referee.serve import load_judges, read_api_keys, serve
+    from referee.serve.server import check_exposure
+
+    keys = read_api_keys(args.api_key_file) if args.api_key_file else None
+    check_exposure(args.host, keys)  # before loading: a refused address should fail at once
+    serve(load_judges(args.judges), args.host, args.port, api_keys=keys, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
+          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout)
 
 
 # --- referee demo ------------------------------------------------------------------------------
