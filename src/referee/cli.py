@@ -188,7 +188,23 @@ def _serve(args):
 # --- referee demo ------------------------------------------------------------------------------
 
 def _add_demo(sub):
-    pass
+    demo = sub.add_parser("demo", help="train score, safety and pair judges on real human harm scores, evaluate, report")
+    demo.add_argument("--out", default="referee-demo", help="folder for the judges, report/index.html and metrics.json")
+    demo.add_argument("--data", help="a score-labelled data file instead of the embedded pyrit harm set")
+    demo.add_argument("--encoder", help="frozen encoder (default: the packaged all-MiniLM-L6-v2)")
+    demo.add_argument("--serve", action="store_true", help="then serve the three judges with the web page")
+    demo.add_argument("--port", type=int, default=8000, help="port for --serve (binds 127.0.0.1)")
+    demo.set_defaults(func=_demo)
+
+
+def _demo(args):
+    from referee.demo import run_demo
+
+    result = run_demo(args.out, data=args.data, encoder=args.encoder)
+    if args.serve:
+        from referee.serve import load_judges, serve
+
+        serve(load_judges([str(path) for path in result["judges"].values()]), "127.0.0.1", args.port)
 
 
 # --- referee align -----------------------------------------------------------------------------
