@@ -1,7 +1,7 @@
 """The README's screenshot of the web page: real judges (bench/serve_judges.py), a real server on
 loopback, Debian chromium through Playwright.
 
-    .venv/bin/python bench/serve_screenshot.py JUDGES_DIR [--out docs/serve.png]
+    .venv/bin/python bench/serve_screenshot.py JUDGES_DIR [--only NAME...] [--out docs/serve.png]
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("judges", type=Path, help="a folder of judge folders")
+    parser.add_argument("--only", nargs="+", help="judge folder names to show (default: all)")
     parser.add_argument("--out", type=Path, default=Path("docs/serve.png"))
     args = parser.parse_args()
-    judges = load_judges(sorted(p for p in args.judges.iterdir() if (p / "judge.json").is_file()))
+    folders = sorted(p for p in args.judges.iterdir() if (p / "judge.json").is_file() and p.name in (args.only or [p.name]))
+    judges = load_judges(folders)
     with running(create_app(judges)) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 860}, device_scale_factor=1)

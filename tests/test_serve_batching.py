@@ -29,7 +29,8 @@ def fitted(saved):
 
 def counted(judge, gate: threading.Event | None = None, entered: threading.Event | None = None):
     """The same judge with its predict_proba calls counted (sizes in `judge.calls`), optionally
-    held at `gate` until the test opens it."""
+    held at `gate` until the test opens it. Wrapped once the app has started, so that its warm-up
+    call is neither counted nor held."""
     real = judge.predict_proba
     judge.calls = []
 
@@ -64,13 +65,15 @@ def test_concurrent_requests_share_judge_calls(fitted):
     unbatched (max_batch 1: one call each), and every answer equals the answer to a lone request."""
     bodies = items(16)
 
+    judge = counted(fitted)
+
     async def run(client):
+        judge.calls.clear()  # the start-up warm-up call is not part of the test
         responses = await asyncio.gather(*(client.post("/v1/compare", json=b) for b in bodies))
         return [r.json() for r in responses]
 
-    judge = counted(fitted)
     batched = asyncio.run(call_all(create_app({"pair": judge}, max_batch=32, max_wait_ms=200), bodies, run))
-    batched_calls, judge.calls = judge.calls, []
+    batched_calls = list(judge.calls)
     unbatched = asyncio.run(call_all(create_app({"pair": judge}, max_batch=1, max_wait_ms=0), bodies, run))
     assert sum(batched_calls) == 16 and len(batched_calls) <= 4 and max(batched_calls) > 1
     assert judge.calls == [1] * 16
@@ -79,11 +82,11 @@ def test_concurrent_requests_share_judge_calls(fitted):
 
 def test_full_queue_answers_503_with_retry_after_then_recovers(fitted):
     gate, entered = threading.Event(), threading.Event()
-    judge = counted(fitted, gate, entered)
-    app = create_app({"pair": judge}, max_batch=1, max_wait_ms=0, max_queue=1)
+    app = create_app({"pair": fitted}, max_batch=1, max_wait_ms=0, max_queue=1)
     first, second, third = items(3)
 
     async def run(client):
+        counted(fitted, gate, entered)
         busy = asyncio.create_task(client.post("/v1/compare", json=first))  # taken by the worker, held at the gate
         await asyncio.to_thread(entered.wait, 10)
         waiting = asyncio.create_task(client.post("/v1/compare", json=second))  # fills the queue (size 1)
@@ -103,10 +106,10 @@ def test_full_queue_answers_503_with_retry_after_then_recovers(fitted):
 
 def test_slow_judge_answers_504_and_the_server_carries_on(fitted):
     gate, entered = threading.Event(), threading.Event()
-    judge = counted(fitted, gate, entered)
-    app = create_app({"pair": judge}, timeout_s=0.3)
+    app = create_app({"pair": fitted}, timeout_s=0.3)
 
     async def run(client):
+        counted(fitted, gate, entered)
         slow = await client.post("/v1/compare", json=items(1)[0])
         gate.set()
         return slow, await client.post("/v1/compare", json=items(1)[0])

@@ -168,6 +168,18 @@ def _run_reward(judge, conversations: list[Conversation]) -> list[dict]:
 RUN = {"score": _run_score, "pair": _run_pair, "safety": _run_safety, "reward": _run_reward}
 
 
+def warm_up_examples(judge) -> list:
+    """One example of what `RUN[judge.task]` takes."""
+    conv = Conversation.from_text("Hello", "Hello! How can I help?")
+    if judge.task == "score":
+        return [ScoreExample(id="warm-up", conversation=conv, metric=judge.metrics_[0])]
+    if judge.task == "pair":
+        return [PairExample(id="warm-up", a=conv, b=Conversation.from_text("Hello", "Hi."))]
+    if judge.task == "safety":
+        return [SafetyExample(id="warm-up", conversation=conv)]
+    return [conv]
+
+
 def judge_version(judge) -> str:
     """A short digest of the judge's learned state: two servers answer alike iff it matches."""
     state, tensors = judge._state()
@@ -268,6 +280,10 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
 
     @asynccontextmanager
     async def lifespan(app):
+        for name, judge in judges.items():
+            # Frozen and fine-tuned encoders load their model on first use: pay that before /readyz
+            # says ready, not on a client's first request.
+            await asyncio.to_thread(RUN[judge.task], judge, warm_up_examples(judge))
         for batcher in batchers.values():
             batcher.start()
         yield
