@@ -34,9 +34,9 @@ from importlib.resources import files
 from typing import Literal, Union
 
 import numpy as np
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, FastAPI, Query
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from referee import __version__

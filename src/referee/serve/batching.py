@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 log = logging.getLogger("referee.serve")
@@ -39,7 +39,6 @@ class TimedOut(Exception):
 class _Request:
     items: list
     future: asyncio.Future
-    enqueued: float = field(default_factory=time.perf_counter)
 
 
 class MicroBatcher:
