@@ -34,7 +34,7 @@ import numpy as np
 
 from referee.align.config import AlignConfig
 from referee.align.dpo import train_dpo
-from referee.align.evaluate import evaluate_policies, table
+from referee.align.evaluate import evaluate_policies, rejudge, table
 from referee.align.generate import Decoding
 from referee.align.policy import smollm2_folder
 from referee.align.sft import train_sft
@@ -153,9 +153,14 @@ def main() -> int:
         helpful=str(DATA / "xstest" / "xstest_prompts.csv"), out=str(work / "eval"),
         decoding=Decoding(max_new_tokens=args.max_new_tokens, batch_size=8), limit=args.limit, progress=False)
     timings["eval (generate + judge)"] = time.time() - t
+    # A small model's answers all sit far below the Auto-J responses the reward judge was trained on, so
+    # "reward > 0" calls almost nothing helpful. Relative helpfulness: above the base policy's median.
+    rows = [json.loads(line) for line in (work / "eval" / "responses.jsonl").read_text().splitlines()]
+    median = float(np.median([r["reward"] for r in rows if r["policy"] == "base" and r["set"] == "helpful"]))
+    relative = rejudge(str(work / "eval"), judges[:2], out=str(work / "eval-relative"), reward_threshold=median)
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "eval" / "metrics.png", args.plot)
-    shutil.copyfile(work / "eval" / "rewards.png", Path(args.plot).with_name("align_rewards.png"))
+    shutil.copyfile(work / "eval-relative" / "metrics.png", args.plot)
+    shutil.copyfile(work / "eval-relative" / "rewards.png", Path(args.plot).with_name("align_rewards.png"))
 
     print(f"\nBudget: {args.pairs} HH-RLHF pairs, batch {args.batch_size}, SFT {args.sft_steps} steps, each DPO "
           f"{args.dpo_steps} steps, "
@@ -166,6 +171,8 @@ def main() -> int:
         print(f"| {name} | {s['steps']} | {s['loss_first']:.4f} -> {s['loss_last']:.4f} | {timings[name]:.0f} |")
     print()
     print(table(summary))
+    print(f"\nThe same responses, helpful = reward above the base policy's median ({median:.3f}):\n")
+    print(table(relative))
     for key, rule in summary["thresholds"].items():
         print(f"  {key}: {rule}")
     for name, r in summary["results"].items():
