@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from referee.data.files import (
-    DataError, LoadResult, base_name, collect, first_json_record, head, json_rows, jsonl_rows, read_json, text_field,
+    DataError, LoadResult, collect, head, json_rows, jsonl_rows, read_json, sniff_json_fields, text_field,
 )
 from referee.schema import Conversation, ScoreExample
 
@@ -28,13 +28,7 @@ NAMES_FILE, EMBEDDINGS_FILE = "metric_names.json", "metric_name_embeddings.npy"
 def sniff(path: Path) -> bool | str:
     if path.is_dir() or path.name in (NAMES_FILE, EMBEDDINGS_FILE):
         return "a DA5401 metric catalogue, not examples: read it with referee.data.da5401.load_catalogue"
-    if not base_name(path).endswith((".json", ".jsonl")):
-        return "not a .json file"
-    record = first_json_record(path)
-    if not isinstance(record, dict):
-        return "not a JSON array of records"
-    missing = [f for f in FIELDS if f not in record]
-    return f"first record has no {', '.join(missing)}" if missing else True
+    return sniff_json_fields(path, FIELDS)
 
 
 def load(path: Path, *, on_error: str = "raise") -> LoadResult:

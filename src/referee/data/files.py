@@ -128,6 +128,17 @@ def first_json_record(path: Path):
         return None
 
 
+def sniff_json_fields(path: Path, fields: Iterable[str], suffixes: tuple[str, ...] = (".json", ".jsonl")) -> bool | str:
+    """True when `path` is JSON or JSON lines whose first record has every one of `fields`; else why not."""
+    if not base_name(path).endswith(suffixes):
+        return f"not a {' or '.join(suffixes)} file"
+    record = first_json_record(path)
+    if not isinstance(record, dict):
+        return "first record is not a JSON object"
+    missing = [f for f in fields if f not in record]
+    return f"first record has no {', '.join(repr(m) for m in missing)}" if missing else True
+
+
 def csv_rows(text: str, path: Path, first_line: int = 1) -> tuple[list[str], list[tuple[str, dict]]]:
     """(header, rows) of CSV text; where = "row N (line L)", N counting data rows from 1.
 

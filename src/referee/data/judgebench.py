@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from referee.data.files import DataError, LoadResult, base_name, collect, first_json_record, jsonl_rows, text_field
+from referee.data.files import DataError, LoadResult, collect, jsonl_rows, sniff_json_fields, text_field
 from referee.schema import Conversation, PairExample
 
 FIELDS = ("pair_id", "question", "response_A", "response_B", "label")
@@ -17,13 +17,7 @@ LABELS = {"A>B": "A", "B>A": "B", "A=B": "tie"}
 
 
 def sniff(path: Path) -> bool | str:
-    if not base_name(path).endswith((".jsonl", ".json")):
-        return "not a .jsonl file"
-    record = first_json_record(path)
-    if not isinstance(record, dict):
-        return "first line is not a JSON object"
-    missing = [f for f in FIELDS if f not in record]
-    return f"first record has no {', '.join(missing)}" if missing else True
+    return sniff_json_fields(path, FIELDS)
 
 
 def load(path: Path, *, on_error: str = "raise") -> LoadResult:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from referee.data.files import DataError, LoadResult, base_name, collect, first_json_record, json_rows, text_field
+from referee.data.files import DataError, LoadResult, collect, json_rows, sniff_json_fields, text_field
 from referee.schema import Conversation, PairExample
 
 FIELDS = ("input", "output_1", "output_2", "label")
@@ -16,13 +16,7 @@ LABELS = {"1": "A", "2": "B"}
 
 
 def sniff(path: Path) -> bool | str:
-    if not base_name(path).endswith(".json"):
-        return "not a .json file"
-    record = first_json_record(path)
-    if not isinstance(record, dict):
-        return "not a JSON array of records"
-    missing = [f for f in FIELDS if f not in record]
-    return f"first record has no {', '.join(missing)}" if missing else True
+    return sniff_json_fields(path, FIELDS, suffixes=(".json",))
 
 
 def load(path: Path, *, on_error: str = "raise") -> LoadResult:

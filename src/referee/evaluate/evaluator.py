@@ -24,7 +24,7 @@ import numpy as np
 from referee.errors import UserError
 from referee.evaluate import metrics as M
 from referee.evaluate.predictions import Predictions
-from referee.schema import PAIR_LABELS, PairExample, PromptExample, SafetyExample, ScoreExample
+from referee.schema import PAIR_LABELS, SafetyExample
 
 DATA_FOR = {"score": ("score",), "pair": ("pair",), "reward": ("pair",), "safety": ("safety", "prompts")}
 MISTAKES = 12        # rows in the report's "most confident mistakes" table
@@ -339,7 +339,6 @@ class RewardEvaluator:
         chosen, rejected = np.where(a_wins, r_a, r_b), np.where(a_wins, r_b, r_a)
         len_a = np.array([len(ex.response_a) for ex in decided], dtype=float)
         len_b = np.array([len(ex.response_b) for ex in decided], dtype=float)
-        len_chosen, len_rejected = np.where(a_wins, len_a, len_b), np.where(a_wins, len_b, len_a)
         stats = {"pairwise_accuracy": (M.pairwise_accuracy, chosen, rejected),
                  "margin_mean": (lambda c, r: (c - r).mean(axis=-1), chosen, rejected),
                  "reward_length_spearman": (M.spearman, np.r_[r_a, r_b], np.r_[len_a, len_b]),

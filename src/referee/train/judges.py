@@ -36,7 +36,7 @@ from referee.errors import UserError
 from referee.judges.base import LENGTH_FEATURES
 from referee.judges.heads import bradley_terry, masked_bce, regression_loss, soft_cross_entropy
 from referee.train.config import ConfigError, FinetuneConfig
-from referee.train.loop import LossEvaluator, train
+from referee.train.loop import train
 
 SWAP = [1, 0, 2]  # [A, B, tie] after exchanging A and B (as in referee.judges.pair)
 
