@@ -63,8 +63,8 @@ def tiny_bert(folder: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     words = sorted(set(GOOD + BAD + " ".join(PROMPTS).split() + "user assistant system : helpfulness politeness harsh hate ok".split()))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
-    # transformers 5 ignores `vocab_file` here (every word became [UNK]): pass the vocabulary itself.
-    BertTokenizerFast(vocab={word: i for i, word in enumerate(vocab)}).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
     config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=32, max_position_embeddings=128)
     import torch
