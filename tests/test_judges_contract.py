@@ -245,3 +245,19 @@ def test_judges_are_scikit_learn_estimators(judge_class):
     assert copy.set_params(seed=4) is copy and copy.seed == 4 and judge.seed == 3
     fitted = judge_class(progress=False).fit(DATA[judge_class]())
     assert not hasattr(clone(fitted), "encoder_")
+
+
+@pytest.mark.parametrize("judge_class", [PairJudge, SafetyJudge, ScoreJudge, RewardJudge])
+def test_what_a_judge_tells_the_code_above_it(judge_class, tmp_path):
+    """describe, fingerprint, labelled, predict_table and outputs: the per-task knowledge jobs,
+    evaluation and serving read from the judge instead of switching on its task."""
+    data = DATA[judge_class]()
+    judge = judge_class(progress=False).fit(data)
+    info = judge.describe()
+    assert info["task"] == judge.task and info["features"] == "tfidf" and info["validation"]["n"] > 0
+    assert all(judge.labelled(ex) for ex in data) and judge.data_task in judge.eval_data
+    table = judge.predict_table(data)
+    assert list(table.columns[: 1 + len(judge.columns)]) == ["id", *judge.columns] and len(table) == len(data)
+    assert isinstance(judge.outputs(data), dict)
+    loaded = load_judge(judge.save(tmp_path / "j"))
+    assert loaded.fingerprint() == judge.fingerprint() and loaded.describe() == info

@@ -27,6 +27,7 @@ is pickled: a server can load a judge it did not train without running code from
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -326,6 +327,15 @@ class Judge(BaseEstimator):
             self.head_ = self._build_head(**self.head_args_)
             self.head_.load_state_dict({k[5:]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("head.")})
             self.head_.eval()
+
+    def fingerprint(self) -> str:
+        """A short digest of the learned state: two judges answer alike iff it matches."""
+        state, tensors = self._state()
+        digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode())
+        for name in sorted(tensors):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(tensors[name]).tobytes())
+        return digest.hexdigest()[:12]
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write the judge to `folder`, whole or not at all. An existing folder is replaced only when

@@ -249,15 +249,15 @@ class ScoreJudge(Judge):
         """pred: the predicted score of each example."""
         return {"pred": np.asarray(self.predict(examples), dtype=float)}
 
-    def known_metrics(self) -> list[str]:
-        """The metrics this judge accepts: its training metrics (tfidf), its catalogue's, or (an
-        encoder-embedded judge, which also takes unseen names) those it was trained on."""
-        if self.features != "tfidf" and self.catalogue:
-            return list(self.metric_names_)
-        return list(self.metrics_)
+    def known_metrics(self) -> list[str] | None:
+        """The metrics this judge accepts: its training metrics (tfidf) or its catalogue's; None
+        when it embeds any metric name with its encoder (zero-shot)."""
+        if self.features == "tfidf":
+            return list(self.metrics_)
+        return list(self.metric_names_) if self.catalogue else None
 
     def describe(self) -> dict:
-        return {**super().describe(), "metrics": list(self.metrics_)}
+        return {**super().describe(), "metrics": list(self.metrics_), "zero_shot_metrics": self.known_metrics() is None}
 
     def _state(self):
         state, tensors = super()._state()
