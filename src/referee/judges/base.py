@@ -156,6 +156,7 @@ class Judge(BaseEstimator):
         if valid is not None:
             valid = [ex for ex in self._check_examples(valid, "fit(valid=...)") if self.labelled(ex)] or None
         self._learn_labels(train)
+        self.history_ = None  # a tfidf fit has no curve; a refit must not keep the last one
         self._seed()
         train, valid = self._split(train, valid)
         if self.features == "finetune":
