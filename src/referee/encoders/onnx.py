@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from referee.errors import UserError
+from referee.errors import require_extra
 from referee.paths import cache_dir
 
 FORMAT = "referee-onnx/1"
@@ -31,11 +31,8 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise UserError("the onnx encoder backends need ONNX Runtime: pip install 'referee[onnx]' "
-                        "(or use --encoder-backend torch)") from None
+    require_extra("onnx", "onnxruntime", "onnx")
+    import onnxruntime
     return onnxruntime
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from referee.errors import UserError
+from referee.errors import require_extra
 from referee.paths import cache_dir
 
 FORMAT = "referee-static/1"
@@ -32,12 +32,10 @@ PCA_DIMS = 256  # model2vec's default: the student's embedding size
 
 
 def _import_model2vec():
-    try:
-        import model2vec
-        from model2vec.distill import distill
-    except ImportError:
-        raise UserError("the static encoder needs model2vec and skeletoken: "
-                        "pip install 'referee[static]' (not model2vec[distill], which downgrades transformers)") from None
+    # `referee[static]` installs model2vec without its `distill` extra (see above).
+    require_extra("static", "model2vec", "skeletoken")
+    import model2vec
+    from model2vec.distill import distill
     return model2vec, distill
 
 
