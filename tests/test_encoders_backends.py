@@ -46,12 +46,12 @@ def test_token_batches_sort_by_length_and_respect_the_budget():
 
 
 def test_batching_does_not_change_embeddings(bert, cache):
-    """One text per batch and everything in one batch give the same vectors (padding is masked)."""
-    one = FrozenEncoder(bert, batch_tokens=1, progress=False).transform(TEXTS)
-    FrozenEncoder(bert).cache_folder  # same cache: clear it so the second encoder encodes again
-    for shard in FrozenEncoder(bert).cache_folder.glob("shard-*"):
-        shard.unlink()
-    big = FrozenEncoder(bert, batch_tokens=10_000, progress=False)
+    """One text per batch and everything in one batch give the same vectors (padding is masked). On
+    torch only: int8 quantises activations with a scale per batch, so its vectors move by ~1e-3."""
+    one = FrozenEncoder(bert, backend="torch", batch_tokens=1, progress=False).transform(TEXTS)
+    for shard in FrozenEncoder(bert, backend="torch").cache_folder.glob("shard-*"):
+        shard.unlink()  # the same cache: empty it so the second encoder encodes again
+    big = FrozenEncoder(bert, backend="torch", batch_tokens=10_000, progress=False)
     assert np.allclose(big.transform(TEXTS), one, atol=1e-5) and big.texts_encoded == 3
 
 

@@ -23,17 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from referee.errors import require_extra
 from referee.paths import cache_dir
 
 FORMAT = "referee-onnx/1"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def _import_onnxruntime():
-    require_extra("onnx", "onnxruntime", "onnx")
-    import onnxruntime
-    return onnxruntime
 
 
 def export(load_model, key: str, progress: bool = True) -> Path:
@@ -42,7 +35,6 @@ def export(load_model, key: str, progress: bool = True) -> Path:
     folder = cache_dir("onnx", hashlib.sha256(key.encode()).hexdigest()[:24])
     if (folder / "referee-onnx.json").is_file():
         return folder
-    _import_onnxruntime()
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -87,7 +79,7 @@ class OnnxModel:
     """texts -> (n, dim) float32 sentence embeddings from an exported folder, fp32 or int8."""
 
     def __init__(self, folder: Path, int8: bool):
-        ort = _import_onnxruntime()
+        import onnxruntime as ort
         from transformers import AutoTokenizer
 
         meta = json.loads((folder / "referee-onnx.json").read_text(encoding="utf-8"))
