@@ -34,7 +34,7 @@ import numpy as np
 
 from referee.align.config import AlignConfig
 from referee.align.dpo import train_dpo
-from referee.align.evaluate import evaluate_policies, rejudge, table
+from referee.align.assess import evaluate_policies, rejudge, table
 from referee.align.generate import Decoding
 from referee.align.policy import smollm2_folder
 from referee.align.sft import train_sft

@@ -16,8 +16,9 @@ from safetensors.torch import load_file
 
 from referee.align.config import AlignConfig, AlignConfigError
 from referee.align.dpo import train_dpo
-from referee.align.evaluate import (combined_score, harmlessness_rate, helpfulness_rate, is_refusal, parse_policies,
-                                    rates_with_intervals, refusal_rate)
+from referee.align.assess import evaluate_policies, parse_policies
+from referee.align.rates import (combined_score, harmlessness_rate, helpfulness_rate, is_refusal, rates_with_intervals,
+                                 refusal_rate)
 from referee.align.generate import Decoding, generate
 from referee.align.policy import PolicyError, load_policy
 from referee.align.sft import train_sft
@@ -194,7 +195,6 @@ def test_align_eval_needs_both_judges(world, tmp_path):
     _, helpful = write_prompts(tmp_path / "prompts")
     with pytest.raises(UserError, match="no helpful judge"):
         main_args = dict(policies={"base": str(world["policy"])}, judges=[judges[0]], helpful=str(helpful), out=str(tmp_path / "o"))
-        from referee.align.evaluate import evaluate_policies
         evaluate_policies(main_args["policies"], main_args["judges"], helpful=main_args["helpful"], out=main_args["out"])
 
 

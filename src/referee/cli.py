@@ -276,7 +276,7 @@ def _align_train(args):
 
 
 def _align_eval(args):
-    from referee.align.evaluate import evaluate_policies, parse_policies, rejudge, table
+    from referee.align.assess import evaluate_policies, parse_policies, rejudge, table
     from referee.align.generate import Decoding
 
     if bool(args.policies) == bool(args.rejudge):
