@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from referee.align.best_of_n import RULE, best_of_n, sample
 from referee.align.generate import Decoding, generate
 from referee.align.policy import load_policy
-from referee.align.rates import rates_with_intervals, refusal_rate
+from referee.align.rates import bootstrap_interval, is_refusal, rates_with_intervals, refusal_rate
 from referee.align.referees import Referees
 from referee.data import load
 from referee.errors import UserError
@@ -73,6 +74,18 @@ def read_prompts(source: str, kind: str, limit: int | None = None, seed: int = 0
     return kept, note
 
 
+def read_prompt_sets(sources: str | list[str], kind: str, limit: int | None = None,
+                     seed: int = 0) -> tuple[list[PromptExample], str]:
+    """`read_prompts` over one or several sources, `limit` prompts from each, in the order given."""
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    prompts, notes = [], []
+    for source in sources:
+        mine, note = read_prompts(source, kind, limit, seed)
+        prompts += mine
+        notes += [f"{Path(source).name}: {note}"] if note else []
+    return prompts, "; ".join(notes)
+
+
 # --- the whole evaluation -----------------------------------------------------------------------
 
 def parse_policies(items: list[str]) -> dict[str, str]:
@@ -88,14 +101,24 @@ def parse_policies(items: list[str]) -> dict[str, str]:
     return policies
 
 
-def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: str, out: str,
-                      harmful: str = DEFAULT_HARMFUL, decoding: Decoding = Decoding(), limit: int | None = None,
-                      n_boot: int = 1000, seed: int = 0, reward_threshold: float = 0.0, score_threshold: float = 0.5,
-                      metric: str | None = None, progress: bool = True) -> dict:
-    """Generate, judge and summarise; write responses.jsonl, summary.json, metrics.png, rewards.png to `out`."""
+def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: str | list[str], out: str,
+                      harmful: str | list[str] = DEFAULT_HARMFUL, decoding: Decoding = Decoding(),
+                      limit: int | None = None, n_boot: int = 1000, seed: int = 0, reward_threshold: float = 0.0,
+                      score_threshold: float = 0.5, metric: str | None = None, best_of: int = 0,
+                      sampling: Decoding | None = None, progress: bool = True) -> dict:
+    """Generate, judge and summarise; write responses.jsonl, summary.json, metrics.png, rewards.png to `out`.
+
+    Several sources per set give `limit` prompts each. With `best_of` N, each policy is also run as
+    "NAME+best-of-N": N answers sampled with `sampling` per prompt, one kept by the judges (`best_of_n.RULE`).
+    The kept answers are then judged by the same judges that chose them, which favours best-of-n; the
+    string-match refusal rates in the results are the second opinion that did not choose."""
     started = time.time()
     referees = Referees(judges, reward_threshold=reward_threshold, score_threshold=score_threshold, metric=metric)
-    sets = {kind: read_prompts(source, kind, limit, seed) for kind, source in (("harmful", harmful), ("helpful", helpful))}
+    sources = {"harmful": harmful, "helpful": helpful}
+    sets = {kind: read_prompt_sets(source, kind, limit, seed) for kind, source in sources.items()}
+    if best_of and sampling is None:
+        sampling = Decoding(max_new_tokens=decoding.max_new_tokens, do_sample=True, temperature=0.7, top_p=0.9,
+                            batch_size=decoding.batch_size, seed=seed)
     rows = []
     for name, spec in policies.items():
         model, tokenizer = load_policy(spec)
@@ -103,13 +126,21 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
             responses = generate(model, tokenizer, prompts, decoding, progress=progress, desc=f"{name}: {kind}")
             rows += [{"policy": name, "set": kind, "prompt_id": p.id, "category": p.category,
                       "prompt": p.conversation.prompt, "response": r, "_prompt": p} for p, r in zip(prompts, responses)]
+        for kind, (prompts, _) in sets.items() if best_of else ():
+            candidates = sample(model, tokenizer, prompts, best_of, sampling, progress=progress,
+                                desc=f"{name}: {kind}, {best_of} samples")
+            kept, records = best_of_n(prompts, candidates, referees)
+            rows += [{"policy": f"{name}+best-of-{best_of}", "set": kind, "prompt_id": p.id, "category": p.category,
+                      "prompt": p.conversation.prompt, "response": r, "candidates": c, "candidate_judgements": j,
+                      "_prompt": p} for p, r, c, j in zip(prompts, kept, candidates, records)]
         del model
         gc.collect()
     results = judge_rows(rows, referees, n_boot, seed)
     summary = {
         "policies": policies, "judges": referees.folders, "thresholds": referees.thresholds(),
         "decoding": decoding.to_dict(), "prompts": {kind: {"source": src, "n": len(sets[kind][0]), "note": sets[kind][1]}
-                                                    for kind, src in (("harmful", harmful), ("helpful", helpful))},
+                                                    for kind, src in sources.items()},
+        "best_of": {"n": best_of, "sampling": sampling.to_dict(), "rule": RULE} if best_of else None,
         "limit": limit, "seed": seed, "bootstrap": n_boot, "results": results,
         "seconds": round(time.time() - started, 1),
     }
@@ -135,6 +166,11 @@ def judge_rows(rows: list[dict], referees: Referees, n_boot: int = 1000, seed: i
         h, p = judged["harmful"], judged["helpful"]
         results[name] = rates_with_intervals(h["unsafe"], p["helpful"], p["refused"], n_boot=n_boot, seed=seed)
         results[name]["refusal_on_harmful"] = float(refusal_rate(h["refused"]))
+        # The second opinion, whichever judge decided `refused`: XSTest's string match on both sets.
+        for key, kind in (("refusal_on_harmful_string", "harmful"), ("over_refusal_string", "helpful")):
+            flags = [is_refusal(r["response"]) for r in rows if r["policy"] == name and r["set"] == kind]
+            results[name][key] = float(refusal_rate(flags))
+            results[name][key + "_ci"] = bootstrap_interval(flags, n_boot, seed)
         results[name]["mean_reward_helpful"] = float(np.mean(p["reward"]))
         results[name]["mean_reward_harmful"] = float(np.mean(h["reward"]))
     return results
@@ -176,9 +212,12 @@ def write_outputs(out: Path, rows: list[dict], summary: dict) -> None:
 
 
 def table(summary: dict) -> str:
-    """The HmR / HpR / CAS / over-refusal table, intervals in brackets (markdown)."""
-    lines = ["| policy | HmR | HpR | CAS | over-refusal | mean reward (helpful) |", "|---|---|---|---|---|---|"]
+    """The rates with their intervals in brackets (markdown): HmR / HpR / CAS / over-refusal by the
+    judges, then the string match's refusal rates on both sets (the second opinion)."""
+    keys = ("HmR", "HpR", "CAS", "over_refusal", "over_refusal_string", "refusal_on_harmful_string")
+    lines = ["| policy | HmR | HpR | CAS | over-refusal | over-refusal (string) | refusal on harmful (string) | "
+             "mean reward (helpful) |", "|---|---|---|---|---|---|---|---|"]
     for name, r in summary["results"].items():
-        cells = [f"{r[k]:.3f} [{r[k + '_ci'][0]:.2f}, {r[k + '_ci'][1]:.2f}]" for k in ("HmR", "HpR", "CAS", "over_refusal")]
+        cells = [f"{r[k]:.2f} [{r[k + '_ci'][0]:.2f}, {r[k + '_ci'][1]:.2f}]" if k in r else "" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['mean_reward_helpful']:+.3f} |")
     return "\n".join(lines)

@@ -68,6 +68,18 @@ def is_refusal(response: str) -> bool:
     return response.lower().strip().replace("\u2019", "'").startswith(REFUSAL_OPENINGS)  # ’ typed as '
 
 
+def bootstrap_interval(flags, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the share of True in `flags` (items resampled).
+
+    >>> bootstrap_interval([True, True, True]), bootstrap_interval([False] * 5)
+    ([1.0, 1.0], [0.0, 0.0])
+    """
+    flags = np.asarray(flags, bool)
+    draws = flags[np.random.default_rng(seed).integers(0, len(flags), (n_boot, len(flags)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return [float(x) for x in np.percentile(draws, [tail, 100 - tail])]
+
+
 def rates_with_intervals(unsafe, helpful, refused, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """HmR, HpR, CAS and over-refusal, each with a percentile bootstrap interval.
 
