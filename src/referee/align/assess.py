@@ -105,11 +105,12 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
                       harmful: str | list[str] = DEFAULT_HARMFUL, decoding: Decoding = Decoding(),
                       limit: int | None = None, n_boot: int = 1000, seed: int = 0, reward_threshold: float = 0.0,
                       score_threshold: float = 0.5, metric: str | None = None, best_of: int = 0,
-                      sampling: Decoding | None = None, progress: bool = True) -> dict:
+                      best_of_for: list[str] | None = None, sampling: Decoding | None = None,
+                      progress: bool = True) -> dict:
     """Generate, judge and summarise; write responses.jsonl, summary.json, metrics.png, rewards.png to `out`.
 
-    Several sources per set give `limit` prompts each. With `best_of` N, each policy is also run as
-    "NAME+best-of-N": N answers sampled with `sampling` per prompt, one kept by the judges (`best_of_n.RULE`).
+    Several sources per set give `limit` prompts each. With `best_of` N, each policy (or those named in
+    `best_of_for`) is also run as "NAME+best-of-N": N answers sampled with `sampling` per prompt, one kept by the judges (`best_of_n.RULE`).
     The kept answers are then judged by the same judges that chose them, which favours best-of-n; the
     string-match refusal rates in the results are the second opinion that did not choose."""
     started = time.time()
@@ -126,7 +127,7 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
             responses = generate(model, tokenizer, prompts, decoding, progress=progress, desc=f"{name}: {kind}")
             rows += [{"policy": name, "set": kind, "prompt_id": p.id, "category": p.category,
                       "prompt": p.conversation.prompt, "response": r, "_prompt": p} for p, r in zip(prompts, responses)]
-        for kind, (prompts, _) in sets.items() if best_of else ():
+        for kind, (prompts, _) in sets.items() if best_of and name in (best_of_for or policies) else ():
             candidates = sample(model, tokenizer, prompts, best_of, sampling, progress=progress,
                                 desc=f"{name}: {kind}, {best_of} samples")
             kept, records = best_of_n(prompts, candidates, referees)
