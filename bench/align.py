@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from referee.align import plots
-from referee.align.assess import evaluate_policies, read_prompt_sets, table, write_outputs
+from referee.align.assess import evaluate_policies, read_prompt_sets, rejudge, table, write_outputs
 from referee.align.best_of_n import best_of_n, judge_labelled_pairs, sample
 from referee.align.config import AlignConfig
 from referee.align.dpo import train_dpo
@@ -189,27 +189,27 @@ def run_dpo(name: str, config: AlignConfig) -> dict:
     return summary
 
 
-def evaluate(name: str, spec: str, judges: list[str], threshold: float, sampling: Decoding, args, work: Path) -> dict:
+def evaluate(name: str, spec: str, judges: list[str], sampling: Decoding, args, work: Path) -> Path:
     """One policy answers and is judged (the base policy also as best-of-n), in work/eval-NAME; reused
-    when that folder holds a run with the same settings."""
+    when that folder holds a run with the same settings. The reward threshold is applied afterwards
+    (`rejudge`), so the answers can be generated before the threshold is known."""
     folder = work / f"eval-{name}"
     best_of = args.n if name == "base" else 0
     settings = json.loads(json.dumps(dict(harmful=HARMFUL, helpful=BENIGN, limit=args.per_source, policy=spec,
-                                          reward_threshold=threshold, best_of=best_of, sampling=sampling.to_dict(),
+                                          best_of=best_of, sampling=sampling.to_dict(),
                                           max_new_tokens=args.max_new_tokens)))
     saved = folder / "bench.json"
     if saved.is_file() and json.loads(saved.read_text()) == settings:
         print(f"eval-{name}: reusing {folder}", flush=True)
-        return json.loads((folder / "summary.json").read_text())
+        return folder
     t = time.time()
     # Decoding a 135M model reads every weight once per token: 64 rows per batch share that read.
-    summary = evaluate_policies({name: spec}, judges, harmful=HARMFUL, helpful=BENIGN, out=str(folder),
-                                decoding=Decoding(max_new_tokens=args.max_new_tokens, batch_size=64),
-                                limit=args.per_source, reward_threshold=threshold, best_of=best_of,
-                                sampling=sampling, progress=False)
+    evaluate_policies({name: spec}, judges, harmful=HARMFUL, helpful=BENIGN, out=str(folder),
+                      decoding=Decoding(max_new_tokens=args.max_new_tokens, batch_size=64), limit=args.per_source,
+                      best_of=best_of, sampling=sampling, progress=False)
     saved.write_text(json.dumps(settings))
     print(f"eval-{name}: {(time.time() - t) / 60:.1f} min", flush=True)
-    return summary
+    return folder
 
 
 def examples_table(rows: list[dict], policies: list[str], per_set: int = 3) -> str:
@@ -262,6 +262,9 @@ def main() -> int:
     if args.only == "dpo-human":  # needs no on-policy pairs
         run_dpo(args.only, configs[args.only])
         return 0
+    if args.only == "eval-base":  # needs none either
+        evaluate("base", base, judges, sampling, args, work)
+        return 0
 
     t = time.time()
     prompts = training_prompts(args.train_prompts, seed=1)
@@ -298,16 +301,19 @@ def main() -> int:
     # prompts reported.
     threshold = onpolicy["median_reward_autoj"]
     parts = {"base": base, **{name: str(work / name) for name in runs}}
-    summaries = [evaluate(name, spec, judges, threshold, sampling, args, work)
-                 for name, spec in parts.items() if args.only in (None, f"eval-{name}")]
+    folders = {name: evaluate(name, spec, judges, sampling, args, work) for name, spec in parts.items()
+               if args.only in (None, f"eval-{name}")}
     if args.only:
         return 0
+    summaries = [rejudge(str(folder), judges, out=str(folder / "judged"), reward_threshold=threshold)
+                 for folder in folders.values()]
     lap("evaluation (generate + judge)", t)
     # One summary and one responses file over every policy: the rates of each policy depend on its
     # own rows only, so the per-policy evaluations merge exactly.
     summary = {**summaries[0], "results": {k: v for s in summaries for k, v in s["results"].items()},
-               "policies": parts, "seconds": sum(s["seconds"] for s in summaries)}
-    rows = [json.loads(line) for name in parts for line in (work / f"eval-{name}" / "responses.jsonl").read_text().splitlines()]
+               "policies": parts}
+    rows = [json.loads(line) for folder in folders.values()
+            for line in (folder / "judged" / "responses.jsonl").read_text().splitlines()]
     write_outputs(work / "eval", rows, summary)
 
     docs = Path(args.docs)
