@@ -73,9 +73,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1, choices=(1, 2), help="rounds of judge-labelled DPO")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
-    p.add_argument("--only", choices=["eval-base", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
+    p.add_argument("--only", choices=["eval-base", "eval-base-greedy", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
                    help="run one part and stop (parts that share no work can run side by side; a plain run "
                         "then reuses them)")
+    p.add_argument("--skip-best-of", action="store_true", help="report the base policy without best-of-n")
     p.add_argument("--quick", action="store_true", help="a smoke run: 8 prompts per source, 4 DPO steps")
     p.add_argument("--docs", default=str(ROOT / "docs"), help="where the figures go")
     args = p.parse_args()
@@ -195,6 +196,7 @@ def evaluate(name: str, spec: str, judges: list[str], sampling: Decoding, args, 
     (`rejudge`), so the answers can be generated before the threshold is known."""
     folder = work / f"eval-{name}"
     best_of = args.n if name == "base" else 0
+    name = name.removesuffix("-greedy")  # base-greedy: the base policy without best-of-n, answered apart
     settings = json.loads(json.dumps(dict(harmful=HARMFUL, helpful=BENIGN, limit=args.per_source, policy=spec,
                                           best_of=best_of, sampling=sampling.to_dict(),
                                           max_new_tokens=args.max_new_tokens)))
@@ -262,8 +264,8 @@ def main() -> int:
     if args.only == "dpo-human":  # needs no on-policy pairs
         run_dpo(args.only, configs[args.only])
         return 0
-    if args.only == "eval-base":  # needs none either
-        evaluate("base", base, judges, sampling, args, work)
+    if args.only in ("eval-base", "eval-base-greedy"):  # needs none either
+        evaluate(args.only.removeprefix("eval-"), base, judges, sampling, args, work)
         return 0
 
     t = time.time()
@@ -301,6 +303,8 @@ def main() -> int:
     # prompts reported.
     threshold = onpolicy["median_reward_autoj"]
     parts = {"base": base, **{name: str(work / name) for name in runs}}
+    if args.skip_best_of:  # the base policy's greedy answers only (a run out of time for best-of-n)
+        parts = {"base-greedy": base, **{k: v for k, v in parts.items() if k != "base"}}
     folders = {name: evaluate(name, spec, judges, sampling, args, work) for name, spec in parts.items()
                if args.only in (None, f"eval-{name}")}
     if args.only:
@@ -332,7 +336,8 @@ def main() -> int:
     print(table(summary))
     for key, rule in summary["thresholds"].items():
         print(f"  {key}: {rule}")
-    print(f"  best-of-{args.n}: {summary['best_of']['rule']}")
+    if summary["best_of"]:
+        print(f"  best-of-{args.n}: {summary['best_of']['rule']}")
     print("\n| DPO run | pairs | steps | loss first -> last | held-out reward accuracy (step: acc) |\n|---|---|---|---|---|")
     for name, s in runs.items():
         held = ", ".join(f"{h['step']}: {h['accuracy']:.2f}" for h in s["heldout_history"])
