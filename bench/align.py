@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from referee.align import plots
-from referee.align.assess import evaluate_policies, read_prompt_sets, table
+from referee.align.assess import evaluate_policies, read_prompt_sets, rejudge, table, write_outputs
 from referee.align.best_of_n import best_of_n, judge_labelled_pairs, sample
 from referee.align.config import AlignConfig
 from referee.align.dpo import train_dpo
@@ -56,6 +56,7 @@ XSTEST_COMPLETIONS = [DATA / "xstest" / f"xstest_v2_completions_{m}.csv" for m i
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default=str(ROOT / "runs" / "bench-align"), help="scratch folder (adapters, pairs, eval)")
+    p.add_argument("--policy", default="smollm2", help="the base policy: smollm2 (offline) or a hub name / folder")
     p.add_argument("--judges", default=str(ROOT / "runs" / "bench-align-judges"), help="where the judges are trained")
     p.add_argument("--per-source", type=int, default=25, help="evaluation prompts from each of the 2 sources per set")
     p.add_argument("--train-prompts", type=int, default=24, help="training prompts from each of HH-RLHF and Auto-J")
@@ -72,6 +73,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1, choices=(1, 2), help="rounds of judge-labelled DPO")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
+    p.add_argument("--only", choices=["eval-base", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
+                   help="run one part and stop (parts that share no work can run side by side; a plain run "
+                        "then reuses them)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 8 prompts per source, 4 DPO steps")
     p.add_argument("--docs", default=str(ROOT / "docs"), help="where the figures go")
     args = p.parse_args()
@@ -185,6 +189,29 @@ def run_dpo(name: str, config: AlignConfig) -> dict:
     return summary
 
 
+def evaluate(name: str, spec: str, judges: list[str], sampling: Decoding, args, work: Path) -> Path:
+    """One policy answers and is judged (the base policy also as best-of-n), in work/eval-NAME; reused
+    when that folder holds a run with the same settings. The reward threshold is applied afterwards
+    (`rejudge`), so the answers can be generated before the threshold is known."""
+    folder = work / f"eval-{name}"
+    best_of = args.n if name == "base" else 0
+    settings = json.loads(json.dumps(dict(harmful=HARMFUL, helpful=BENIGN, limit=args.per_source, policy=spec,
+                                          best_of=best_of, sampling=sampling.to_dict(),
+                                          max_new_tokens=args.max_new_tokens)))
+    saved = folder / "bench.json"
+    if saved.is_file() and json.loads(saved.read_text()) == settings:
+        print(f"eval-{name}: reusing {folder}", flush=True)
+        return folder
+    t = time.time()
+    # Decoding a 135M model reads every weight once per token: 64 rows per batch share that read.
+    evaluate_policies({name: spec}, judges, harmful=HARMFUL, helpful=BENIGN, out=str(folder),
+                      decoding=Decoding(max_new_tokens=args.max_new_tokens, batch_size=64), limit=args.per_source,
+                      best_of=best_of, sampling=sampling, progress=False)
+    saved.write_text(json.dumps(settings))
+    print(f"eval-{name}: {(time.time() - t) / 60:.1f} min", flush=True)
+    return folder
+
+
 def examples_table(rows: list[dict], policies: list[str], per_set: int = 3) -> str:
     """Prompt and each policy's answer (cut to 160 characters), a few prompts of each set."""
     by = {(r["policy"], r["set"], r["prompt_id"]): r for r in rows}
@@ -220,13 +247,25 @@ def main() -> int:
         print(f"[{name}: {timings[name]:.1f} min]", flush=True)
 
     t = time.time()
-    base = str(smollm2_folder())
+    base = str(smollm2_folder()) if args.policy == "smollm2" else args.policy
     judges, judge_info = train_judges(Path(args.judges))
     referees = Referees(judges)
     lap("policy + judges", t)
 
     sampling = Decoding(max_new_tokens=args.max_new_tokens, do_sample=True, temperature=args.temperature,
                         top_p=args.top_p, batch_size=64, seed=0)
+    common = dict(stage="dpo", policy=base, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
+                  beta=args.beta, max_steps=args.steps, limit=args.pairs, heldout=args.heldout, lora_dropout=0.0,
+                  progress=False)
+    human = short_single_turn_pairs(work / "pairs-human.jsonl", args.pairs + args.heldout)
+    configs = {"dpo-human": AlignConfig(data=str(human), out=str(work / "dpo-human"), **common)}
+    if args.only == "dpo-human":  # needs no on-policy pairs
+        run_dpo(args.only, configs[args.only])
+        return 0
+    if args.only == "eval-base":  # needs none either
+        evaluate("base", base, judges, sampling, args, work)
+        return 0
+
     t = time.time()
     prompts = training_prompts(args.train_prompts, seed=1)
     tag = f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}"
@@ -234,62 +273,58 @@ def main() -> int:
     print(f"judge-labelled pairs: {onpolicy['pairs']} from {len(prompts)} prompts ({onpolicy['skipped']} prompts "
           "whose answers the judges could not separate)", flush=True)
     lap("on-policy sampling + judging", t)
+    if onpolicy["pairs"] < args.pairs + args.heldout:
+        print(f"only {onpolicy['pairs']} judge-labelled pairs: fewer than --pairs + --heldout "
+              f"({args.pairs + args.heldout}); sample more prompts (--train-prompts) or answers (--n)", file=sys.stderr)
+        return 1
 
     t = time.time()
-    human = short_single_turn_pairs(work / "pairs-human.jsonl", args.pairs + args.heldout)
-    budget = min(args.pairs, onpolicy["pairs"] - args.heldout)
-    if budget < args.batch_size:
-        print(f"only {onpolicy['pairs']} judge-labelled pairs: too few to hold out {args.heldout}", file=sys.stderr)
-        return 1
-    common = dict(stage="dpo", policy=base, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
-                  beta=args.beta, max_steps=args.steps, limit=budget, heldout=args.heldout, lora_dropout=0.0,
-                  progress=False)
-    runs = {"dpo-human": run_dpo("dpo-human", AlignConfig(data=str(human), out=str(work / "dpo-human"), **common)),
-            "dpo-judge": run_dpo("dpo-judge", AlignConfig(data=onpolicy["path"], out=str(work / "dpo-judge"), **common))}
+    configs["dpo-judge"] = AlignConfig(data=onpolicy["path"], out=str(work / "dpo-judge"), **common)
+    if args.only == "dpo-judge":
+        run_dpo(args.only, configs[args.only])
+        return 0
+    runs = {name: run_dpo(name, config) for name, config in configs.items() if args.only in (None, f"eval-{name}")}
     lap("DPO (human + judge pairs)", t)
-    if args.rounds == 2:
+    if args.rounds == 2 and not args.only:
         t = time.time()
         second = judge_pairs(str(work / "dpo-judge"), prompts, referees, sampling, args.n,
                              work / f"pairs-judge-round2-{tag}.jsonl")
         runs["dpo-judge-2"] = run_dpo("dpo-judge-2", AlignConfig(**{**common, "policy": str(work / "dpo-judge"),
-                                                                    "limit": min(budget, second["pairs"] - args.heldout)},
+                                                                    "limit": min(args.pairs, second["pairs"] - args.heldout)},
                                                                  data=second["path"], out=str(work / "dpo-judge-2")))
         lap("round 2 (sampling + DPO)", t)
 
     t = time.time()
-    policies = {"base": base, **{name: str(work / name) for name in runs}}
     # Helpful = reward above the median reward of the base policy's sampled answers to the Auto-J
     # training requests: a 135M model's answers sit far below the reward judge's default 0 (the mean of
     # the GPT-class answers it learnt from), and this threshold is set on training prompts, not on the
     # prompts reported.
     threshold = onpolicy["median_reward_autoj"]
-    # Decoding a 135M model is bound by reading its weights once per token: 64 rows per batch cost
-    # about what 16 do.
-    settings = dict(harmful=HARMFUL, helpful=BENIGN, limit=args.per_source, reward_threshold=threshold,
-                    best_of=args.n, best_of_for=["base"], policies=policies, max_new_tokens=args.max_new_tokens,
-                    sampling=sampling.to_dict(), runs={name: s["seconds"] for name, s in runs.items()})
-    saved = work / "eval" / "bench.json"
-    if saved.is_file() and json.loads(saved.read_text()) == json.loads(json.dumps(settings)):
-        print("evaluation: reusing", saved.parent, flush=True)
-        summary = json.loads((work / "eval" / "summary.json").read_text())
-    else:
-        summary = evaluate_policies(
-            policies, judges, harmful=HARMFUL, helpful=BENIGN, out=str(work / "eval"),
-            decoding=Decoding(max_new_tokens=args.max_new_tokens, batch_size=64), limit=args.per_source,
-            reward_threshold=threshold, best_of=args.n, best_of_for=["base"], sampling=sampling, progress=False)
-        saved.write_text(json.dumps(settings))
+    parts = {"base": base, **{name: str(work / name) for name in runs}}
+    folders = {name: evaluate(name, spec, judges, sampling, args, work) for name, spec in parts.items()
+               if args.only in (None, f"eval-{name}")}
+    if args.only:
+        return 0
+    summaries = [rejudge(str(folder), judges, out=str(folder / "judged"), reward_threshold=threshold)
+                 for folder in folders.values()]
     lap("evaluation (generate + judge)", t)
+    # One summary and one responses file over every policy: the rates of each policy depend on its
+    # own rows only, so the per-policy evaluations merge exactly.
+    summary = {**summaries[0], "results": {k: v for s in summaries for k, v in s["results"].items()},
+               "policies": parts}
+    rows = [json.loads(line) for folder in folders.values()
+            for line in (folder / "judged" / "responses.jsonl").read_text().splitlines()]
+    write_outputs(work / "eval", rows, summary)
 
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "align.png").write_bytes((work / "eval" / "metrics.png").read_bytes())
     (docs / "align_training.png").write_bytes(plots.training_curves(runs))
-    rows = [json.loads(line) for line in (work / "eval" / "responses.jsonl").read_text().splitlines()]
 
     cv = judge_info["refusal_cv"]
     print(f"\nBudget: {args.per_source} prompts from each source ({2 * args.per_source} harmful, "
           f"{2 * args.per_source} benign), greedy, {args.max_new_tokens} new tokens; best-of-{args.n} at temperature "
-          f"{args.temperature}, top-p {args.top_p}; DPO {args.steps} steps x {args.batch_size} pairs on {budget} "
+          f"{args.temperature}, top-p {args.top_p}; DPO {args.steps} steps x {args.batch_size} pairs on {args.pairs} "
           f"pairs ({args.heldout} held out), lr {args.lr}, beta {args.beta}, LoRA r=16, max_length "
           f"{args.max_length}; {args.threads} torch thread(s)")
     print(f"Refusal judge: grouped 5-fold CV F1 {cv['judge_f1']:.3f} on {cv['rows']} XSTest completions "
