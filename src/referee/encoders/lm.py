@@ -28,7 +28,7 @@ import copy
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -77,6 +77,7 @@ class Template:
     verdicts: dict
     system: str | None = None
     rubric: str = "{metric}"
+    text: str = ""  # the YAML it was read from (a judge saves it, so that it keeps its template)
 
     FIELDS = {"pair": ("instruction", "response_1", "response_2"), "point": ("instruction", "response", "rubric")}
 
@@ -125,7 +126,7 @@ class Template:
                 raise TemplateError(f"{name}: field 'prompt' has no {{{field_name}}}")
         return cls(name=name, kind=kind, chat=bool(data.get("chat", True)), prompt=data["prompt"],
                    answer=data.get("answer") or "", verdicts=verdicts, system=data.get("system"),
-                   rubric=data.get("rubric") or "{metric}")
+                   rubric=data.get("rubric") or "{metric}", text=text)
 
     @property
     def labels(self) -> list:
@@ -544,3 +545,65 @@ def likelihood_ratio(features_a: np.ndarray, features_b: np.ndarray) -> np.ndarr
     array([0.5])
     """
     return features_a[:, 0] - features_b[:, 0]
+
+
+# --- the judges' backend ---------------------------------------------------------------------------
+
+def parse_spec(spec: str | None, default_template: str) -> tuple[str, str]:
+    """A judge's `encoder` for features="llm" -> (model, template): "MODEL" or "MODEL#TEMPLATE", the
+    template a built-in name or a YAML path; None is the packaged SmolLM2 with `default_template`.
+
+    >>> parse_spec("WeOpenML/PandaLM-7B-v1#pandalm", "pair")
+    ('WeOpenML/PandaLM-7B-v1', 'pandalm')
+    >>> parse_spec(None, "pair")
+    ('smollm2', 'pair')
+    """
+    model, _, template = (spec or DEFAULT_MODEL).partition("#")
+    return model or DEFAULT_MODEL, template or default_template
+
+
+class LLMFeatures:
+    """The feature backend `features="llm"` of the judges: a `CausalLM` and one template. Nothing to
+    fit; `save` writes the model spec, settings and the template's YAML (so that a saved judge keeps
+    the prompt it was calibrated on, whatever later versions ship)."""
+
+    FORMAT = "referee-llm/1"
+
+    def __init__(self, spec: str | None, default_template: str, *, max_tokens: int = 1024, batch_size: int = 8,
+                 dtype: str = "bfloat16", progress: bool = True, template: Template | None = None):
+        model, name = parse_spec(spec, default_template)
+        self.template = template or Template.load(name)
+        self.lm = CausalLM(model, max_tokens=max_tokens, batch_size=batch_size, dtype=dtype, progress=progress)
+
+    def fit(self, texts=None) -> LLMFeatures:
+        return self  # a prompted model: nothing to learn here (the judge's head learns)
+
+    def pair(self, examples) -> np.ndarray:
+        """(n, 2, 3) verdict log-probs, both orders (`CausalLM.pair_verdicts`)."""
+        return self.lm.pair_verdicts(examples, self.template)
+
+    def point(self, conversations, metric: str = "") -> np.ndarray:
+        """(n, k) verdict log-probs (`CausalLM.point_verdicts`)."""
+        return self.lm.point_verdicts(conversations, self.template, metric=metric)
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "template.yaml").write_text(self.template.text, encoding="utf-8")
+        meta = {"format": self.FORMAT, "model": self.lm.model, "template": self.template.name,
+                "max_tokens": self.lm.max_tokens, "batch_size": self.lm.batch_size, "dtype": self.lm.dtype}
+        (folder / "llm.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LLMFeatures:
+        folder = Path(folder)
+        path = folder / "llm.json"
+        if not path.is_file():
+            raise UserError(f"{folder}: missing llm.json; this judge folder is incomplete")
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if meta.get("format") != cls.FORMAT:
+            raise UserError(f"{path}: format {meta.get('format')!r}, expected {cls.FORMAT!r}")
+        template = Template.load(folder / "template.yaml")
+        template = replace(template, name=meta["template"])
+        return cls(meta["model"], meta["template"], max_tokens=meta["max_tokens"], batch_size=meta["batch_size"],
+                   dtype=meta["dtype"], template=template)
