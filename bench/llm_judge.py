@@ -29,18 +29,21 @@ from sklearn.linear_model import LogisticRegression
 
 from referee.data import autoj, pandalm
 from referee.data.split import kfold
-from referee.encoders.lm import SWAP, CausalLM, likelihood_ratio, normalise, swap_average
+from referee.encoders.lm import SWAP, CausalLM, Template, likelihood_ratio, normalise, swap_average
 from referee.evaluate.metrics import accuracy, bootstrap_ci, first_position_preference, log_loss, swap_consistency
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LABELS = {"A": 0, "B": 1, "tie": 2}
 
 
-def load_sets(limit: int, seed: int) -> dict[str, list]:
-    sets = {"PandaLM": pandalm.load(DATA / "pandalm" / "testset-v1.dev.json").examples,
-            "Auto-J": autoj.load(DATA / "autoj" / "pairwise.dev.jsonl").examples}
-    rng = random.Random(seed)
-    return {name: rng.sample(rows, min(limit, len(rows))) if limit else rows for name, rows in sets.items()}
+def load_sets(data: Path, names: list[str], limit: int, seed: int) -> dict[str, list]:
+    files = {"PandaLM": lambda: pandalm.load(data / "pandalm" / "testset-v1.dev.json").examples,
+             "Auto-J": lambda: autoj.load(data / "autoj" / "pairwise.dev.jsonl").examples}
+    out = {}
+    for name in names:
+        rows = files[name]()
+        out[name] = random.Random(seed).sample(rows, min(limit, len(rows))) if limit else rows
+    return out
 
 
 def with_ci(statistic, *arrays) -> str:
@@ -60,6 +63,21 @@ def verdict_features(verdicts: np.ndarray) -> np.ndarray:
     from the swap-averaged, renormalised verdicts."""
     z = np.log(normalise(swap_average(verdicts)))
     return np.stack([z[:, 0] - z[:, 1], z[:, 2] - (z[:, 0] + z[:, 1]) / 2], 1)
+
+
+def pointwise_verdicts(lm: CausalLM, template: Template, pairs, rubric: str | None) -> np.ndarray:
+    """(n, 2, 3) pseudo verdict log-probs from a rubric judge: each response's expected score, then
+    log p(a better), log p(b better), log p(equal) from the score distributions (independent), the
+    same rows in both orders (no order effect to average away)."""
+    values = np.asarray(template.labels, dtype=float)
+    pa = normalise(lm.point_verdicts([p.a for p in pairs], template, metric="helpfulness", rubric=rubric))
+    pb = normalise(lm.point_verdicts([p.b for p in pairs], template, metric="helpfulness", rubric=rubric))
+    above = values[:, None] > values[None, :]  # (k, k): score i beats score j
+    win_a = np.einsum("ni,nj,ij->n", pa, pb, above)
+    win_b = np.einsum("ni,nj,ij->n", pb, pa, above)
+    tie = np.clip(1 - win_a - win_b, 1e-12, 1)
+    first = np.log(np.clip(np.stack([win_a, win_b, tie], 1), 1e-12, 1))
+    return np.stack([first, first[:, SWAP]], 1)
 
 
 def cv_head(pairs, features: np.ndarray, antisymmetric: list[int], labels: np.ndarray) -> np.ndarray:
@@ -82,7 +100,10 @@ def cv_head(pairs, features: np.ndarray, antisymmetric: list[int], labels: np.nd
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2", help="an HF folder, hub name, .gguf file or smollm2")
-    parser.add_argument("--template", default="pair", help="a built-in template name or a YAML file")
+    parser.add_argument("--template", default="pair", help="a built-in template name or a YAML file; a point "
+                        "template (e.g. prometheus) scores each response and compares the expected scores")
+    parser.add_argument("--rubric", default=None, help="point templates: the rubric (default: the template's, "
+                        "for the metric 'helpfulness')")
     parser.add_argument("--limit", type=int, default=120, help="pairs per set (0: all)")
     parser.add_argument("--max-tokens", type=int, default=768, help="cap on the judged text per prompt")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -90,17 +111,25 @@ def main() -> None:
     parser.add_argument("--likelihood", action="store_true", help="also the responses' token log-probs")
     parser.add_argument("--out", type=Path, default=Path("bench_out/llm_judge"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sets", nargs="+", default=["PandaLM", "Auto-J"], choices=["PandaLM", "Auto-J"])
+    parser.add_argument("--data", type=Path, default=DATA, help="the folder holding pandalm/ and autoj/")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
     lm = CausalLM(args.model, max_tokens=args.max_tokens, batch_size=args.batch_size, dtype=args.dtype)
     lm._load()  # loading is not judging: keep it out of the timing
+    template = Template.load(args.template)
     results = {}
-    for name, pairs in load_sets(args.limit, args.seed).items():
+    for name, pairs in load_sets(args.data, args.sets, args.limit, args.seed).items():
         labels = np.array([LABELS[p.label] for p in pairs])
         before, wall, cpu = lm.texts_computed, time.perf_counter(), time.process_time()
-        verdicts = lm.pair_verdicts(pairs, args.template)
+        if template.kind == "pair":
+            verdicts = lm.pair_verdicts(pairs, template)
+        else:  # a rubric judge scores each response alone; no order to be biased by
+            verdicts = pointwise_verdicts(lm, template, pairs, args.rubric)
         wall, cpu, read = time.perf_counter() - wall, time.process_time() - cpu, lm.texts_computed - before
+        if template.kind == "point":
+            read *= 2  # two prompts per pair, as for pair templates: keep "per pair" comparable
         shown_first, shown_second = normalise(verdicts[:, 0]), normalise(verdicts[:, 1])
         averaged = normalise(swap_average(verdicts))
         decided = labels != 2
@@ -149,7 +178,7 @@ def main() -> None:
         if name == "PandaLM":
             for judge, file in (("GPT-3.5 (shipped verdicts)", "gpt-3.5-turbo-testset-v1.dev.json"),
                                 ("PandaLM-7B (shipped verdicts)", "pandalm-7b-testset-v1.dev.json")):
-                shipped = pandalm.load_judge_predictions(DATA / "pandalm" / file)
+                shipped = pandalm.load_judge_predictions(args.data / "pandalm" / file)
                 # A verdict the judge failed to give (None) counts as wrong.
                 predicted = np.array([LABELS.get(shipped.get(p.id), -1) for p in pairs])
                 hit = (predicted == labels).astype(float)
@@ -161,16 +190,16 @@ def main() -> None:
             speed.update({"wall s per pair (both orders)": 2 * wall / read, "cpu s per pair (both orders)": 2 * cpu / read})
         results[name] = {"table": table, "position bias": bias, "speed": speed, "likelihood cost": likelihood_cost,
                          "ties": int((labels == 2).sum())}
-        print_set(name, results[name], args)
+        print_set(name, results[name], args, lm)
     (args.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                        "results": results}, indent=1))
     print(f"\nwrote {args.out / 'results.json'}")
 
 
-def print_set(name: str, result: dict, args) -> None:
+def print_set(name: str, result: dict, args, lm) -> None:
     n = result["speed"]["pairs"]
     print(f"\n## {name}: {n} pairs ({result['ties']} human ties), model {args.model}, template {args.template}, "
-          f"max {args.max_tokens} tokens, {args.dtype}")
+          f"max {args.max_tokens} tokens, {args.dtype}, on {lm.device}")
     columns = ["accuracy (3-way)", "accuracy (A vs B, no ties)", "log loss"]
     print(f"| judge | {' | '.join(columns)} |\n|---|{'---|' * len(columns)}")
     for judge, row in result["table"].items():
@@ -187,7 +216,7 @@ def print_set(name: str, result: dict, args) -> None:
         print("\nspeed: every prompt came from the cache (delete the cache folder to time it)")
     if result["likelihood cost"]:
         c = result["likelihood cost"]
-        print(f"response log-probs: {c['wall s per 1000 texts']:.0f} s wall, {c['cpu s per 1000 texts']:.0f} s CPU per 1,000 texts")
+        print(f"response log-probs ({c['texts']} texts): {c['wall s per 1000 texts']:.0f} s wall, {c['cpu s per 1000 texts']:.0f} s CPU per 1,000 texts")
 
 
 if __name__ == "__main__":
