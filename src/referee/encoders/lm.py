@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from referee.encoders.frozen import FrozenEncoder, _folder_fingerprint
+from referee.encoders.frozen import FrozenEncoder, _folder_fingerprint, text_key
 from referee.errors import UserError
 from referee.text import render_context
 
@@ -375,8 +375,6 @@ class CausalLM:
         length-sorted shards of `SHARD` texts where not."""
         cache = _Cache(f"lm|{kind}|{self.key}|{self.dtype}|{self.max_tokens}|{template_key}", compute, desc)
         index = cache._read_index()
-        from referee.encoders.frozen import text_key
-
         todo = sorted({t for t in texts if text_key(t) not in index}, key=len)
         if todo:
             bar = tqdm(total=len(todo), desc=desc, unit="prompt", disable=not self.progress or None)
