@@ -164,10 +164,15 @@ def _add_serve(sub):
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key-file", help="API keys, one per line; clients send 'Authorization: Bearer KEY'")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="a name clients reach this server by, besides loopback and --host (repeatable); other "
+                            "Host headers get 400, against DNS rebinding")
     serve.add_argument("--max-batch", type=int, default=32, help="most items in one judge call (1 = no batching)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to batch with")
     serve.add_argument("--max-items", type=int, default=64, help="most items in one request")
     serve.add_argument("--max-chars", type=int, default=32_000, help="longest text field (422 past it)")
+    serve.add_argument("--max-work", type=int, default=1024,
+                       help="most conversations one request may ask a judge to read: items x metrics, two per pair (422 past it)")
     serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (413 past it)")
     serve.add_argument("--max-queue", type=int, default=256, help="requests waiting per judge before 503 + Retry-After")
     serve.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take before 504")
@@ -176,12 +181,14 @@ def _add_serve(sub):
 
 def _serve(args):
     from referee.serve import load_judges, read_api_keys, serve
-    from referee.serve.server import check_exposure
+    from referee.serve.server import bind, check_exposure
 
     keys = read_api_keys(args.api_key_file) if args.api_key_file else None
-    check_exposure(args.host, keys)  # before loading: a refused address should fail at once
-    serve(load_judges(args.judges), args.host, args.port, api_keys=keys, max_batch=args.max_batch,
-          max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
+    check_exposure(args.host, keys)  # before loading: a refused address or a busy port should fail at once
+    sock = bind(args.host, args.port)
+    serve(load_judges(args.judges), args.host, sock=sock, api_keys=keys, allow_hosts=args.allow_host,
+          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
+          max_work=args.max_work,
           max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout)
 
 
@@ -314,8 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        # Inside the try: building the parser imports the judges (and torch), a second or two in
+        # which Ctrl+C must still end with one line.
+        args = build_parser().parse_args(argv)
         return args.func(args) or 0
     except (UserError, FileNotFoundError) as err:
         print(f"referee: error: {err}", file=sys.stderr)

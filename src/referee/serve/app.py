@@ -17,9 +17,12 @@ of that task is loaded. A single item answers {"judge", "version", ...result}; a
 "version", "results": [...]}.
 
 Safety: nothing in a request ever becomes a file path; the body is capped on the bytes actually
-received (413), the number of items (422) and the length of every text (422); each request waits at
-most `timeout_s` (504), and a full queue answers 503 with Retry-After. Every mistake a client can make
-gets a 4xx whose `detail` says what to fix.
+received (413), then the number of items (422, checked before any item is validated), the length of
+every text, the distinct metrics per item and the work of the whole request (items x metrics x
+conversations; 422); each request waits at most `timeout_s` (504) and a batch nobody waits for stops,
+and a full queue answers 503 with Retry-After. Bodies over 64 KB are parsed off the event loop. Every
+mistake a client can make gets a 4xx whose `detail` says what to fix. The guard (guard.py) checks the
+Host header and keys and adds security headers before any of this.
 """
 
 from __future__ import annotations
@@ -29,25 +32,26 @@ import hashlib
 import json
 import logging
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.resources import files
 
 import numpy as np
-from fastapi import Body, FastAPI, Query
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 
 from referee import __version__
 from referee.errors import UserError
 from referee.serve.batching import MicroBatcher, Overloaded, TimedOut
 from referee.serve.guard import Guard
-from referee.serve.schemas import (EXAMPLES, ClientError, ConversationBody, PairBody, ScoreBody, error_response,
-                                   validation_detail)
-from referee.serve.tasks import ENDPOINTS, RUN, describe, per_item, to_examples, warm_up_examples
+from referee.serve.schemas import EXAMPLES, MAX_METRICS, ClientError, body_schema, error_response, parse_items
+from referee.serve.tasks import ENDPOINTS, ITEMS, RUN, SUMMARIES, describe, per_item, to_examples, warm_up_examples, work
 
 log = logging.getLogger("referee.serve")
 
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
+OFFLOAD_BYTES = 64_000  # bodies larger than this are parsed and validated in a worker thread
 
 
 def judge_version(judge) -> str:
@@ -63,11 +67,11 @@ def judge_version(judge) -> str:
 # --- the app ---------------------------------------------------------------------------------
 
 def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: int = 32, max_wait_ms: float = 5.0,
-               max_body_bytes: int = 1_000_000, max_items: int = 64, max_chars: int = 32_000,
-               timeout_s: float = 30.0, max_queue: int = 256) -> FastAPI:
+               max_body_bytes: int = 1_000_000, max_items: int = 64, max_chars: int = 32_000, max_work: int = 1024,
+               timeout_s: float = 30.0, max_queue: int = 256, hosts: list[str] = ()) -> FastAPI:
     """A FastAPI app serving `judges` (name -> loaded judge). With `api_keys`, every `/v1/` route
     needs `Authorization: Bearer KEY` (or `X-API-Key: KEY`); `max_batch=1, max_wait_ms=0` turns
-    micro-batching off."""
+    micro-batching off. Requests must name a loopback host or one of `hosts` in their Host header."""
     if not judges:
         raise UserError("create_app: no judges given; load at least one judge folder")
     for name, judge in judges.items():
@@ -92,28 +96,20 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
         for batcher in batchers.values():
             await batcher.stop()
 
-    app = FastAPI(title="referee", version=__version__, lifespan=lifespan,
-                  description=__doc__.split("\n\n", 1)[0] + " Send one item or a list; `?judge=NAME` picks the "
-                  "judge (optional when one judge of the task is loaded). With API keys: `Authorization: Bearer KEY`.")
+    # FastAPIOffline serves Swagger UI's assets itself: FastAPI's /docs loads them from a CDN and is blank offline.
+    app = FastAPIOffline(title="referee", version=__version__, lifespan=lifespan, redoc_url=None,
+                         description=__doc__.split("\n\n", 1)[0] + " Send one item or a list; `?judge=NAME` picks the "
+                         "judge (optional when one judge of the task is loaded). With API keys: `Authorization: Bearer KEY`.")
     app.state.judges, app.state.batchers, app.state.versions = judges, batchers, versions
-    app.add_middleware(Guard, api_keys=api_keys, max_body_bytes=max_body_bytes, body_timeout_s=timeout_s)
+    app.add_middleware(Guard, api_keys=api_keys, max_body_bytes=max_body_bytes, body_timeout_s=timeout_s, hosts=hosts)
 
     @app.exception_handler(ClientError)
-    async def _clienterror_response(request, err: ClientError):
-        return error_response(err.status, err.detail, err.headers)
+    async def _client_error(request, err: ClientError):
+        return error_response(err.status, err.detail, err.headers, **err.extra)
 
     @app.exception_handler(UserError)
-    async def _usererror_response(request, err: UserError):
+    async def _user_error(request, err: UserError):
         return error_response(422, str(err))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request, err: RequestValidationError):
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return error_response(415, "send the body as JSON with the header 'Content-Type: application/json'")
-        problems = validation_detail(err.errors(), err.body)
-        status = 400 if problems[0]["problem"].startswith("not valid JSON") else 422
-        summary = "; ".join(f"{p['where']}: {p['problem']}" for p in problems[:5])
-        return error_response(status, f"invalid request: {summary}", problems=problems)
 
     @app.exception_handler(Exception)
     async def _unexpected(request, err: Exception):
@@ -136,11 +132,19 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
             raise ClientError(422, f"{len(of_task)} {task} judges are loaded ({', '.join(of_task)}); name one with ?judge=NAME")
         return of_task[0]
 
-    def check_size(items: list) -> None:
-        if not items:
-            raise ClientError(422, "the list of items is empty; send one item or a non-empty list")
-        if len(items) > max_items:
-            raise ClientError(422, f"{len(items)} items in one request; the limit is {max_items}: split the list")
+    async def read_items(task: str, request: Request) -> tuple[list, bool]:
+        """The request's validated items, and whether the body was a list."""
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise ClientError(415, "send the body as JSON with the header 'Content-Type: application/json'")
+        raw = await request.body()
+        parse = partial(parse_items, raw, ITEMS[task], max_items)
+        # Parsing and validating a big body is milliseconds of CPU: in a thread, /healthz and other
+        # requests keep their answers coming meanwhile.
+        items, listed = await asyncio.to_thread(parse) if len(raw) > OFFLOAD_BYTES else parse()
+        check_chars(items)
+        return items, listed
+
+    def check_chars(items: list) -> None:
         for i, item in enumerate(items):
             for where, text in item.texts():
                 if len(text) > max_chars:
@@ -148,11 +152,13 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
                     raise ClientError(422, f"{prefix}{where} has {len(text)} characters; the limit is {max_chars} "
                                            "(judges read at most a few thousand): shorten it")
 
-    async def judge_request(task: str, body, name: str | None):
+    async def judge_request(task: str, request: Request, name: str | None):
         name = pick(task, name)
-        items = body if isinstance(body, list) else [body]
-        check_size(items)
+        items, listed = await read_items(task, request)
         examples, counts = to_examples(task, judges[name], items)
+        if work(task, examples) > max_work:
+            raise ClientError(422, f"this request asks the judge to read {work(task, examples)} conversations (items x "
+                                   f"metrics, two per compared pair); the limit is {max_work}: send fewer items or metrics")
         try:
             results = await batchers[name].submit(examples)
         except Overloaded as err:
@@ -161,39 +167,45 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
             raise ClientError(504, str(err)) from None
         answers = per_item(task, examples, counts, results)
         head = {"judge": name, "version": versions[name]}
-        return {**head, **answers[0]} if not isinstance(body, list) else {**head, "results": answers}
+        return {**head, "results": answers} if listed else {**head, **answers[0]}
 
     judge_query = Query(None, description="the judge's name; optional when one judge of this task is loaded")
     responses = {401: {"description": "missing or wrong API key"}, 404: {"description": "no such judge"},
                  413: {"description": "body too large"}, 422: {"description": "invalid request; `detail` says what to fix"},
                  503: {"description": "queue full; retry after Retry-After seconds"}, 504: {"description": "timed out"}}
 
-    def examples(task: str) -> dict:
-        return {"one item": {"value": EXAMPLES[task]}, "a list": {"value": [EXAMPLES[task]]}}
+    definitions = {}  # the request models, for /openapi.json's components
 
-    @app.post("/v1/score", summary="Score responses on one or more metrics", responses=responses)
-    async def score(body: ScoreBody = Body(openapi_examples=examples("score")), judge: str | None = judge_query):
-        return await judge_request("score", body, judge)
+    def add_route(task: str):
+        schema = body_schema(ITEMS[task], definitions)
+        examples = {"one item": {"value": EXAMPLES[task]}, "a list": {"value": [EXAMPLES[task]]}}
+        body = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema, "examples": examples}}}}
 
-    @app.post("/v1/compare", summary="Compare two responses: p(A), p(B), p(tie)", responses=responses)
-    async def compare(body: PairBody = Body(openapi_examples=examples("pair")), judge: str | None = judge_query):
-        return await judge_request("pair", body, judge)
+        # The body is read by hand (read_items) so that its size is checked before its items are
+        # validated; openapi_extra documents it.
+        async def endpoint(request: Request, judge: str | None = judge_query):
+            return await judge_request(task, request, judge)
 
-    @app.post("/v1/safety", summary="Is a response (or a request) unsafe, per category", responses=responses)
-    async def safety(body: ConversationBody = Body(openapi_examples=examples("safety")), judge: str | None = judge_query):
-        return await judge_request("safety", body, judge)
+        app.post(ENDPOINTS[task], summary=SUMMARIES[task], responses=responses, openapi_extra=body,
+                 operation_id=task)(endpoint)
 
-    @app.post("/v1/reward", summary="Bradley-Terry reward of responses", responses=responses)
-    async def reward(body: ConversationBody = Body(openapi_examples=examples("reward")), judge: str | None = judge_query):
-        return await judge_request("reward", body, judge)
+    for task in ENDPOINTS:
+        add_route(task)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            FastAPI.openapi(app).setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.get("/v1/judges", summary="The loaded judges")
     async def list_judges():
         return {"judges": [describe(name, judge, versions[name]) | {"calls": batchers[name].calls}
                            for name, judge in judges.items()],
                 "limits": {"max_items": max_items, "max_chars": max_chars, "max_body_bytes": max_body_bytes,
-                           "max_batch": max_batch, "max_wait_ms": max_wait_ms, "timeout_s": timeout_s,
-                           "max_queue": max_queue}}
+                           "max_work": max_work, "max_metrics": MAX_METRICS, "max_batch": max_batch,
+                           "max_wait_ms": max_wait_ms, "timeout_s": timeout_s, "max_queue": max_queue}}
 
     @app.get("/healthz", summary="The process is up")
     async def healthz():

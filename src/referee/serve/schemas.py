@@ -5,10 +5,16 @@ Every POST body is one item or a list of items. Errors are JSON `{"detail": "wha
 
 from __future__ import annotations
 
-from typing import Literal, Union
+import json
+import math
+from functools import cache
+from typing import Literal
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, TypeAdapter, ValidationError, field_validator, model_validator
+
+MAX_METRICS = 64  # distinct metrics per score item
+MAX_PROBLEMS = 10  # validation problems reported per request: a 100,000-item body must not get a 9 MB answer
 
 from referee.schema import Conversation, Turn
 
@@ -81,13 +87,27 @@ class ConversationItem(_Strict):
 
 
 class ScoreItem(ConversationItem):
-    metrics: list[str] | None = Field(None, min_length=1, description="metrics to score; all the judge knows when left out")
-    scale: tuple[float, float] = Field((0.0, 10.0), description="the scale scores are reported on (judges learn on 0-1)")
+    metrics: list[str] | None = Field(None, min_length=1, description=f"metrics to score, at most {MAX_METRICS} "
+                                      "distinct; all the judge knows when left out")
+    scale: tuple[FiniteFloat, FiniteFloat] = Field((0.0, 10.0), description="the scale scores are reported on "
+                                                   "(judges learn on 0-1)")
 
+    @field_validator("metrics")
+    @classmethod
+    def _distinct(cls, metrics):
+        metrics = None if metrics is None else list(dict.fromkeys(metrics))  # one score per metric, in order
+        if metrics is not None and len(metrics) > MAX_METRICS:
+            raise ValueError(f"{len(metrics)} distinct metrics; the limit is {MAX_METRICS} per item: split the request")
+        return metrics
 
-ScoreBody = Union[ScoreItem, list[ScoreItem]]
-PairBody = Union[PairItem, list[PairItem]]
-ConversationBody = Union[ConversationItem, list[ConversationItem]]
+    @field_validator("scale")
+    @classmethod
+    def _proper(cls, scale):
+        low, high = scale
+        # high - low must be finite too: [-1.7e308, 1.7e308] overflows to inf and scores to nan.
+        if not (low < high and math.isfinite(high - low)):
+            raise ValueError(f"expected [low, high] with low < high and a finite high - low, got {list(scale)}")
+        return scale
 
 EXAMPLES = {
     "score": {"conversation": {"turns": [{"role": "user", "content": "How do I boil an egg?"},
@@ -105,11 +125,11 @@ EXAMPLES = {
 # --- errors ----------------------------------------------------------------------------------
 
 class ClientError(Exception):
-    """A request the client must change: answered with `status` and `detail`."""
+    """A request the client must change: answered with `status`, `detail` and any `extra` fields."""
 
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None, **extra):
         super().__init__(detail)
-        self.status, self.detail, self.headers = status, detail, headers
+        self.status, self.detail, self.headers, self.extra = status, detail, headers, extra
 
 
 def error_response(status: int, detail: str, headers: dict | None = None, **extra) -> JSONResponse:
@@ -124,22 +144,45 @@ def _where(loc) -> str:
     return out
 
 
-def validation_detail(errors: list[dict], body) -> list[dict]:
-    """pydantic's errors as (where, problem), keeping only the branch of `Item | list[Item]` that
-    the body is: every body is such a union, so pydantic names the branch second in `loc`."""
-    invalid = [err for err in errors if err["type"] == "json_invalid"]
-    if invalid:
-        loc, reason = invalid[0]["loc"], invalid[0].get("ctx", {}).get("error", invalid[0]["msg"])
-        at = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
-        return [{"where": "body", "problem": f"not valid JSON{at}: {reason}"}]
-    if not isinstance(body, (dict, list)):
-        return [{"where": "body", "problem": f"expected one item (a JSON object) or a list of items, got {type(body).__name__}"}]
-    kept = []
-    for err in errors:
-        loc = list(err["loc"])
-        if loc[:1] == ["body"] and len(loc) > 1 and isinstance(loc[1], str):
-            if loc[1].startswith("list[") != isinstance(body, list):
-                continue
-            loc = ["body"] + loc[2:]
-        kept.append({"where": _where(loc), "problem": err["msg"].removeprefix("Value error, ")})
-    return kept or [{"where": "body", "problem": "expected one item (a JSON object) or a list of items"}]
+def parse_items(raw: bytes, item: type[BaseModel], max_items: int) -> tuple[list, bool]:
+    """The validated items of a JSON body holding one `item` or a list of them, and whether it was
+    a list. The item count is checked before any item is validated, and at most MAX_PROBLEMS
+    problems are reported, so the cost of a bad body is bounded by its size, not its item count."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ClientError(400, f"invalid request: body: not UTF-8 text (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ClientError(400, f"invalid request: body: not valid JSON at character {err.pos}: {err.msg}") from None
+    except RecursionError:
+        raise ClientError(400, "invalid request: body: JSON nested too deeply") from None
+    listed = isinstance(data, list)
+    if not listed and not isinstance(data, dict):
+        raise ClientError(422, "invalid request: body: expected one item (a JSON object) or a list of items, "
+                               f"got {type(data).__name__}")
+    if listed and not data:
+        raise ClientError(422, "the list of items is empty; send one item or a non-empty list")
+    if listed and len(data) > max_items:
+        raise ClientError(422, f"{len(data)} items in one request; the limit is {max_items}: split the list")
+    try:
+        return _list_of(item).validate_python(data if listed else [data]), listed
+    except ValidationError as err:
+        problems = [{"where": _where(("body",) + (e["loc"] if listed else e["loc"][1:])),
+                     "problem": e["msg"].removeprefix("Value error, ")} for e in err.errors()[:MAX_PROBLEMS]]
+        more = err.error_count() - len(problems)
+        summary = "; ".join(f"{p['where']}: {p['problem']}" for p in problems[:5])
+        summary += f"; and {err.error_count() - 5} more" if err.error_count() > 5 else ""
+        raise ClientError(422, f"invalid request: {summary}", problems=problems, more_problems=more) from None
+
+
+@cache
+def _list_of(item: type[BaseModel]) -> TypeAdapter:
+    return TypeAdapter(list[item])
+
+
+def body_schema(item: type[BaseModel], definitions: dict) -> dict:
+    """The OpenAPI schema of `item | list[item]`; the models it names are added to `definitions`."""
+    schema = TypeAdapter(item | list[item]).json_schema(ref_template="#/components/schemas/{model}")
+    definitions.update(schema.pop("$defs", {}))
+    return schema
+

@@ -7,9 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from referee.schema import Conversation, PairExample, SafetyExample, ScoreExample
-from referee.serve.schemas import ClientError
+from referee.serve.schemas import ClientError, ConversationItem, PairItem, ScoreItem
 
 ENDPOINTS = {"score": "/v1/score", "pair": "/v1/compare", "safety": "/v1/safety", "reward": "/v1/reward"}
+ITEMS = {"score": ScoreItem, "pair": PairItem, "safety": ConversationItem, "reward": ConversationItem}
+SUMMARIES = {"score": "Score responses on one or more metrics", "pair": "Compare two responses: p(A), p(B), p(tie)",
+             "safety": "Is a response (or a request) unsafe, per category", "reward": "Bradley-Terry reward of responses"}
 
 
 # --- what each task computes, on one batch of examples ------------------------------------------
@@ -88,8 +91,6 @@ def to_examples(task: str, judge, items: list) -> tuple[list, list[int]]:
             if unknown:
                 shown = ", ".join(known[:30]) + (" ..." if len(known) > 30 else "")
                 raise ClientError(422, f"unknown metric(s) {unknown}; this judge knows: {shown}")
-            if not item.scale[0] < item.scale[1]:
-                raise ClientError(422, f"scale: expected [low, high] with low < high, got {list(item.scale)}")
             conv = item.conversation.to_conversation()
             examples += [ScoreExample(id=f"request-{i}", conversation=conv, metric=m, scale=item.scale) for m in metrics]
             counts.append(len(metrics))
@@ -106,6 +107,13 @@ def to_examples(task: str, judge, items: list) -> tuple[list, list[int]]:
     if any(c.response is None for c in convs):
         raise ClientError(422, "a reward needs a response: end each conversation with an assistant turn")
     return convs, [1] * len(items)
+
+
+def work(task: str, examples: list) -> int:
+    """Conversations the judge reads for `examples`: one per score (conversation, metric) pair, two
+    per compared pair, else one. The server caps it per request, so that no request can hold the judge
+    for long however its items and metrics multiply."""
+    return 2 * len(examples) if task == "pair" else len(examples)
 
 
 def per_item(task: str, examples: list, counts: list[int], results: list) -> list[dict]:
