@@ -176,6 +176,8 @@ def _add_serve(sub):
     serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (413 past it)")
     serve.add_argument("--max-queue", type=int, default=256, help="requests waiting per judge before 503 + Retry-After")
     serve.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take before 504")
+    serve.add_argument("--cache-mib", type=float, default=256,
+                       help="in-memory embedding cache per frozen judge, least recently used first out (0: none)")
     serve.set_defaults(func=_serve)
 
 
@@ -189,7 +191,7 @@ def _serve(args):
     serve(load_judges(args.judges), args.host, sock=sock, api_keys=keys, allow_hosts=args.allow_host,
           max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
           max_work=args.max_work,
-          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout)
+          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout, cache_mib=args.cache_mib)
 
 
 # --- referee demo ------------------------------------------------------------------------------

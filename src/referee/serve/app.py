@@ -41,6 +41,7 @@ from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
 from referee import __version__
+from referee.encoders.frozen import FrozenEncoder
 from referee.errors import UserError
 from referee.serve.batching import MicroBatcher, Overloaded, TimedOut
 from referee.serve.guard import Guard
@@ -68,10 +69,12 @@ def judge_version(judge) -> str:
 
 def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: int = 32, max_wait_ms: float = 5.0,
                max_body_bytes: int = 1_000_000, max_items: int = 64, max_chars: int = 32_000, max_work: int = 1024,
-               timeout_s: float = 30.0, max_queue: int = 256, hosts: list[str] = ()) -> FastAPI:
+               timeout_s: float = 30.0, max_queue: int = 256, hosts: list[str] = (), cache_mib: float | None = 256) -> FastAPI:
     """A FastAPI app serving `judges` (name -> loaded judge). With `api_keys`, every `/v1/` route
     needs `Authorization: Bearer KEY` (or `X-API-Key: KEY`); `max_batch=1, max_wait_ms=0` turns
-    micro-batching off. Requests must name a loopback host or one of `hosts` in their Host header."""
+    micro-batching off. Requests must name a loopback host or one of `hosts` in their Host header.
+    `cache_mib` caps each frozen judge's in-memory embedding cache (least recently used rows go
+    first; None: no cap), so that the server's memory stays flat however many texts it sees."""
     if not judges:
         raise UserError("create_app: no judges given; load at least one judge folder")
     for name, judge in judges.items():
@@ -90,6 +93,9 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
             # Frozen and fine-tuned encoders load their model on first use: pay that before /readyz
             # says ready, not on a client's first request.
             await asyncio.to_thread(RUN[judge.task], judge, warm_up_examples(judge))
+            if cache_mib is not None and isinstance(judge.encoder_, FrozenEncoder):
+                # Counts the embeddings' bytes; each row's key and index entry add about 150 more.
+                judge.encoder_.max_cached_rows = int(cache_mib * 2**20) // (4 * judge.encoder_.dim)
         for batcher in batchers.values():
             batcher.start()
         yield
@@ -205,7 +211,8 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
                            for name, judge in judges.items()],
                 "limits": {"max_items": max_items, "max_chars": max_chars, "max_body_bytes": max_body_bytes,
                            "max_work": max_work, "max_metrics": MAX_METRICS, "max_batch": max_batch,
-                           "max_wait_ms": max_wait_ms, "timeout_s": timeout_s, "max_queue": max_queue}}
+                           "max_wait_ms": max_wait_ms, "timeout_s": timeout_s, "max_queue": max_queue,
+                           "cache_mib": cache_mib}}
 
     @app.get("/healthz", summary="The process is up")
     async def healthz():
