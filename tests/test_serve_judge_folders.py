@@ -104,7 +104,7 @@ def test_wrong_shape(copy):
     (lambda m: m["params"].__setitem__("surprise", 1), "unknown parameter 'surprise'"),
     (lambda m: m["params"].__setitem__("epochs", "many"), "params.epochs = 'many': expected an integer"),
     (lambda m: m.__setitem__("version", True), "'version' must be a int, got True"),
-    (lambda m: m.__setitem__("version", 99), "judge format 99"),
+    (lambda m: m.__setitem__("version", 99), "written by a newer referee (judge format 99"),
     (lambda m: m.__setitem__("params", []), "'params' must be a dict"),
     (lambda m: m.__setitem__("task", "safety"), "unknown parameter 'swap_augment'; a safety judge takes"),
 ])

@@ -61,9 +61,11 @@ def read_meta(folder: Path, task: str, defaults: dict | None, format_version: in
             raise UserError(f"{path}: {key!r} must be a {kind.__name__}, got {meta[key]!r}")
     if task and meta["task"] != task:
         raise UserError(f"{path}: holds a {meta['task']} judge, not a {task} judge; use load_judge")
-    if not 1 <= meta["version"] <= format_version:
-        raise UserError(f"{path}: judge format {meta['version']}; this referee reads formats 1 to {format_version} "
-                        "(a newer referee wrote it: upgrade referee to load it)")
+    if meta["version"] > format_version:
+        raise UserError(f"{path}: written by a newer referee (judge format {meta['version']}, this referee reads up "
+                        f"to {format_version}); upgrade referee to load it")
+    if meta["version"] < 1:
+        raise UserError(f"{path}: judge format {meta['version']}; formats start at 1")
     for name, value in meta["params"].items() if defaults is not None else ():
         if name not in defaults:
             raise UserError(f"{path}: unknown parameter {name!r}; a {task or meta['task']} judge takes "
