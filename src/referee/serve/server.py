@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import socket
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -136,8 +138,18 @@ def serve(judges: dict, host: str = "127.0.0.1", port: int = 8000, *, sock: sock
     shown = f"[{host}]" if ":" in host else host
     print(f"referee: serving {len(judges)} judge(s) ({', '.join(sorted(judges))}) at http://{shown}:{port}/  "
           f"(API docs: /docs; Ctrl+C stops)", flush=True)
-    with sock:
-        server_for(app, host, port, log_level=log_level).run(sockets=[sock])
+    interrupted = False
+    with sock, warnings.catch_warnings():
+        # Ctrl+C between uvicorn making its coroutine and the loop starting it leaves the coroutine
+        # never awaited, and Python would print a RuntimeWarning beside "interrupted".
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        try:
+            server_for(app, host, port, log_level=log_level).run(sockets=[sock])
+        except KeyboardInterrupt:
+            interrupted = True
+        gc.collect()  # the warning comes when the coroutine is collected: here, inside the filter
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def free_port(host: str = "127.0.0.1") -> int:
