@@ -53,29 +53,8 @@ def warm_up_examples(judge) -> list:
     return [conv]
 
 
-def known_metrics(judge) -> list[str] | None:
-    """The metrics a score judge accepts; None when it embeds any metric name (zero-shot)."""
-    if judge.features == "tfidf":
-        return list(judge.metrics_)
-    if judge.catalogue:
-        return list(judge.metric_names_)
-    return None
-
-
 def describe(name: str, judge, version: str) -> dict:
-    info = {"name": name, "task": judge.task, "endpoint": ENDPOINTS[judge.task], "version": version,
-            "features": judge.features, "encoder": judge.encoder, "validation": judge.validation_}
-    if judge.task == "score":
-        info["metrics"] = list(judge.metrics_)
-        info["zero_shot_metrics"] = known_metrics(judge) is None
-    if judge.task == "pair":
-        info["labels"] = list(judge.classes_)
-        info["temperature"] = float(judge.temperature_)
-    if judge.task == "safety":
-        info["categories"] = list(judge.categories_)
-        info["threshold"] = float(judge.threshold_)
-        info["temperature"] = float(judge.temperature_)
-    return info
+    return {"name": name, "endpoint": ENDPOINTS[judge.task], "version": version, **judge.describe()}
 
 
 # --- requests in, results out ------------------------------------------------------------------
@@ -83,7 +62,7 @@ def describe(name: str, judge, version: str) -> dict:
 def to_examples(task: str, judge, items: list) -> tuple[list, list[int]]:
     """The judge's input and how many of its results belong to each item."""
     if task == "score":
-        known = known_metrics(judge)
+        known = judge.known_metrics()
         examples, counts = [], []
         for i, item in enumerate(items):
             metrics = item.metrics or list(judge.metrics_)
