@@ -232,7 +232,8 @@ def _demo(args):
     if args.serve:
         from referee.serve import load_judges, serve
 
-        serve(load_judges([str(path) for path in result["judges"].values()]), "127.0.0.1", args.port)
+        # The demo's own judges, just trained here: their encoder (even a --encoder path) is trusted.
+        serve(load_judges([str(path) for path in result["judges"].values()], trust_encoder=True), "127.0.0.1", args.port)
 
 
 # --- referee align -----------------------------------------------------------------------------
