@@ -84,3 +84,46 @@ def test_announced_port_is_listening_and_ctrl_c_during_start_up_is_one_line(fold
     finally:
         proc.kill()
     assert proc.returncode == 130 and err == "referee: interrupted\n", (proc.returncode, err)
+
+
+# --- issue 15 item 10 beyond `serve`: each a one-line error -------------------------------------------
+
+@pytest.fixture
+def arena_csv(tmp_path):
+    path = tmp_path / "small.csv"
+    rows = ["id,prompt,response_a,response_b,winner_model_a,winner_model_b,winner_tie"]
+    rows += [f'{i},"[""q {i}""]","[""a""]","[""b""]",1,0,0' for i in range(4)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_eval_bootstrap_zero_and_report_on_a_file(capsys, folder, arena_csv, tmp_path):
+    err = one_line_error(capsys, ["eval", str(folder), "--data", str(arena_csv), "--bootstrap", "0"])
+    assert "--bootstrap 0: expected at least 1 resample" in err
+    (tmp_path / "notes.txt").write_text("keep me")
+    err = one_line_error(capsys, ["eval", str(folder), "--data", str(arena_csv), "--report", str(tmp_path / "notes.txt")])
+    assert "is a file; give a folder" in err and (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_binary_predictions_file(capsys, arena_csv, tmp_path):
+    binary = tmp_path / "preds.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert "preds.csv: not UTF-8 text (byte 128)" in one_line_error(capsys, ["eval", "--data", str(arena_csv),
+                                                                             "--predictions", str(binary)])
+
+
+def test_deeply_nested_json_data(capsys, folder, tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    argv = ["predict", str(folder), "--data", str(deep), "--format", "jsonl", "--out", str(tmp_path / "o.csv")]
+    assert "nested too deeply" in one_line_error(capsys, argv)
+    argv = ["data", "inspect", str(deep), "--format", "jsonl", "--on-error", "skip"]
+    assert "nested too deeply" in one_line_error(capsys, argv)
+
+
+def test_a_gz_file_that_is_not_gzip(capsys, folder, tmp_path):
+    fake = tmp_path / "data.csv.gz"
+    fake.write_text("id,prompt\n1,2\n")
+    err = one_line_error(capsys, ["predict", str(folder), "--data", str(fake), "--out", str(tmp_path / "o.csv")])
+    assert "named .gz but not gzip-compressed" in err
+

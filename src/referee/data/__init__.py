@@ -102,6 +102,8 @@ def load(path: str | Path, format: str | None = None, *, columns: dict[str, str]
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder (named sources: {', '.join(NAMED)}, hf:NAME)")
+    if path.is_file() and path.suffix == ".gz" and path.read_bytes()[:2] != b"\x1f\x8b":
+        raise DataError(f"{path}: named .gz but not gzip-compressed; rename it without .gz or compress it")
     if path.is_file() and is_empty(path):
         raise DataError(f"{path}: the file is empty")
     if format is None:
