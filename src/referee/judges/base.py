@@ -157,6 +157,7 @@ class Judge(BaseEstimator):
         if valid is not None:
             valid = [ex for ex in self._check_examples(valid, "fit(valid=...)") if self.labelled(ex)] or None
         self._learn_labels(train)
+        self.history_ = None  # a tfidf fit has no curve; a refit must not keep the last one
         self._seed()
         train, valid = self._split(train, valid)
         if self.features == "finetune":
@@ -306,6 +307,10 @@ class Judge(BaseEstimator):
         result = train_loop(model, train, collate, loss_fn, config, valid_data=valid, evaluator=evaluator,
                             desc=f"fine-tuning {self.task} judge")
         model.eval()
+        if hasattr(self, "head_"):
+            # The head reads numpy features on the CPU at predict time; the encoder moves its own inputs
+            # to its device. Left on a GPU, the head met CPU tensors (seen on an H200).
+            self.head_.cpu()
         self.history_ = result.history
         self.finetune_summary_ = result.summary()
 
