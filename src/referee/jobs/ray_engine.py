@@ -8,7 +8,8 @@ Inputs: a file or a folder of shards (same extension) in a line format: Parquet,
 .gz: `generic jsonl` with a column mapping, or hh_rlhf) or CSV (`generic csv`, or arena). Records
 become examples through `referee.data.stream.builder`, the code `referee.data.load` uses, so the rows
 and values are those of the in-memory and streaming paths. Ids that come from a row's position
-(hh_rlhf, or no id column) are numbered across the whole input in read order.
+(hh_rlhf, or no id column) are numbered across the whole input in read order, and a bad row is named
+by its position (`record N`).
 
 Without `address`, a local Ray instance is started on this machine's CPUs; `address` reaches a running
 cluster (`"auto"`, `"ray://HOST:10001"`); the judge folder and the input must then be readable at the
@@ -18,6 +19,7 @@ same path on every node (a shared file system, or object storage Ray's readers t
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import warnings
@@ -56,9 +58,9 @@ class JudgeBatches:
         self.reader = READERS[format]
 
     def __call__(self, batch) -> pd.DataFrame:
-        # batch: a pyarrow Table; ROW present when ids come from positions (contiguous in a batch).
-        start = batch.column(ROW)[0].as_py() if ROW in batch.column_names else 0
-        records = batch.drop_columns([ROW]).to_pylist() if ROW in batch.column_names else batch.to_pylist()
+        # batch: a pyarrow Table of contiguous rows; ROW holds their positions in the input.
+        start = batch.column(ROW)[0].as_py()
+        records = batch.drop_columns([ROW]).to_pylist()
         if self.reader == "text":
             rows = [(f"record {start + i + 1}", (lambda line=r["text"]: parse_json_line(line)))
                     for i, r in enumerate(records)]
@@ -90,9 +92,6 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
     header = _header(files[0], reader)
     label = str(data)
     builder(label, format, header, columns, on_error)  # checks the columns before a cluster starts
-    needs_position = format == "hh_rlhf" or (format in ("jsonl", "csv", "parquet") and "id" not in (
-        _mapping(columns, header)))
-
     if not ray.is_initialized():
         # Locally, one CPU more than the actors hold: Ray Data's read and write tasks need one to run
         # (with every CPU held by an actor the pipeline waits forever).
@@ -103,6 +102,7 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress
     context.execution_options.preserve_order = True  # shards follow the input's order
+    context.raise_original_map_exception = True  # a bad row's DataError reaches us, not a wrapper
     start = time.perf_counter()
     paths = [str(f) for f in files]
     if reader == "parquet":
@@ -117,32 +117,34 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
                                convert_options=pacsv.ConvertOptions(
                                    column_types={h: pa.string() for h in header},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
-    n_input = None
-    if needs_position:
-        n_input = ds.count()
-        with warnings.catch_warnings():
-            # zip is deprecated from Ray 2.64 because it relies on a deterministic order, which
-            # preserve_order above gives; the extra pins ray below 2.64.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            ds = ds.zip(ray.data.range(n_input).rename_columns({"id": ROW}))
+    # Every row gets its position in the input: ids of formats without an id column are positions, and
+    # a bad row is named by it. zip is deprecated from Ray 2.64 because it relies on a deterministic
+    # order, which preserve_order above gives; the extra pins ray below 2.64.
+    n_input = ds.count()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.zip(ray.data.range(n_input).rename_columns({"id": ROW}))
     ds = ds.map_batches(JudgeBatches, fn_constructor_args=(str(judge_dir), label, format, header, columns, on_error),
                         batch_size=batch_rows, batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus)
+    failure = None
     try:
         ds.write_parquet(str(out))
     except Exception as err:  # Ray wraps the actor's exception; a UserError inside is the user's to read
-        cause = _user_error(err)
-        if cause is None:
+        failure = _user_error(err)
+        if failure is None:
             raise
-        raise UserError(str(cause)) from None
+        failure = str(failure)
+    if failure is not None:
+        # The failed pipeline's actors go only once its exception's reference cycles are collected;
+        # until then they hold their CPUs, and the next pipeline in this process would wait for them.
+        del ds
+        gc.collect()
+        raise UserError(failure)
     seconds = time.perf_counter() - start
     import pyarrow.parquet as pq
     written = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(out.glob("*.parquet")))
-    skipped = None
-    if on_error == "skip":
-        n_input = n_input if n_input is not None else _count(ray, reader, paths, header)
-        skipped = n_input - written
-    return {"rows": written, "skipped": skipped, "out": str(out), "format": format, "actors": actors,
+    return {"rows": written, "skipped": n_input - written, "out": str(out), "format": format, "actors": actors,
             "seconds": seconds, "rows_per_s": written / seconds if seconds else 0.0}
 
 
@@ -171,27 +173,12 @@ def _header(path: Path, reader: str) -> list[str]:
     return list(record)
 
 
-def _mapping(columns, header: list[str]) -> dict:
-    from referee.data import columns as cols
-    return cols.parse_columns(columns) or cols.default_mapping(header)
-
-
-def _count(ray, reader: str, paths: list[str], header: list[str]) -> int:
-    if reader == "parquet":
-        import pyarrow.parquet as pq
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
-    if reader == "text":
-        return ray.data.read_text(paths).count()
-    import pyarrow.csv as pacsv
-    return ray.data.read_csv(paths, parse_options=pacsv.ParseOptions(newlines_in_values=True)).count()
-
-
 def _user_error(err: BaseException) -> BaseException | None:
-    """The UserError Ray wrapped (as cause, or as the cause's cause), if any."""
-    seen = set()
+    """The innermost UserError in the chain Ray wrapped around the actor's exception, if any."""
+    found, seen = None, set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         if isinstance(err, UserError):
-            return err
+            found = err
         err = getattr(err, "cause", None) or err.__cause__
-    return None
+    return found
