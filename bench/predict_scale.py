@@ -34,7 +34,7 @@ def run_one(engine: str, judge: str, data: str, out: str) -> dict:
     """In the child process: one prediction, timed from the judge's loading to the last row written."""
     start = time.perf_counter()
     if engine == "memory":
-        from referee.judges.job import predict
+        from referee.jobs.predict import predict
         summary = predict(judge, data, out)
     elif engine == "stream":
         from referee.jobs.stream import predict_stream

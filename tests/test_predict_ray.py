@@ -14,7 +14,7 @@ from judges_fixtures import pair_examples
 from referee.errors import UserError
 from referee.jobs.ray_engine import predict_ray
 from referee.judges import PairJudge
-from referee.judges.job import predict
+from referee.jobs.predict import predict
 from test_predict_stream import real_arena, real_hh
 
 

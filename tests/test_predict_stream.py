@@ -14,10 +14,9 @@ from judges_fixtures import pair_examples, score_examples
 from referee.data import load
 from referee.data.stream import open_stream
 from referee.errors import UserError
-from referee.jobs import stream as stream_job
 from referee.jobs.stream import predict_stream
 from referee.judges import PairJudge, ScoreJudge
-from referee.judges.job import predict
+from referee.jobs.predict import predict
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +128,7 @@ def test_an_interrupted_run_keeps_whole_chunks_and_says_how_to_go_on(pair_judge,
     data.write_text("\n".join(json.dumps({"id": ex.id, "prompt": ex.a.prompt, "response_a": ex.response_a,
                                           "response_b": ex.response_b}) for ex in pair_examples(20)), encoding="utf-8")
     calls = []
-    real = stream_job.prediction_table
+    real = PairJudge.predict_table
 
     def stop_at_third_chunk(judge, examples):
         calls.append(len(examples))
@@ -137,7 +136,7 @@ def test_an_interrupted_run_keeps_whole_chunks_and_says_how_to_go_on(pair_judge,
             raise KeyboardInterrupt  # what Ctrl-C raises in the middle of judging a chunk
         return real(judge, examples)
 
-    monkeypatch.setattr(stream_job, "prediction_table", stop_at_third_chunk)
+    monkeypatch.setattr(PairJudge, "predict_table", stop_at_third_chunk)
     with pytest.raises(UserError, match=r"interrupted: 10 rows are in .*out.csv; run the same command with --resume"):
         predict_stream(pair_judge, data, tmp_path / "out.csv", chunk_rows=5, progress=False)
     assert len(pd.read_csv(tmp_path / "out.csv")) == 10

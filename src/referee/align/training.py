@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from referee.align.config import AlignConfig
 from referee.align.policy import ALIGN_JSON
 from referee.data import load
 from referee.errors import UserError
+from referee.io import check_replaceable, replace_folder
 from referee.schema import Conversation, PairExample
 
 
@@ -46,6 +46,7 @@ def read_pairs(config: AlignConfig) -> tuple[list[PairExample], list[str]]:
     An empty response stops the run (naming file, row and field): it is a broken row, and training on
     it would teach the policy to say nothing. Ties, unlabelled pairs and (for DPO) pairs whose two
     conversations differ before the response cannot be used and are counted, not hidden."""
+    check_replaceable(config.out, ALIGN_JSON, flag=None)  # before training, not after
     result = load(config.data, config.format)
     if result.task != "pair":
         raise AlignDataError(f"{config.data}: read as {result.format} ({result.task} data); alignment needs "
@@ -146,7 +147,7 @@ def finish(trainer, config: AlignConfig, before: dict, started: float, n_pairs: 
             record = {"stage": config.stage, "policy": policy_reference(config.policy), "config": config.to_dict(),
                       "summary": {k: v for k, v in summary.items() if k != "loss_history"}}
             (tmp / ALIGN_JSON).write_text(json.dumps(record, indent=2))
-            replace_dir(tmp, out)
+            replace_folder(tmp, out, ALIGN_JSON, flag=None)  # only a folder referee wrote, or an empty one
     except BaseException:
         if main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -158,17 +159,6 @@ def policy_reference(policy: str) -> str:
     """How align.json names the base policy: folders and files by absolute path, so that the output
     loads from any working directory; hub names and "smollm2" as given."""
     return str(Path(policy).resolve()) if Path(policy).exists() else policy
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Put folder `new` at `target`; an existing `target` is removed only after `new` is in place."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}-old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def print_summary(summary: dict) -> None:

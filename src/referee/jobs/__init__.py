@@ -1,1 +1,2 @@
-"""What the CLI runs, above the judges: prediction over inputs of any size (`stream`, `ray_engine`)."""
+"""What the CLI runs, above the judges: train a judge (with k-fold cross-validation), predict with a
+saved one. Each job takes its config and returns a summary; the CLI only parses flags and prints."""

@@ -32,7 +32,6 @@ from referee.data.files import DataError, csv_header, first_json_record, parse_j
 from referee.data.stream import builder
 from referee.errors import UserError
 from referee.judges import load_judge
-from referee.judges.job import prediction_table
 
 # Ray's reader for each format it takes; every other format is read by --engine local.
 READERS = {"parquet": "parquet", "jsonl": "text", "hh_rlhf": "text", "csv": "csv", "arena": "csv"}
@@ -69,7 +68,7 @@ class JudgeBatches:
         examples = self.build(rows, start).examples
         if not examples:  # every row of the batch was bad and skipped
             return pd.DataFrame()
-        return prediction_table(self.judge, examples)
+        return self.judge.predict_table(examples)
 
 
 def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, format: str | None = None,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import resource
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,8 +27,8 @@ from tqdm.auto import tqdm
 
 from referee.data.stream import open_stream
 from referee.errors import UserError
+from referee.io import atomic_file
 from referee.judges import load_judge
-from referee.judges.job import prediction_table
 
 
 def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, format: str | None = None,
@@ -53,7 +52,7 @@ def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, 
             resumed += len(chunk.examples) - len(todo)
             skipped.update(why for _, why in chunk.skipped)
             if todo:
-                output.write(prediction_table(judge, todo))
+                output.write(judge.predict_table(todo))
                 judged += len(todo)
             bar.update(len(chunk.examples) + len(chunk.skipped))
             read = stream.read()
@@ -159,15 +158,8 @@ class ParquetOutput:
         if self.columns is not None and list(table.columns) != self.columns:
             raise UserError(f"--resume: {self.path} has columns {', '.join(self.columns)}, but this judge writes "
                             f"{', '.join(table.columns)}: it was written by another judge")
-        self.path.mkdir(parents=True, exist_ok=True)
-        # A dot-name is invisible to Parquet readers, so a part is either whole or not there.
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".part-", suffix=".tmp")
-        os.close(fd)
-        try:
+        # atomic_file writes a dot-named sibling first, invisible to Parquet readers: a part is whole or absent.
+        with atomic_file(self.path / f"part-{self.parts:06d}.parquet") as tmp:
             table.to_parquet(tmp, index=False)
-            os.replace(tmp, self.path / f"part-{self.parts:06d}.parquet")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         self.parts += 1
         self.columns = list(table.columns)
