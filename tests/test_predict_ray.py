@@ -72,5 +72,5 @@ def test_parquet_shards_with_bad_rows(local_ray, pair_judge, tmp_path):
 
 def test_without_ray_the_error_names_the_install(pair_judge, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where it is not installed
-    with pytest.raises(UserError, match=r"--engine ray needs Ray Data: pip install 'referee\[ray\]'"):
+    with pytest.raises(UserError, match=r"this needs referee's 'ray' extra \(ray is not installed\): pip install 'referee\[ray\]'"):
         predict_ray(pair_judge, tmp_path / "in.jsonl", tmp_path / "out.parquet")

@@ -170,8 +170,29 @@ def test_formats_read_whole_and_bad_outputs(pair_judge, tmp_path):
                                  "response_b": ex.response_b} for ex in pair_examples(9)]), encoding="utf-8")
     summary = predict_stream(pair_judge, data, tmp_path / "out.csv", chunk_rows=4, progress=False)
     assert not summary["streamed"] and summary["rows"] == 9  # a JSON array is read whole, judged in chunks
-    with pytest.raises(UserError, match=r"--out out.txt: expected a .csv file or a .parquet folder"):
-        predict_stream(pair_judge, data, "out.txt", progress=False)
+    with pytest.raises(UserError, match=r"is a folder; give a file name to write"):
+        predict_stream(pair_judge, data, tmp_path, progress=False)
     with pytest.raises(UserError, match="this judge writes id, winner_model_a"):
         (tmp_path / "other.csv").write_text("id,score\n", encoding="utf-8")
         predict_stream(pair_judge, data, tmp_path / "other.csv", resume=True, progress=False)
+
+
+def test_cli_predict_streams_skips_and_resumes(pair_judge, tmp_path, capsys):
+    from referee.cli import main
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("\n".join([json.dumps({"id": ex.id, "prompt": ex.a.prompt, "response_a": ex.response_a,
+                                           "response_b": ex.response_b}) for ex in pair_examples(9)] + ["[1]"]),
+                    encoding="utf-8")
+    args = ["predict", str(pair_judge), "--data", str(data), "--out", str(tmp_path / "p.parquet"), "--chunk-rows", "4",
+            "--on-error", "skip", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote 9 rows to {tmp_path / 'p.parquet'} in ") and "peak memory" in out
+    assert "skipped 1 bad row(s): 1 x expected a record, got list" in out
+    assert main(args) == 2 and "exists: --resume continues it" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0
+    assert "wrote 0 rows" in (out := capsys.readouterr().out) and "9 rows were in" in out
+    assert len(pd.read_parquet(tmp_path / "p.parquet")) == 9
+    assert main(args[:-1] + ["--engine", "ray", "--resume"]) == 2
+    assert "--resume is for --engine local" in capsys.readouterr().err

@@ -30,22 +30,13 @@ import pandas as pd
 from referee.data import detect, generic_for
 from referee.data.files import DataError, csv_header, first_json_record, parse_json_line
 from referee.data.stream import builder
-from referee.errors import UserError
+from referee.errors import UserError, require_extra
 from referee.judges import load_judge
 
 # Ray's reader for each format it takes; every other format is read by --engine local.
 READERS = {"parquet": "parquet", "jsonl": "text", "hh_rlhf": "text", "csv": "csv", "arena": "csv"}
 SUFFIXES = {"parquet": (".parquet",), "text": (".jsonl", ".jsonl.gz", ".ndjson", ".json"), "csv": (".csv", ".csv.gz")}
 ROW = "__referee_row"  # the row's position in the input, for ids that come from it
-
-
-def require_ray():
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise UserError("--engine ray needs Ray Data: pip install 'referee[ray]'") from None
-    return ray
 
 
 class JudgeBatches:
@@ -78,7 +69,10 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
     into the folder `out`.
 
     Returns a summary: rows written, bad rows skipped (counted, with on_error="skip"), seconds, rows/s."""
-    ray = require_ray()
+    require_extra("ray", "ray")
+    import ray
+    import ray.data
+
     out = Path(out)
     if out.exists():
         raise UserError(f"--out {out} exists: --engine ray writes a new folder of Parquet shards (no --resume)")
@@ -96,7 +90,6 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
         # (with every CPU held by an actor the pipeline waits forever).
         local = {} if address else {"num_cpus": actors * actor_cpus + 1}
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False, **local)
-    import ray.data
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress

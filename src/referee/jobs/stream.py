@@ -5,8 +5,9 @@ on to the next, so memory stays flat whatever the input's size.
     summary = predict_stream("judge/", "logs.jsonl", "scores.parquet", resume=True)
 
 The output is valid after every chunk, so an interrupted run loses at most the chunk in hand:
-- `x.csv`: one CSV file; each chunk is appended in one write and flushed to disk. The rows are the
-  ones the in-memory path writes, in the same order, in the same text.
+- `x.csv` (any name but NAME.parquet): one CSV file; it appears with its header and first chunk, and
+  each later chunk is appended in one write and flushed to disk. The rows are the ones the in-memory
+  path writes, in the same order, in the same text.
 - `x.parquet`: a folder of Parquet part files (a Parquet dataset: `pandas.read_parquet("x.parquet")`
   reads it whole); each part is written under a temporary name and renamed into place.
 `resume=True` reads the ids already in the output and judges only the others: an interrupted run
@@ -66,7 +67,8 @@ def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, 
         bar.close()
     seconds = time.perf_counter() - start
     return {"rows": judged, "resumed": resumed, "skipped": sum(skipped.values()),
-            "skip_reasons": skipped.most_common(5), "out": str(output.path), "format": stream.format,
+            "skip_reasons": skipped.most_common(5), "out": str(output.path), "columns": output.columns,
+            "format": stream.format,
             "streamed": stream.streamed, "seconds": seconds, "rows_per_s": judged / seconds if seconds else 0.0,
             "peak_rss_mib": peak_rss_mib()}
 
@@ -77,12 +79,14 @@ def peak_rss_mib() -> float:
 
 
 def open_output(out: str | Path, resume: bool):
+    """The writer for `out`: a folder of Parquet parts for NAME.parquet, else one CSV file."""
     path = Path(out)
-    if path.suffix.lower() not in (".csv", ".parquet"):
-        raise UserError(f"--out {out}: expected a .csv file or a .parquet folder")
+    parquet = path.suffix.lower() == ".parquet"
+    if path.is_dir() and not parquet:
+        raise UserError(f"{path}: is a folder; give a file name to write (or NAME.parquet for Parquet parts)")
     if path.exists() and not resume:
         raise UserError(f"--out {out} exists: --resume continues it; to start again, give another --out or remove it")
-    return CsvOutput(path) if path.suffix.lower() == ".csv" else ParquetOutput(path)
+    return ParquetOutput(path) if parquet else CsvOutput(path)
 
 
 class CsvOutput:
@@ -117,12 +121,14 @@ class CsvOutput:
         if self.columns is not None and list(table.columns) != self.columns:
             raise UserError(f"--resume: {self.path} has columns {', '.join(self.columns)}, but this judge writes "
                             f"{', '.join(table.columns)}: it was written by another judge")
-        text = table.to_csv(index=False, header=self.columns is None)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        if self.columns is None:  # the header and the first chunk appear together, or not at all
+            with atomic_file(self.path) as tmp:
+                table.to_csv(tmp, index=False)
+        else:
+            with open(self.path, "a", encoding="utf-8", newline="") as handle:
+                handle.write(table.to_csv(index=False, header=False))  # one write per chunk
+                handle.flush()
+                os.fsync(handle.fileno())
         self.columns = list(table.columns)
 
 
