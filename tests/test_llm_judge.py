@@ -68,10 +68,11 @@ def test_two_way_without_ties_and_a_template_by_name(model_dir):
 def test_serve_answers_what_the_judge_answers(judge):
     ex = PairExample(id="x", a=Conversation.from_text("how do I bake bread", "Mix flour and water, then bake."),
                      b=Conversation.from_text("how do I bake bread", "No."))
-    with TestClient(create_app({"pair": judge})) as client:
+    with TestClient(create_app({"pair": judge}), base_url="http://127.0.0.1") as client:
         body = client.post("/v1/compare", json={"context": {"turns": [{"role": "user", "content": "how do I bake bread"}]},
                                                 "response_a": "Mix flour and water, then bake.",
                                                 "response_b": "No."}).json()
+    assert "probabilities" in body, body
     expected = judge.predict_proba([ex])[0]
     assert [body["probabilities"][k] for k in ("A", "B", "tie")] == pytest.approx(expected.tolist(), abs=1e-12)
 

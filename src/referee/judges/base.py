@@ -35,12 +35,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from sklearn.base import BaseEstimator, clone
 
 from referee import __version__
 from referee.errors import UserError
 from referee.io import atomic_folder
+from referee.judges import folder as judge_folder
 from referee.schema import Conversation
 from referee.text import render
 
@@ -366,18 +367,27 @@ class Judge(BaseEstimator):
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: str | Path) -> Judge:
-        """The judge `save` wrote to `folder` (any referee version up to this one's format)."""
+    def load(cls, folder: str | Path, trust_encoder: bool = True) -> Judge:
+        """The judge `save` wrote to `folder` (any referee version up to this one's format), checked
+        whole by `referee.judges.folder` (one line naming the file for anything wrong). With
+        `trust_encoder=False`, a frozen encoder must be one referee ships (the server's default)."""
         folder = Path(folder)
-        meta = read_judge_json(folder)
-        if cls.task and meta["task"] != cls.task:
-            raise UserError(f"{folder}: holds a {meta['task']} judge, not a {cls.task} judge; use load_judge")
-        for name in ("weights.safetensors", "encoder"):
-            if not (folder / name).exists():
-                raise UserError(f"{folder}: missing {name}; this judge folder is incomplete (was saving interrupted?)")
+        meta = read_judge_json(folder, cls)
+        if not (folder / "encoder").exists():
+            raise UserError(f"{folder}: missing encoder; this judge folder is incomplete (was saving interrupted?)")
+        tensors = judge_folder.read_weights(folder)
+        judge_folder.check_encoder(folder, trust_encoder)
         judge = cls(**meta["params"])
         judge.encoder_ = _load_encoder(judge.features, folder / "encoder")
-        judge._set_state(meta["state"], load_file(str(folder / "weights.safetensors")))
+        try:
+            judge._set_state(meta["state"], tensors)
+            judge_folder.probe(judge)
+        except UserError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure here means the files do not fit each other
+            reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+            raise UserError(f"{folder}: judge.json and weights.safetensors do not fit this {meta['task']} judge "
+                            f"({reason}); the folder was changed after referee saved it") from None
         return judge
 
 
@@ -395,23 +405,17 @@ def _load_encoder(features: str, folder: Path):
     return load_transformer(folder)
 
 
-def read_judge_json(folder: Path) -> dict:
+def read_judge_json(folder: Path, judge_class: type[Judge] | None = None) -> dict:
+    """judge.json, checked (`referee.judges.folder.read_meta`); its params against `judge_class`'s."""
     path = folder / MARKER
     if not folder.is_dir():
         raise UserError(f"{folder}: no such judge folder")
     if not path.is_file():
         raise UserError(f"{folder}: missing {MARKER}; not a referee judge folder (or saving was interrupted)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
-    for key in ("task", "version", "params", "state"):
-        if key not in meta:
-            raise UserError(f"{path}: missing field {key!r}")
-    if not isinstance(meta["version"], int) or meta["version"] > FORMAT_VERSION:
-        raise UserError(f"{path}: written by a newer referee (judge format {meta['version']!r}, this referee "
-                        f"{__version__} reads up to {FORMAT_VERSION}); upgrade referee to load it")
-    return meta
+    judge_folder.check_links(folder)
+    if judge_class is None:
+        return judge_folder.read_meta(folder, "", None, FORMAT_VERSION)
+    return judge_folder.read_meta(folder, judge_class.task, judge_class().get_params(), FORMAT_VERSION)
 
 
 def linear_state(W: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
