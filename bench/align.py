@@ -40,7 +40,7 @@ from referee.align.best_of_n import best_of_n, judge_labelled_pairs, sample
 from referee.align.config import AlignConfig
 from referee.align.dpo import train_dpo
 from referee.align.generate import Decoding
-from referee.align.policy import load_policy, smollm2_folder
+from referee.encoders.causal_lm import load_policy, smollm2_folder
 from referee.align.rates import is_refusal
 from referee.align.referees import Referees
 from referee.data import load

@@ -23,7 +23,7 @@ from align_step import StepTimer  # noqa: E402
 
 from referee.align.config import AlignConfig  # noqa: E402
 from referee.align.dpo import compact_lm_head, dpo_rows  # noqa: E402
-from referee.align.policy import load_policy  # noqa: E402
+from referee.encoders.causal_lm import load_policy  # noqa: E402
 from referee.align.training import lora_config, read_pairs, trainer_settings  # noqa: E402
 
 # HuggingFaceTB/SmolLM2-{135M,360M,1.7B}-Instruct config.json values (Llama architecture, tied embeddings)

@@ -28,7 +28,7 @@ from align import DATA, ROOT, short_single_turn_pairs  # noqa: E402
 
 from referee.align.config import AlignConfig  # noqa: E402
 from referee.align.dpo import compact_lm_head, dpo_rows  # noqa: E402
-from referee.align.policy import load_policy, smollm2_folder  # noqa: E402
+from referee.encoders.causal_lm import load_policy, smollm2_folder  # noqa: E402
 from referee.align.training import lora_config, read_pairs, trainer_settings  # noqa: E402
 
 # name -> (what changes, settings): the fast setting first, then one change each

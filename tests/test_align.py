@@ -19,7 +19,7 @@ from referee.align.best_of_n import judge_labelled_pairs, order
 from referee.align.config import AlignConfig, AlignConfigError
 from referee.align.dpo import train_dpo
 from referee.align.generate import Decoding, generate
-from referee.align.policy import PolicyError, load_policy
+from referee.encoders.causal_lm import PolicyError, load_policy
 from referee.align.rates import (combined_score, harmlessness_rate, helpfulness_rate, is_refusal, rates_with_intervals,
                                  refusal_rate)
 from referee.align.sft import train_sft

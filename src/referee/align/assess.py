@@ -30,7 +30,7 @@ import numpy as np
 
 from referee.align.best_of_n import RULE, best_of_n, sample
 from referee.align.generate import Decoding, generate
-from referee.align.policy import load_policy
+from referee.encoders.causal_lm import load_policy
 from referee.align.rates import bootstrap_interval, is_refusal, rates_with_intervals, refusal_rate
 from referee.align.referees import Referees
 from referee.data import load

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from referee.align.policy import DEFAULT_POLICY
+from referee.encoders.causal_lm import DEFAULT_POLICY
 from referee.errors import UserError
 
 STAGES = ("sft", "dpo")

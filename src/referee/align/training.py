@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from referee.align.config import AlignConfig
-from referee.align.policy import ALIGN_JSON
+from referee.encoders.causal_lm import ALIGN_JSON
 from referee.data import load
 from referee.errors import UserError
 from referee.io import check_replaceable, replace_folder
