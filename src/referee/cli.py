@@ -140,8 +140,6 @@ def _eval(args):
         raise UserError("referee eval: name at least one JUDGE_DIR or --predictions FILE")
     if args.bootstrap < 1:
         raise UserError(f"--bootstrap {args.bootstrap}: expected at least 1 resample (1000 is the default)")
-    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
-        raise UserError(f"--report {args.report}: is a file; give a folder for index.html and metrics.json")
     examples = load(args.data, args.format).examples
     valid = load(args.calibrate_on).examples if args.calibrate_on else None
     judges = [(Path(folder).name, folder, load_judge(folder)) for folder in args.judges]
