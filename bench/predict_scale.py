@@ -44,7 +44,8 @@ def run_one(engine: str, judge: str, data: str, out: str) -> dict:
         from referee.jobs.ray_engine import predict_ray
         ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)  # two actors + one for reads
         start = time.perf_counter()  # a cluster is started once, not per job
-        summary = predict_ray(judge, data, out, actors=2, batch_rows=2000, progress=False)
+        # Batches of 250 rows: enough of them for both actors to have work on a few thousand rows.
+        summary = predict_ray(judge, data, out, actors=2, batch_rows=250, progress=False)
     return {"rows": summary["rows"], "seconds": time.perf_counter() - start}
 
 
