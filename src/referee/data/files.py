@@ -81,6 +81,8 @@ def read_json(path: Path):
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be records") from None
 
 
 def json_rows(path: Path) -> list[tuple[str, object]]:
@@ -106,6 +108,8 @@ def parse_json_line(line: str):
         return json.loads(line)
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON at column {err.colno}: {err.msg}") from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to be a record") from None
 
 
 def first_json_record(path: Path):
@@ -114,7 +118,7 @@ def first_json_record(path: Path):
     if text.startswith("["):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             # A large array cut off by `head`: read the whole file (sniffing stays a rare, one-off cost).
             try:
                 data = read_json(path)
@@ -124,7 +128,7 @@ def first_json_record(path: Path):
     line = text.split("\n", 1)[0]
     try:
         return json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
 
 

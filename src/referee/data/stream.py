@@ -27,8 +27,8 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Callable, Iterator
 
-from referee.data import arena, columns as cols, detect, generic_for, hf, load
-from referee.data.files import DataError, LoadResult, base_name, collect, first_json_record, head, parse_json_line
+from referee.data import NAMED, arena, check_file, columns as cols, detect, generic_for, hf, load
+from referee.data.files import DataError, LoadResult, base_name, collect, first_json_record, head, open_text, parse_json_line
 from referee.errors import UserError
 
 STREAMED = ("arena", "hh_rlhf", "csv", "jsonl", "parquet", "hf")
@@ -81,6 +81,8 @@ def open_stream(path: str | Path, format: str | None = None, *, columns=None, on
         stream = _hf_stream(text.removeprefix("hf:"), columns, on_error)
     else:
         local = Path(text)
+        if text not in NAMED:
+            check_file(local)
         if format is None and local.is_file():
             format = generic_for(local) if columns else detect(local)
         if format in STREAMED and local.is_file() and not (format == "jsonl" and _is_array(local)):
@@ -193,6 +195,14 @@ def jsonl_records(handle, path: Path) -> Iterator[tuple[str, Callable[[], object
 
 def _jsonl_header(path: Path) -> list[str]:
     record = first_json_record(path)
+    if record is None and not base_name(path).endswith(".json"):
+        # Let the first line's own error speak (too deeply nested, not JSON) instead of "no prompt column".
+        for where, parse in jsonl_records(open_text(path), path):
+            try:
+                parse()
+            except DataError as err:
+                raise DataError(f"{path}: {where}: {err}") from None
+            break
     return list(record) if isinstance(record, dict) else []
 
 
