@@ -200,8 +200,13 @@ class _Cache(FrozenEncoder):
     texts: the key names the model, dtype, template and token cap, the text is the prompt's variable part."""
 
     def __init__(self, key: str, compute, name: str):
-        super().__init__(name, batch_size=SHARD, progress=False)
+        super().__init__(name, batch_tokens=SHARD, progress=False)
         self._key, self._compute = key, compute
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        # One "token" a prompt: FrozenEncoder's token budget then hands `_encode` SHARD prompts at a
+        # time; CausalLM batches them by their real length itself.
+        return [1] * len(texts)
 
     @property
     def key(self) -> str:
