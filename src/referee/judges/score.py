@@ -31,7 +31,7 @@ from referee.judges.losses import regression_loss
 from referee.schema import ScoreExample
 
 HEADS = ("concat", "two-tower")
-ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # ridge strengths the capacity search tries
+ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # ridge strengths the capacity search tries
 LOSSES = ("mse", "huber")
 
 
