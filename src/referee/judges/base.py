@@ -198,12 +198,16 @@ class Judge(BaseEstimator):
         """The linear model's strength by grouped k-fold CV on `train` (the fixed value alone when
         given: its folds still give out-of-fold outputs), the model at that strength on every
         training row, and calibration on the out-of-fold outputs."""
-        from referee.judges.capacity import search
+        from referee.judges.capacity import Remembered, search
 
         fixed = getattr(self, self.capacity_param)
-        found = search(self, train, self.capacity_param, self.capacity_grid if fixed is None else (fixed,))
-        self._set_capacity(found.chosen)
-        self._fit_linear(train)
+        encoder, self.encoder_ = self.encoder_, Remembered(self.encoder_)  # the search and the final fit read the same rows
+        try:
+            found = search(self, train, self.capacity_param, self.capacity_grid if fixed is None else (fixed,))
+            self._set_capacity(found.chosen)
+            self._fit_linear(train)
+        finally:
+            self.encoder_ = encoder
         self.capacity_ = found.summary()
         self.oof_ = found
         if found.oof is not None:

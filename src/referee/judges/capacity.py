@@ -100,7 +100,8 @@ def folds_or_reason(examples, k: int, seed: int):
 
 def search(judge, train: list, param: str, grid, k: int = FOLDS) -> Search:
     """Choose `param` of `judge` from `grid` by k-fold CV on `train` through the judge's hooks:
-    `_set_capacity(value)`, `_fit_linear(rows)`, `_cv_output(rows)` and `_cv_loss(outputs, rows)`.
+    `_set_capacity(value)`, `_fit_linear(rows)`, `_cv_output(rows)` and `_cv_loss(outputs, rows)`
+    (the judge's encoder is best wrapped in `Remembered` first: every row is read grid x k times).
     A grid that cannot be searched (a single group, too few rows) falls back to the grid's value
     when there is one, else to FALLBACK, and says so in one line on stderr."""
     grid = [float(v) for v in grid]
@@ -110,24 +111,19 @@ def search(judge, train: list, param: str, grid, k: int = FOLDS) -> Search:
         note = f"{type(judge).__name__}: cannot cross-validate {param} ({why}); using {param}={chosen:g}"
         print(note, file=sys.stderr)
         return Search(param, grid, [], chosen, judge.cv_loss_name, note=note)
-    encoder = judge.encoder_
-    judge.encoder_ = Remembered(encoder)
-    try:
-        curve, per_fold, oofs = [], [], []
-        for value in grid:
-            judge._set_capacity(value)
-            oof, losses = None, []
-            for train_idx, valid_idx in folds:
-                judge._fit_linear([train[i] for i in train_idx])
-                out = judge._cv_output([train[i] for i in valid_idx])
-                oof = np.zeros((len(train), *out.shape[1:])) if oof is None else oof
-                oof[valid_idx] = out
-                losses.append(judge._cv_loss(out, [train[i] for i in valid_idx]))
-            curve.append(float(judge._cv_loss(oof, train)))
-            per_fold.append(losses)
-            oofs.append(oof)
-    finally:
-        judge.encoder_ = encoder
+    curve, per_fold, oofs = [], [], []
+    for value in grid:
+        judge._set_capacity(value)
+        oof, losses = None, []
+        for train_idx, valid_idx in folds:
+            judge._fit_linear([train[i] for i in train_idx])
+            out = judge._cv_output([train[i] for i in valid_idx])
+            oof = np.zeros((len(train), *out.shape[1:])) if oof is None else oof
+            oof[valid_idx] = out
+            losses.append(judge._cv_loss(out, [train[i] for i in valid_idx]))
+        curve.append(float(judge._cv_loss(oof, train)))
+        per_fold.append(losses)
+        oofs.append(oof)
     best = int(np.argmin(curve))
     fold_of = np.zeros(len(train), dtype=int)
     for fold, (_, valid_idx) in enumerate(folds):
