@@ -243,7 +243,6 @@ def write_report(out_dir: str | Path, results: list[Evaluation], title: str = "r
     """Write `index.html` and `metrics.json` for evaluations of one or more judges and tasks into
     `out_dir`; returns the path of index.html."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple, list[Evaluation]] = {}
     for r in results:
         groups.setdefault((r.data, r.task, r.data_task), []).append(r)

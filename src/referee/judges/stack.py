@@ -32,11 +32,11 @@ class StackParts:
             part.save(folder / f"part{i}-{part.features}")
 
     @classmethod
-    def load(cls, folder: str | Path, judge_class) -> StackParts:
+    def load(cls, folder: str | Path, judge_class, trust_encoder: bool = True) -> StackParts:
         folders = sorted(p for p in Path(folder).glob("part*-*") if p.is_dir())
         if not folders:
             raise UserError(f"{folder}: a stacked judge folder without its parts (part0-tfidf, ...); re-save the judge")
-        return cls([judge_class.load(p) for p in folders])
+        return cls([judge_class.load(p, trust_encoder) for p in folders])
 
 
 def fit_parts(judge, train: list) -> list:
