@@ -549,7 +549,7 @@ def versus(result: dict, name: str, baseline: str = "script") -> tuple[float, fl
 
 def print_tables(results: dict) -> None:
     """The set x judge table (empty: not measured), then each judge against the script."""
-    results = {name: results[name] for name in SETS if name in results}
+    results = {name: results[name] for name in [n for n in SETS if n in results] + [n for n in results if n not in SETS]}
     measured = {n for r in results.values() for n in r["judges"]}
     names = [n for n in list(JUDGES) + [n for extra in EXTRA.values() for n in extra] if n in measured]
     print("| set | metric | " + " | ".join(names) + " |")
@@ -559,7 +559,7 @@ def print_tables(results: dict) -> None:
         for n in names:
             if n in r["judges"]:
                 mean, half = interval(r["judges"][n]["folds"][r["primary"]])
-                cells.append(f"{mean:.3f} ± {half:.3f}")
+                cells.append(f"{mean:.3f}" + (f" ± {half:.3f}" if np.isfinite(half) else ""))
             else:
                 cells.append("")
         arrow = "↑" if r["better"] == "higher" else "↓"
@@ -577,7 +577,7 @@ def print_tables(results: dict) -> None:
             d, se, won = versus(r, n)
             others = ", ".join(f"{m} {np.mean(r['judges'][n]['folds'][m]):.3f} / {np.mean(r['judges']['script']['folds'][m]):.3f}"
                                for m in r["judges"][n]["folds"] if m != r["primary"])
-            print(f"| {set_name} | {n} | {d:+.3f} | {se:.3f} | {won}/{r['k']} | {others} | "
+            print(f"| {set_name} | {n} | {d:+.3f} | {se:.3f} | {won}/{len(r['judges'][n]['folds'][r['primary']])} | {others} | "
                   f"{r['judges'][n]['seconds']:.0f} / {r['judges']['script']['seconds']:.0f} |")
 
 
