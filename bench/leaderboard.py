@@ -479,6 +479,8 @@ def referee_judge(features: str, encoder: str | None = None, **params):
             # The judge's own yes / no is for "any" category; with one category that is the category.
             decided = np.tile(judge.predict(test)[:, None], (1, len(columns))) if len(columns) == 1 else p > 0.5
             return np.stack([p, decided], 1)
+        if "C" in params:  # a score judge's fixed strength is its ridge alpha
+            options.update(C=None, alpha=1.0 / params["C"])
         judge = ScoreJudge(**options).fit(train)
         return np.array([(v - ex.scale[0]) / (ex.scale[1] - ex.scale[0]) * 10 for v, ex in zip(judge.predict(test), test)])
     return run

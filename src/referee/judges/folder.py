@@ -78,8 +78,10 @@ def read_meta(folder: Path, task: str, defaults: dict | None, format_version: in
 
 
 def _param_problem(name: str, value, default) -> str | None:
+    if name in OPTIONAL_NUMBERS and value is None:
+        return None
     if name in OPTIONAL_NUMBERS:
-        return None if value is None else _param_problem(name, value, 1.0)
+        default = 1.0  # a number, checked as one
     if default is None:  # encoder (a name) or finetune (a dict of settings)
         return None if value is None or isinstance(value, (str, dict)) else "expected a name, settings or null"
     if isinstance(default, bool) or isinstance(default, str):
