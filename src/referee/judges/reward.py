@@ -47,7 +47,7 @@ class RewardJudge(Judge):
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, margin: float = 0.0,
                  hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
-                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
+                 patience: int = 10, C: float | None = None, max_chars: int = 4000, seed: int = 0, progress: bool = True,
                  finetune: dict | None = None,
                  encoder_backend: str | None = None, encoder_windows: int = 1):
         super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
@@ -81,8 +81,17 @@ class RewardJudge(Judge):
         r = self._linear_features(*self._inputs([ex.rejected for ex in train]))
         X = sp.vstack([c - r, r - c], format="csr")
         y = np.r_[np.ones(len(train), dtype=int), np.zeros(len(train), dtype=int)]
-        lr = LogisticRegression(C=self.C, fit_intercept=False, max_iter=2000).fit(X, y)
+        lr = LogisticRegression(C=self.C_, fit_intercept=False, max_iter=2000).fit(X, y)
         self.w_ = lr.coef_[0].astype(np.float64)  # as saved: a loaded judge computes the same sums
+
+    def _cv_output(self, examples) -> np.ndarray:
+        """(n,) reward of A minus reward of B."""
+        return self._raw([ex.a for ex in examples]) - self._raw([ex.b for ex in examples])
+
+    def _cv_loss(self, d, examples) -> float:
+        """Bradley-Terry log loss of the labelled winner."""
+        sign = np.where([ex.label == "A" for ex in examples], 1.0, -1.0)
+        return float(np.logaddexp(0, -sign * d).mean())
 
     def _build_head(self, dim, n_extra, hidden, dropout):
         return RewardHead(dim, n_extra, hidden=hidden, dropout=dropout)
@@ -126,7 +135,7 @@ class RewardJudge(Judge):
         if self.features == "finetune":
             return self.encoder_.reward(self._texts(convs))
         f, x = self._inputs(convs)
-        if self.features == "tfidf":
+        if self.is_linear():
             return np.asarray(self._linear_features(f, x) @ self.w_).ravel()
         with torch.no_grad():
             return self.head_(tensor(f), tensor(x)).double().numpy()
@@ -180,7 +189,7 @@ class RewardJudge(Judge):
     def _state(self):
         state, tensors = super()._state()
         state.update(offset=self.offset_)
-        if self.features == "tfidf":
+        if self.is_linear():
             tensors["linear.w"] = np.asarray(self.w_, dtype=np.float64)
         return state, tensors
 

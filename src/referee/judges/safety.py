@@ -77,7 +77,7 @@ class SafetyJudge(Judge):
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, threshold: str = "f1",
                  target_fpr: float = 0.05, hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3,
-                 epochs: int = 200, batch_size: int = 64, patience: int = 10, C: float = 1.0, max_chars: int = 4000,
+                 epochs: int = 200, batch_size: int = 64, patience: int = 10, C: float | None = None, max_chars: int = 4000,
                  seed: int = 0, progress: bool = True, finetune: dict | None = None,
                  encoder_backend: str | None = None, encoder_windows: int = 1):
         super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
@@ -135,9 +135,30 @@ class SafetyJudge(Judge):
                 rate = (labels.sum() + 0.5) / (len(labels) + 1)
                 b[j] = np.log(rate / (1 - rate))
                 continue
-            lr = LogisticRegression(C=self.C, max_iter=2000).fit(X[known], labels.astype(int))
+            lr = LogisticRegression(C=self.C_, max_iter=2000).fit(X[known], labels.astype(int))
             W[j], b[j] = lr.coef_[0], lr.intercept_[0]
         self.W_, self.b_ = W, b
+
+    cv_loss_name = "bce"
+
+    def _cv_output(self, examples) -> np.ndarray:
+        """(n, C + 1) logits, before any temperature."""
+        return self.decision_function(examples)
+
+    def _cv_loss(self, z, examples) -> float:
+        """Binary cross-entropy over every known label."""
+        y = self._labels(examples)
+        known = ~np.isnan(y)
+        return float((np.logaddexp(0, z[known]) - y[known] * z[known]).mean())
+
+    def _calibrate_oof(self, z, examples) -> None:
+        """Temperature of "any", then the threshold on the calibrated out-of-fold probabilities."""
+        y = self._labels(examples)[:, -1]
+        known = ~np.isnan(y)
+        z_any = z[known, -1]
+        self.temperature_ = fit_temperature(np.stack([np.zeros_like(z_any), z_any], 1), y[known].astype(int))
+        self.threshold_ = choose_threshold(sigmoid(z_any / self.temperature_), y[known] == 1, self.threshold,
+                                           self.target_fpr)
 
     def _build_head(self, dim, n_extra, n_outputs, hidden, dropout):
         return SafetyHead(dim, n_extra, n_outputs, hidden=hidden, dropout=dropout)
@@ -173,7 +194,8 @@ class SafetyJudge(Judge):
         self._finetune(TextModel(encoder, head), train, collate, masked_bce, config, valid=valid)
 
     def _after_fit(self, train, valid):
-        self._fit_threshold(valid)
+        if self.oof_ is None or self.oof_.oof is None:  # no out-of-fold outputs: the validation rows
+            self._fit_threshold(valid)
 
     def _fit_threshold(self, valid):
         p = self.predict_proba(valid)[:, -1]
@@ -187,7 +209,7 @@ class SafetyJudge(Judge):
         """(n, C + 1) logits, the last column "any"."""
         examples = self._check_examples(examples, "decision_function")
         f, x = self._inputs(examples)
-        if self.features == "tfidf":
+        if self.is_linear():
             return np.asarray(sp.hstack([f, sp.csr_matrix(x)], format="csr") @ self.W_.T) + self.b_
         with torch.no_grad():
             return self.head_(tensor(f), tensor(x)).double().numpy()
@@ -273,7 +295,7 @@ class SafetyJudge(Judge):
     def _state(self):
         state, tensors = super()._state()
         state.update(categories=self.categories_, temperature=self.temperature_, threshold=self.threshold_)
-        if self.features == "tfidf":
+        if self.is_linear():
             tensors.update(linear_state(self.W_, self.b_))
         return state, tensors
 

@@ -31,6 +31,7 @@ from referee.judges.losses import regression_loss
 from referee.schema import ScoreExample
 
 HEADS = ("concat", "two-tower")
+ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # ridge strengths the capacity search tries
 LOSSES = ("mse", "huber")
 
 
@@ -65,7 +66,7 @@ class ScoreJudge(Judge):
         embed metric names with the encoder.
     loss : "mse" or "huber" (frozen / finetune).
     reweight : weight rare target values up (for skewed scores).
-    alpha : L2 strength of the tfidf ridge regression.
+    alpha : L2 strength of the tfidf ridge regression; None = chosen by grouped k-fold CV (`capacity_`).
 
     Learned: `metrics_` (the metrics seen in training), `validation_` (RMSE on the validation rows).
     """
@@ -78,9 +79,9 @@ class ScoreJudge(Judge):
     label_name = "a score"
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, head: str = "concat",
-                 catalogue: str | None = None, loss: str = "mse", reweight: bool = False, alpha: float = 1.0,
+                 catalogue: str | None = None, loss: str = "mse", reweight: bool = False, alpha: float | None = None,
                  hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
-                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
+                 patience: int = 10, C: float | None = None, max_chars: int = 4000, seed: int = 0, progress: bool = True,
                  finetune: dict | None = None,
                  encoder_backend: str | None = None, encoder_windows: int = 1):
         super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
@@ -130,7 +131,7 @@ class ScoreJudge(Judge):
     def _linear_features(self, examples) -> sp.csr_matrix:
         """[text, text placed in its metric's block, one-hot metric]: (n, D + M*D + M)."""
         m = self._metric_index(examples, self.metrics_)
-        f = self._embed([ex.conversation for ex in examples]).tocsr()
+        f = sp.csr_matrix(self._embed([ex.conversation for ex in examples]))
         n, D, M = f.shape[0], f.shape[1], len(self.metrics_)
         row_metric = np.repeat(m, np.diff(f.indptr))
         per_metric = sp.csr_matrix((f.data, f.indices + row_metric * D, f.indptr), shape=(n, M * D))
@@ -138,9 +139,23 @@ class ScoreJudge(Judge):
         return sp.hstack([f, per_metric, onehot], format="csr")
 
     def _fit_linear(self, train):
-        ridge = Ridge(alpha=self.alpha).fit(self._linear_features(train), self._targets(train),
+        ridge = Ridge(alpha=self.alpha_).fit(self._linear_features(train), self._targets(train),
                                             sample_weight=self._weights(train))
         self.w_, self.b_ = ridge.coef_.astype(np.float64), float(ridge.intercept_)  # as saved
+
+    capacity_param = "alpha"
+    capacity_grid = ALPHAS
+    cv_loss_name = "rmse_normalised"
+
+    def _set_capacity(self, value: float) -> None:
+        self.alpha_ = value
+
+    def _cv_output(self, examples) -> np.ndarray:
+        """(n,) predictions on the normalised [0, 1] scale."""
+        return np.clip(np.asarray(self._linear_features(examples) @ self.w_).ravel() + self.b_, 0.0, 1.0)
+
+    def _cv_loss(self, u, examples) -> float:
+        return float(rmse(self._targets(examples), u))
 
     # --- frozen / finetune -------------------------------------------------------------------
 
@@ -223,7 +238,7 @@ class ScoreJudge(Judge):
     def predict(self, examples) -> np.ndarray:
         """(n,) scores on each example's own metric scale."""
         examples = self._check_examples(examples, "predict")
-        if self.features == "tfidf":
+        if self.is_linear():
             u = np.asarray(self._linear_features(examples) @ self.w_).ravel() + self.b_
         else:
             e = tensor(self._embed([ex.conversation for ex in examples]))
@@ -254,7 +269,7 @@ class ScoreJudge(Judge):
     def known_metrics(self) -> list[str] | None:
         """The metrics this judge accepts: its training metrics (tfidf) or its catalogue's; None
         when it embeds any metric name with its encoder (zero-shot)."""
-        if self.features == "tfidf":
+        if self.is_linear():
             return list(self.metrics_)
         return list(self.metric_names_) if self.catalogue else None
 
@@ -264,7 +279,7 @@ class ScoreJudge(Judge):
     def _state(self):
         state, tensors = super()._state()
         state.update(metrics=self.metrics_)
-        if self.features == "tfidf":
+        if self.is_linear():
             tensors["linear.w"] = np.asarray(self.w_, dtype=np.float64)
             state["intercept"] = self.b_
         else:

@@ -1,0 +1,55 @@
+"""The stacked judge's parts: a tfidf and a frozen-encoder linear judge of the stack's own task,
+each with its strength chosen by grouped k-fold CV on the same folds, whose out-of-fold outputs
+(free from that search) train the stack's meta-learner.
+
+A part is a whole judge; a stack folder keeps its parts as judge folders under `encoder/`:
+
+    encoder/part0-tfidf/judge.json ...     encoder/part1-frozen/judge.json ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sklearn.base import clone
+
+from referee.errors import UserError
+
+# (features, hidden) of each part; the frozen part reads the stack's `encoder` (MiniLM by default).
+PARTS = (("tfidf", 256), ("frozen", 0))
+
+
+class StackParts:
+    """The fitted part judges, in `PARTS` order; saved and loaded as judge folders."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, part in enumerate(self.parts):
+            part.save(folder / f"part{i}-{part.features}")
+
+    @classmethod
+    def load(cls, folder: str | Path, judge_class, trust_encoder: bool = True) -> StackParts:
+        folders = sorted(p for p in Path(folder).glob("part*-*") if p.is_dir())
+        if not folders:
+            raise UserError(f"{folder}: a stacked judge folder without its parts (part0-tfidf, ...); re-save the judge")
+        return cls([judge_class.load(p, trust_encoder) for p in folders])
+
+
+def fit_parts(judge, train: list) -> list:
+    """Each part of `PARTS` fitted on every row of `train` (no validation split: the capacity search's
+    folds validate it), with `oof_` holding its out-of-fold outputs."""
+    parts = []
+    for features, hidden in PARTS:
+        part = clone(judge).set_params(features=features, hidden=hidden, progress=False)
+        part._learn_labels(train)
+        part._seed()
+        part.oof_ = None
+        part._fit_backend(train, None)
+        part._after_fit(train, train)
+        part.validation_ = {f"cv_{part.capacity_['cv_loss']}": part.capacity_.get("cv_mean")}
+        parts.append(part)
+    return parts

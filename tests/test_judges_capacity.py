@@ -1,0 +1,113 @@
+"""Judges set their own capacity by grouped k-fold CV, calibrate on the out-of-fold predictions,
+fall back to a stated default when the grid cannot be searched, and stack into one pair judge."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from judges_fixtures import pair_examples, safety_examples, score_examples, tiny_bert
+from referee import Conversation, PairJudge, RewardJudge, SafetyJudge, ScoreJudge, load_judge
+from referee.errors import UserError
+from referee.evaluate.calibration import fit_temperature
+from referee.judges.base import sigmoid
+from referee.judges.capacity import FOLDS, GRID, Remembered
+from referee.judges.safety import choose_threshold
+from referee.schema import PairExample
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    return tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.mark.parametrize("judge_class, data", [(PairJudge, pair_examples), (SafetyJudge, safety_examples),
+                                               (ScoreJudge, score_examples),
+                                               (RewardJudge, lambda: pair_examples(ties=False))])
+def test_the_search_chooses_the_lowest_cv_loss_and_keeps_its_curve(judge_class, data, tmp_path):
+    judge = judge_class(progress=False).fit(data())
+    found = judge.capacity_
+    assert found["grid"] == list(judge.capacity_grid) and len(found["cv_curve"]) == len(GRID)
+    assert found["chosen"] == found["grid"][int(np.argmin(found["cv_curve"]))]
+    low, high = found["cv_interval_95"]
+    assert low <= found["cv_mean"] <= high and found["folds"] == FOLDS
+    saved = json.loads((judge.save(tmp_path / "j") / "judge.json").read_text())
+    assert saved["state"]["capacity"] == found and saved["params"][judge.capacity_param] is None
+
+
+def test_a_fixed_C_is_used_and_still_gives_out_of_fold_calibration():
+    data = pair_examples()
+    judge = PairJudge(C=0.3, progress=False).fit(data)
+    assert judge.capacity_["grid"] == [0.3] and judge.C_ == 0.3
+    # The temperature is the one fitted on the out-of-fold logits, not 1.
+    oof = judge.oof_.oof
+    assert judge.temperature_ != 1.0 and oof.shape[1] == 3
+    assert judge.temperature_ == pytest.approx(fit_temperature(oof, judge._targets(_training_rows(judge, data))))
+
+
+def _training_rows(judge, data):
+    """The rows the judge trained on: `fit` holds 10% out (grouped) where it can."""
+    return judge._split(data, None)[0]
+
+
+def test_safety_threshold_and_temperature_come_from_out_of_fold_predictions():
+    data = safety_examples(40)
+    judge = SafetyJudge(progress=False).fit(data)
+    train = _training_rows(judge, data)
+    y = judge._labels(train)[:, -1]
+    known = ~np.isnan(y)  # "any" is unknown where a category is
+    y, z = y[known], judge.oof_.oof[known, -1]
+    t = fit_temperature(np.stack([np.zeros_like(z), z], 1), y.astype(int))
+    assert judge.temperature_ == pytest.approx(t)
+    assert judge.threshold_ == pytest.approx(choose_threshold(sigmoid(z / t), y == 1))
+
+
+def test_a_grid_that_cannot_be_searched_falls_back_and_says_so(capsys):
+    # One prompt for every pair: grouped folds cannot be made.
+    one_prompt = [PairExample(id=ex.id, a=Conversation.from_text("same", ex.response_a),
+                              b=Conversation.from_text("same", ex.response_b), label=ex.label) for ex in pair_examples()]
+    judge = PairJudge(progress=False).fit(one_prompt)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["PairJudge: cannot cross-validate C (1 distinct prompt(s), fewer than 3 folds); using C=1"]
+    assert judge.C_ == 1.0 and judge.temperature_ == 1.0 and "note" in judge.capacity_
+
+
+def test_remembered_encoder_gives_the_same_rows():
+    from referee.encoders.tfidf import TfidfEncoder
+    texts = ["a cat sat", "a dog ran", "a cat ran"]
+    enc = TfidfEncoder(min_df=1).fit(texts)
+    memo = Remembered(enc)
+    asked = texts + texts[:1]
+    assert sp.issparse(memo.transform(asked))
+    assert np.array_equal(memo.transform(asked).toarray(), enc.transform(asked).toarray())
+    assert memo.dim == enc.dim
+
+
+def test_the_stack_is_exactly_swap_symmetric_and_round_trips(bert, tmp_path):
+    data = pair_examples(36)
+    judge = PairJudge(features="stack", encoder=bert, progress=False).fit(data)
+    parts = judge.capacity_["parts"]
+    assert [p["features"] for p in parts] == ["tfidf", "frozen"] and all("cv_mean" in p for p in parts)
+    assert judge.temperature_ != 1.0
+    p = judge.predict_proba(data)
+    q = judge.predict_proba([ex.swapped() for ex in data])
+    assert np.array_equal(p[:, 0], q[:, 1]) and np.array_equal(p[:, 1], q[:, 0]) and np.array_equal(p[:, 2], q[:, 2])
+    folder = judge.save(tmp_path / "stack")
+    assert (folder / "encoder" / "part0-tfidf" / "judge.json").is_file()
+    assert (folder / "encoder" / "part1-frozen" / "judge.json").is_file()
+    assert np.array_equal(load_judge(folder).predict_proba(data), p)
+
+
+def test_stack_is_for_pair_judges_so_far():
+    with pytest.raises(UserError, match="features='stack' is built for pair judges"):
+        SafetyJudge(features="stack", progress=False).fit(safety_examples())
+
+
+def test_the_default_judge_of_referee_train():
+    from referee.jobs.config import TrainConfig
+    assert TrainConfig(task="pair", data="d", out="o").features == "stack"
+    assert TrainConfig(task="safety", data="d", out="o").features == "tfidf"
+    assert TrainConfig(task="pair", data="d", out="o", features="frozen").features == "frozen"
