@@ -100,10 +100,7 @@ def load(path: str | Path, format: str | None = None, *, columns: dict[str, str]
     if text in NAMED and not Path(text).exists():
         return NAMED[text](on_error)
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder (named sources: {', '.join(NAMED)}, hf:NAME)")
-    if path.is_file() and is_empty(path):
-        raise DataError(f"{path}: the file is empty")
+    check_file(path)
     if format is None:
         format = generic_for(path) if columns else detect(path)
     module = FORMATS[format]
@@ -113,6 +110,19 @@ def load(path: str | Path, format: str | None = None, *, columns: dict[str, str]
         raise DataError(f"--columns applies to the generic formats ({', '.join(COLUMN_MAPPED)}), "
                         f"not to {format}, whose columns are fixed")
     return module.load(path, on_error=on_error)
+
+
+def check_file(path: Path) -> None:
+    """Stop with one line on what no loader can read: a missing path, a .gz file that is not gzip, an
+    empty file (shared by `load` and the streaming reader)."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder (named sources: {', '.join(NAMED)}, hf:NAME)")
+    if path.is_file() and path.suffix == ".gz":
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                raise DataError(f"{path}: named .gz but not gzip-compressed; rename it without .gz or compress it")
+    if path.is_file() and is_empty(path):
+        raise DataError(f"{path}: the file is empty")
 
 
 def load_default(*, on_error: str = "raise") -> LoadResult:

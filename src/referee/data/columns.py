@@ -76,8 +76,8 @@ def scale_of(mapping: dict[str, str]) -> tuple[float, float]:
     return low, high
 
 
-def build(source, format: str, rows, mapping: dict[str, str], on_error: str) -> LoadResult:
-    """Examples from (where, record) rows through `mapping` (already checked)."""
+def build(source, format: str, rows, mapping: dict[str, str], on_error: str, start: int = 0) -> LoadResult:
+    """Examples from (where, record) rows through `mapping` (already checked); `start`: the first row's index."""
     task = task_of(mapping)
     scale = scale_of(mapping)
 
@@ -131,7 +131,7 @@ def build(source, format: str, rows, mapping: dict[str, str], on_error: str) -> 
         return PromptExample(**common, conversation=conversation, category=get(row, "category", False),
                              label=None if label is None else str(label).strip().lower())
 
-    return collect(source, format, task, rows, make, on_error)
+    return collect(source, format, task, rows, make, on_error, start=start)
 
 
 def binary(value, column: str) -> bool | None:

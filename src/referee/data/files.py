@@ -81,6 +81,8 @@ def read_json(path: Path):
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be records") from None
 
 
 def json_rows(path: Path) -> list[tuple[str, object]]:
@@ -106,6 +108,8 @@ def parse_json_line(line: str):
         return json.loads(line)
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON at column {err.colno}: {err.msg}") from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to be a record") from None
 
 
 def first_json_record(path: Path):
@@ -114,7 +118,7 @@ def first_json_record(path: Path):
     if text.startswith("["):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             # A large array cut off by `head`: read the whole file (sniffing stays a rare, one-off cost).
             try:
                 data = read_json(path)
@@ -124,7 +128,7 @@ def first_json_record(path: Path):
     line = text.split("\n", 1)[0]
     try:
         return json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
 
 
@@ -189,10 +193,11 @@ def require(row: dict, names: Iterable[str]) -> None:
 
 
 def collect(path, format: str, task: str, rows: Iterable, make: Callable, on_error: str = "raise",
-            notes: list[str] | None = None) -> LoadResult:
+            notes: list[str] | None = None, start: int = 0) -> LoadResult:
     """Turn `rows` — (where, raw) pairs; raw may be a zero-argument callable that parses it — into
     examples with `make(raw, index)` (index: the row's 0-based position, for sources without ids),
-    which may return one example or a list of them.
+    which may return one example or a list of them. `start` is the index of the first row (a chunk of a
+    file read in parts, `referee.data.stream`).
 
     A bad row (DataError, SchemaError, KeyError, ValueError, TypeError) stops the load with a message
     naming the file and row, or, with on_error="skip", is skipped and recorded. A duplicate id is a bad
@@ -201,7 +206,7 @@ def collect(path, format: str, task: str, rows: Iterable, make: Callable, on_err
         raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     examples, skipped, seen = [], [], {}
     n_rows = 0
-    for index, (where, raw) in enumerate(rows):
+    for index, (where, raw) in enumerate(rows, start=start):
         n_rows += 1
         try:
             made = make(raw() if callable(raw) else raw, index)
