@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from referee.encoders.frozen import FrozenEncoder, _folder_fingerprint
+from referee.encoders.frozen import FrozenEncoder, _folder_fingerprint, text_key
 from referee.errors import UserError
 from referee.text import render_context
 
@@ -243,9 +243,7 @@ class CausalLM:
         if self._net is None:
             import torch
 
-            # Layering: the loaders (packaged GGUF -> cached HF folder, adapters) live in align.policy;
-            # imported here, not at module level, until they move down to encoders.
-            from referee.align.policy import load_policy
+            from referee.encoders.causal_lm import load_policy
 
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             net, tokenizer = load_policy(self.model, dtype=getattr(torch, self.dtype))
@@ -255,7 +253,7 @@ class CausalLM:
     @property
     def key(self) -> str:
         """Names the weights whose outputs the cache holds (a retrained folder gets a new key)."""
-        from referee.align.policy import resolve
+        from referee.encoders.causal_lm import resolve
 
         source = resolve(self.model)
         if Path(source).is_dir():
@@ -375,8 +373,6 @@ class CausalLM:
         length-sorted shards of `SHARD` texts where not."""
         cache = _Cache(f"lm|{kind}|{self.key}|{self.dtype}|{self.max_tokens}|{template_key}", compute, desc)
         index = cache._read_index()
-        from referee.encoders.frozen import text_key
-
         todo = sorted({t for t in texts if text_key(t) not in index}, key=len)
         if todo:
             bar = tqdm(total=len(todo), desc=desc, unit="prompt", disable=not self.progress or None)
