@@ -14,7 +14,7 @@ mapping, columns named like the roles are used. The task follows from the roles 
 
 from __future__ import annotations
 
-from referee.data.files import DataError, LoadResult, collect
+from referee.data.files import DataError, LoadResult, as_text, collect
 from referee.schema import Conversation, PairExample, PromptExample, SafetyExample, ScoreExample
 
 ROLES = ("prompt", "response", "system", "id", "score", "metric", "label", "response_a", "response_b",
@@ -92,7 +92,9 @@ def build(source, format: str, rows, mapping: dict[str, str], on_error: str) -> 
             if required:
                 raise DataError(f"field {column!r} is empty")
             return None
-        return value if isinstance(value, str) else (value if role in ("score", "label") else str(value))
+        if isinstance(value, str) or role in ("score", "label"):
+            return value
+        return str(value) if role == "id" else as_text(value, column)  # numeric ids are ordinary
 
     def make(row, index: int):
         if not isinstance(row, dict):
