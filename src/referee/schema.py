@@ -29,6 +29,23 @@ PAIR_LABELS = ("A", "B", "tie")
 TASKS = ("score", "pair", "safety", "reward", "prompts")
 
 
+# Harm-category codes used by OpenAI's moderation data, spelt out wherever a person reads them (the API's
+# /v1/judges, the web page, the report). Other sources name their categories in words already.
+CATEGORY_NAMES = {
+    "S": "sexual", "H": "hate", "V": "violence", "HR": "harassment", "SH": "self-harm",
+    "S3": "sexual/minors", "H2": "hate/threatening", "V2": "violence/graphic",
+}
+
+
+def category_name(category: str) -> str:
+    """A category as a reader should see it: the words, with the code when it is one.
+
+    >>> category_name("H2"), category_name("refusal")
+    ('hate/threatening (H2)', 'refusal')
+    """
+    return f"{CATEGORY_NAMES[category]} ({category})" if category in CATEGORY_NAMES else category
+
+
 class SchemaError(UserError, ValueError):
     """An example that cannot exist: names the field, the bad value and what was expected."""
 

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from referee import __version__
 from referee.errors import UserError
-from referee.schema import Conversation, PairExample, SafetyExample, ScoreExample, Turn
+from referee.schema import Conversation, PairExample, SafetyExample, ScoreExample, Turn, category_name
 from referee.serve.batching import MicroBatcher, Overloaded, TimedOut
 
 log = logging.getLogger("referee.serve")
@@ -210,6 +210,7 @@ def describe(name: str, judge, version: str) -> dict:
         info["temperature"] = float(judge.temperature_)
     if judge.task == "safety":
         info["categories"] = list(judge.categories_)
+        info["category_names"] = {c: category_name(c) for c in judge.categories_}
         info["threshold"] = float(judge.threshold_)
         info["temperature"] = float(judge.temperature_)
     return info
