@@ -86,6 +86,27 @@ def test_eval_json_and_predictions_side_by_side(tmp_path, capsys, pair_csv, pair
     assert "swap_consistency" not in outside["metrics"]  # outside predictions cannot be swapped
 
 
+def test_predictions_named_name_equals_file(tmp_path, capsys, pair_csv, pair_judge):
+    """Two out-of-fold files both called oof.csv: unnamed they are refused, named they keep their names."""
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        assert _run(capsys, "predict", pair_judge, "--data", pair_csv, "--out", tmp_path / run / "oof.csv")[0] == 0
+    code, _, err = _run(capsys, "eval", "--data", pair_csv, "--predictions", tmp_path / "a" / "oof.csv",
+                        "--predictions", tmp_path / "b" / "oof.csv", "--bootstrap", 10)
+    assert code == 2 and "two judges would both be called 'oof'; name them: --predictions NAME=FILE" in err
+    code, out, err = _run(capsys, "eval", "--data", pair_csv, "--predictions", f"tfidf-a={tmp_path / 'a' / 'oof.csv'}",
+                          "--predictions", f"tfidf-b={tmp_path / 'b' / 'oof.csv'}", "--json", "--bootstrap", 10)
+    assert code == 0, err
+    assert [json.loads(line)["judge"] for line in out.strip().splitlines()] == ["tfidf-a", "tfidf-b"]
+
+
+def test_eval_help_reads_right(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    out = capsys.readouterr().out
+    assert "with 95%" in out and "%%" not in out and "[NAME=]FILE" in out
+
+
 def test_predictions_must_cover_every_row(tmp_path, capsys, pair_csv):
     _write_csv(tmp_path / "partial.csv", ["id", "winner_model_a", "winner_model_b", "winner_tie"], [["p0", .5, .3, .2]])
     code, _, err = _run(capsys, "eval", "--data", pair_csv, "--predictions", tmp_path / "partial.csv")

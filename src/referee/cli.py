@@ -99,14 +99,15 @@ def _predict(args):
 
 def _add_eval(sub):
     ev = sub.add_parser("eval", help="evaluate judges (and outside predictions) on labelled data",
-                        description="Evaluate judges side by side on the same labelled rows: metrics with 95%% "
+                        description="Evaluate judges side by side on the same labelled rows: metrics with 95% "
                                     "bootstrap intervals, calibration, position and length bias; optionally an HTML report.")
     ev.add_argument("judges", nargs="*", metavar="JUDGE_DIR", help="judge folders written by referee train")
     ev.add_argument("--data", required=True, help="labelled data of the judges' task (any format referee.data.load reads)")
     ev.add_argument("--format", help="data format; default: detect it")
-    ev.add_argument("--predictions", action="append", default=[], metavar="FILE",
+    ev.add_argument("--predictions", action="append", default=[], metavar="[NAME=]FILE",
                     help="predictions from outside referee, as a judge: a CSV in a `referee predict` format, or a "
-                         "PandaLM judge file (gpt-3.5-turbo-testset-v1.json); matched to the data by id; repeatable")
+                         "PandaLM judge file (gpt-3.5-turbo-testset-v1.json); matched to the data by id; NAME labels "
+                         "it in the output (default: the file name); repeatable")
     ev.add_argument("--calibrate-on", metavar="PATH",
                     help="labelled validation data: fit each pair/safety judge's temperature on it first "
                          "(the judge folder is not changed); the report shows reliability before and after")
@@ -131,7 +132,12 @@ def _eval(args):
     examples = load(args.data, args.format).examples
     valid = load(args.calibrate_on).examples if args.calibrate_on else None
     judges = [(Path(folder).name, folder, load_judge(folder)) for folder in args.judges]
-    judges += [(None, None, read_predictions(path)) for path in args.predictions]
+    judges += [(name, None, read_predictions(path)) for name, path in map(_named, args.predictions)]
+    names = [name or judge.name for name, _, judge in judges]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"referee eval: two judges would both be called {twice[0]!r}; name them: "
+                        "--predictions NAME=FILE (judge folders are named after their folder)")
     results = []
     for name, folder, judge in judges:
         if valid is not None and judge.task in ("pair", "safety") and folder is not None:
@@ -154,6 +160,14 @@ def _eval(args):
     if args.report:
         path = write_report(args.report, results)
         print(f"report written to {path}", file=sys.stderr if args.json else sys.stdout)
+
+
+def _named(value: str) -> tuple[str | None, str]:
+    """"NAME=FILE" -> (NAME, FILE); a plain FILE (even one with "=" in its name) -> (None, FILE)."""
+    from pathlib import Path
+
+    name, sep, path = value.partition("=")
+    return (name, path) if sep and name and not Path(value).exists() else (None, value)
 
 
 # --- referee serve -----------------------------------------------------------------------------
