@@ -428,3 +428,14 @@ def test_broken_gzip_and_deep_json_give_one_line(tmp_path, on_error):
         res = load(deep, on_error="skip")
         assert len(res) == 1 and res.skipped == [("line 2", "invalid JSON at column 1: nested too deeply "
                                                              "(more than Python's recursion limit)")]
+
+
+def test_score_scale_inferred_when_not_given_and_said(tmp_path):
+    """A 1-5 rating without scale= is read on 1-5 (the narrowest common scale holding 1..5), with a note."""
+    path = write(tmp_path / "mine.csv", "question,answer,rating\nq1,a1,1\nq2,a2,5\nq3,a3,4\n")
+    res = load(path, columns="prompt=question,response=answer,score=rating")
+    assert {e.scale for e in res.examples} == {(1.0, 5.0)}
+    assert res.notes == ["score scale not given: 1-5, inferred from the data (scores 1 to 5); "
+                         "set it with --columns ...,scale=LOW:HIGH"]
+    given = load(path, columns="prompt=question,response=answer,score=rating,scale=0:10")
+    assert {e.scale for e in given.examples} == {(0.0, 10.0)} and given.notes == []
