@@ -42,7 +42,7 @@ def finetune_row(train, test, *, epochs: float = 1, max_length: int = 128, batch
     config = {"epochs": epochs, "max_length": max_length, "batch_size": batch_size, "lr": lr,
               "warm_start": warm_start, "patience": None}
     judge = PairJudge(features="finetune", finetune=config, seed=seed).fit(train)
-    metrics = judge._validation(test)
+    metrics = judge.validate(test)
     return {"log_loss": metrics["log_loss"], "accuracy": metrics["accuracy"],
             "seconds": time.perf_counter() - start, "steps": len(judge.history_)}
 
@@ -52,7 +52,7 @@ def _judge_row(features: str, train, test) -> dict:
 
     start = time.perf_counter()
     judge = PairJudge(features=features).fit(train)
-    metrics = judge._validation(test)
+    metrics = judge.validate(test)
     return {"log_loss": metrics["log_loss"], "accuracy": metrics["accuracy"], "seconds": time.perf_counter() - start}
 
 

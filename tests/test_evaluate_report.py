@@ -12,7 +12,7 @@ import pytest
 
 from referee.data import load
 from referee.evaluate import evaluate, write_report
-from referee.evaluate.predictions import Predictions
+from referee.evaluate.outputs import Predictions
 from referee.judges import PairJudge, SafetyJudge, ScoreJudge
 
 from test_evaluate_cli import TOPICS, _good, _write_csv, pair_csv  # noqa: F401  (fixture)
@@ -80,7 +80,7 @@ def test_summary_says_in_words_whether_the_judge_beats_the_baseline(report):
 
 
 def test_verdicts_cover_worse_and_overlapping():
-    from referee.evaluate.evaluator import Evaluation
+    from referee.evaluate.evaluators import Evaluation
     from referee.evaluate.report import verdict
 
     def ev(name, value, low, high):

@@ -13,13 +13,14 @@ import torch
 from judges_fixtures import pair_examples, safety_examples, score_examples, tiny_bert
 from safetensors.torch import load_file
 
-from referee.encoders.finetune import FinetuneEncoder, resolve_model_path
+from referee.encoders.transformer import TransformerEncoder, resolve_model_path
 from referee.judges import PairJudge, RewardJudge, SafetyJudge, ScoreJudge, load_judge
-from referee.judges.heads import SafetyHead, masked_bce
+from referee.judges.heads import SafetyHead, TextModel
+from referee.judges.losses import masked_bce
 from referee.text import render
-from referee.train.config import ConfigError, FinetuneConfig
-from referee.train.judges import TextModel
-from referee.train.kfold import cross_validate
+from referee.config import ConfigError
+from referee.train.config import FinetuneConfig
+from referee.jobs.kfold import cross_validate
 from referee.train.loop import read_state, resolve_mixed_precision, train
 
 
@@ -73,7 +74,7 @@ def test_packaged_minilm_is_found_inside_its_sentence_transformers_folder():
 
 
 def test_mean_pooling_ignores_padding(bert):
-    encoder = FinetuneEncoder.from_pretrained(bert).eval()
+    encoder = TransformerEncoder.from_pretrained(bert).eval()
     alone = encoder.transform(["clear correct helpful"])
     padded = encoder.transform(["clear correct helpful", "wrong rude vague useless short lazy false harsh"])
     np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
@@ -84,7 +85,7 @@ def test_mean_pooling_ignores_padding(bert):
 def _safety_setup(bert, dropout: float = 0.1):
     """A safety model (encoder + SafetyHead) and its collate, straight on the loop."""
     torch.manual_seed(0)
-    encoder = FinetuneEncoder.from_pretrained(bert)
+    encoder = TransformerEncoder.from_pretrained(bert)
     judge = SafetyJudge()
     judge.categories_ = ["harsh", "hate"]
     head = SafetyHead(encoder.dim, 0, 3, hidden=16, dropout=dropout)
@@ -227,9 +228,9 @@ def test_unknown_finetune_field_is_named(bert):
 @pytest.mark.parametrize("features", ["tfidf", "finetune"])
 def test_kfold_gives_one_out_of_fold_prediction_per_row(bert, tmp_path, features):
     data = pair_examples(21)
-    make = (lambda: PairJudge(features="tfidf", progress=False)) if features == "tfidf" else (
-        lambda: PairJudge(features="finetune", encoder=bert, finetune=dict(FAST, epochs=1), progress=False))
-    cv = cross_validate(make, data, k=3, progress=False)
+    judge = PairJudge(features="tfidf", progress=False) if features == "tfidf" else (
+        PairJudge(features="finetune", encoder=bert, finetune=dict(FAST, epochs=1), progress=False))
+    cv = cross_validate(judge, data, k=3, progress=False)
     table = cv.table()
     assert list(table["id"]) == [ex.id for ex in data] and table["fold"].between(0, 2).all()
     assert sorted(np.bincount(cv.fold_of)) == sorted(f["n_valid"] for f in cv.folds) and sum(np.bincount(cv.fold_of)) == 21
@@ -258,8 +259,8 @@ def test_train_cli_folds_writes_out_of_fold_predictions(tmp_path):
 
 
 def test_yaml_finetune_section_reaches_the_judge(tmp_path):
-    from referee.judges.config import ConfigError as TrainConfigError
-    from referee.judges.config import TrainConfig
+    from referee.config import ConfigError as TrainConfigError
+    from referee.jobs.config import TrainConfig
 
     path = tmp_path / "job.yaml"
     path.write_text("features: finetune\nfinetune:\n  epochs: 2\n  cross_encoder: true\n")

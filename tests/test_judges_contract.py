@@ -14,7 +14,7 @@ from referee import Conversation, PairJudge, RewardJudge, SafetyJudge, ScoreJudg
 from referee.errors import UserError
 
 BACKENDS = ["tfidf", "frozen", "finetune"]
-# finetune: a few quick epochs of the tiny BERT, end to end (referee.train.judges)
+# finetune: a few quick epochs of the tiny BERT, end to end (each judge's _fit_finetune)
 FINETUNE = {"epochs": 3, "batch_size": 8, "lr": 1e-3, "patience": None, "progress": False}
 
 
@@ -121,8 +121,8 @@ def test_training_lowers_the_loss_and_changes_the_parameters(bert):
     judge.epochs = 40
     judge.patience = 40
     judge.fit(pair_examples())
-    history = judge.history_
-    assert history.train[-1] < history.train[0]
+    losses = [row["loss"] for row in judge.history_]
+    assert losses[-1] < losses[0]
     fresh = judge._new_head()  # the weights fit started from
     assert all(torch.equal(p, q) for p, q in zip(fresh.state_dict().values(), judge._new_head().state_dict().values()))
     changed = [name for name, p in judge.head_.state_dict().items() if not torch.equal(p, fresh.state_dict()[name])]
@@ -194,7 +194,7 @@ def test_single_class():
     ties = [PairExample(id=ex.id, a=ex.a, b=ex.b, label="tie") for ex in pair_examples()]
     with pytest.raises(UserError, match="every pair is a tie"):
         PairJudge().fit(ties)
-    with pytest.raises(UserError, match="no pair has a label of A or B"):
+    with pytest.raises(UserError, match="no example has a label of A or B"):
         RewardJudge().fit(ties)
     from referee.schema import ScoreExample
     flat = [ScoreExample(id=ex.id, conversation=ex.conversation, metric="m", score=5.0) for ex in score_examples()]
@@ -230,3 +230,34 @@ def test_save_replaces_an_old_judge_whole(tmp_path):
     second.save(tmp_path / "j")
     assert load_judge(tmp_path / "j").C == 0.1
     assert [p.name for p in tmp_path.iterdir()] == ["j"]  # no temp folders left behind
+
+
+@pytest.mark.parametrize("judge_class", [PairJudge, SafetyJudge, ScoreJudge, RewardJudge])
+def test_judges_are_scikit_learn_estimators(judge_class):
+    """clone gives an unfitted judge with the same parameters; every parameter is in get_params
+    (and so saved in judge.json); set_params changes one and returns the judge."""
+    from sklearn.base import clone
+
+    judge = judge_class(features="frozen", encoder="minilm", seed=3, progress=False, finetune={"epochs": 1})
+    copy = clone(judge)
+    assert copy is not judge and copy.get_params() == judge.get_params()
+    assert copy.get_params(deep=True)["seed"] == 3 and copy.finetune == {"epochs": 1} and copy.finetune is not judge.finetune
+    assert copy.set_params(seed=4) is copy and copy.seed == 4 and judge.seed == 3
+    fitted = judge_class(progress=False).fit(DATA[judge_class]())
+    assert not hasattr(clone(fitted), "encoder_")
+
+
+@pytest.mark.parametrize("judge_class", [PairJudge, SafetyJudge, ScoreJudge, RewardJudge])
+def test_what_a_judge_tells_the_code_above_it(judge_class, tmp_path):
+    """describe, fingerprint, labelled, predict_table and outputs: the per-task knowledge jobs,
+    evaluation and serving read from the judge instead of switching on its task."""
+    data = DATA[judge_class]()
+    judge = judge_class(progress=False).fit(data)
+    info = judge.describe()
+    assert info["task"] == judge.task and info["features"] == "tfidf" and info["validation"]["n"] > 0
+    assert all(judge.labelled(ex) for ex in data) and judge.data_task in judge.eval_data
+    table = judge.predict_table(data)
+    assert list(table.columns[: 1 + len(judge.columns)]) == ["id", *judge.columns] and len(table) == len(data)
+    assert isinstance(judge.outputs(data), dict)
+    loaded = load_judge(judge.save(tmp_path / "j"))
+    assert loaded.fingerprint() == judge.fingerprint() and loaded.describe() == info

@@ -1,5 +1,6 @@
 """The `referee` command. It only wires what the library already does; each command's work lives in
-its own package (data, judges, evaluate, serve, align)."""
+its own package (data, jobs, evaluate, serve, align), and `train`'s flags are generated from the job's
+config dataclasses (`referee.config.add_flags`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import sys
 
 from referee import __version__
-from referee.errors import UserError
+from referee.errors import UserError, require_extra
 
 
 # --- referee data ------------------------------------------------------------------------------
@@ -36,23 +37,20 @@ def _data_inspect(args):
 # --- referee train / predict -------------------------------------------------------------------
 
 def _add_judges(sub):
-    from referee.judges.config import TrainConfig
+    from referee.config import add_flags
+    from referee.jobs.config import TrainConfig
+    from referee.judges import JUDGES
+    from referee.train.config import FinetuneConfig
 
-    helps = TrainConfig.help()
     train = sub.add_parser("train", help="train a judge on labelled data and save it",
-                           description="Train a score, pair, safety or reward judge. Flags override --config.")
-    train.add_argument("task", choices=("score", "pair", "safety", "reward"), help="which judge to train")
+                           description="Train a score, pair, safety or reward judge. Flags override --config; "
+                                       "--finetune-* flags set the fine-tuning run of --features finetune.")
+    train.add_argument("task", choices=tuple(JUDGES), help="which judge to train")
     train.add_argument("--config", help="a YAML file setting any of the fields below (flags override it)")
-    flags = {"data": str, "format": str, "valid": str, "valid_split": float, "features": str, "encoder": str,
-             "head": str, "folds": int, "out": str, "epochs": int, "lr": float, "hidden": int, "C": float,
-             "seed": int, "catalogue": str, "loss": str, "threshold": str, "target_fpr": float, "margin": float}
-    choices = {"features": ("tfidf", "frozen", "finetune"), "head": ("concat", "two-tower"),
-               "loss": ("mse", "huber"), "threshold": ("f1", "fpr")}
-    for name, kind in flags.items():
-        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, choices=choices.get(name),
-                           default=None, help=helps[name])
-    train.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
-                       help="hide progress bars")
+    add_flags(train, TrainConfig, skip=("task",))
+    # The judge's own encoder, seed and progress settings win over these (referee.judges.base).
+    add_flags(train.add_argument_group("fine-tuning (--features finetune)"), FinetuneConfig, prefix="finetune",
+              skip=("encoder", "seed", "progress"))
     train.set_defaults(func=_train)
 
     predict = sub.add_parser("predict", help="apply a saved judge to data and write a CSV")
@@ -63,13 +61,24 @@ def _add_judges(sub):
     predict.set_defaults(func=_predict)
 
 
-def _train(args):
-    from referee.judges import job
-    from referee.judges.config import TrainConfig
+def train_config(args):
+    """The `TrainConfig` of `referee train`'s arguments: --config, flags over it, and the
+    --finetune-* flags over the YAML's `finetune:` section."""
+    from dataclasses import replace
 
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "func", "config")}
-    config = TrainConfig.from_yaml(args.config, **overrides)
-    summary = job.train(config)
+    from referee.config import flag_values
+    from referee.jobs.config import TrainConfig
+    from referee.train.config import FinetuneConfig
+
+    config = TrainConfig.from_yaml(args.config, **flag_values(args, TrainConfig))
+    finetune = flag_values(args, FinetuneConfig, prefix="finetune")
+    return replace(config, finetune={**(config.finetune or {}), **finetune}) if finetune else config
+
+
+def _train(args):
+    from referee.jobs.train import train
+
+    summary = train(train_config(args))
     print(f"trained a {summary['task']} judge ({summary['features']}) on {summary['train_rows']} rows "
           f"in {summary['seconds']:.1f}s")
     if "cv" in summary:
@@ -88,9 +97,9 @@ def _metrics(metrics: dict) -> str:
 
 
 def _predict(args):
-    from referee.judges import job
+    from referee.jobs.predict import predict
 
-    summary = job.predict(args.judge, args.data, args.out, format=args.format)
+    summary = predict(args.judge, args.data, args.out, format=args.format)
     print(f"wrote {summary['rows']} rows ({', '.join(summary['columns'])}) to {summary['out']} "
           f"in {summary['seconds']:.1f}s")
 
@@ -123,8 +132,9 @@ def _eval(args):
     from pathlib import Path
 
     from referee.data import load
-    from referee.evaluate import evaluate, read_predictions, write_report
-    from referee.evaluate.evaluator import check_task
+    from referee.evaluate.evaluators import check_task, evaluate
+    from referee.evaluate.outputs import read_predictions
+    from referee.evaluate.report import write_report
     from referee.judges import load_judge
 
     if not args.judges and not args.predictions:
@@ -140,9 +150,9 @@ def _eval(args):
                         "--predictions NAME=FILE (judge folders are named after their folder)")
     results = []
     for name, folder, judge in judges:
-        if valid is not None and judge.task in ("pair", "safety") and folder is not None:
-            check_task(name, judge.task, valid, where=args.calibrate_on)
-            judge.calibrate(valid)
+        if valid is not None and folder is not None:
+            check_task(name, judge.task, judge.eval_data, valid, where=args.calibrate_on)
+            judge.calibrate(valid)  # a judge without a temperature (score, reward) stays as it is
         results.append(evaluate(judge, examples, name=name, where=args.data, folder=folder, n_boot=args.bootstrap,
                                 seed=args.seed))
     for r in results:
@@ -188,7 +198,12 @@ def _add_serve(sub):
     serve.set_defaults(func=_serve)
 
 
+SERVE_NEEDS = ("fastapi", "uvicorn")
+ALIGN_NEEDS = ("trl", "peft", "gguf")
+
+
 def _serve(args):
+    require_extra("serve", *SERVE_NEEDS)
     from referee.serve import load_judges, read_api_keys, serve
     from referee.serve.server import check_exposure
 
@@ -214,6 +229,8 @@ def _add_demo(sub):
 def _demo(args):
     from referee.demo import run_demo
 
+    if args.serve:
+        require_extra("serve", *SERVE_NEEDS)  # before the training, not after
     result = run_demo(args.out, data=args.data, encoder=args.encoder)
     if args.serve:
         from referee.serve import load_judges, serve
@@ -277,6 +294,7 @@ def _add_align(sub):
 
 
 def _align_train(args):
+    require_extra("align", *ALIGN_NEEDS)
     from referee.align.config import AlignConfig
     from referee.align.training import print_summary
 
@@ -290,6 +308,7 @@ def _align_train(args):
 
 
 def _align_eval(args):
+    require_extra("align", *ALIGN_NEEDS)
     from referee.align.evaluate import evaluate_policies, parse_policies, rejudge, table
     from referee.align.generate import Decoding
 

@@ -68,7 +68,7 @@ def pair_examples(examples: list[ScoreExample], seed: int = 0) -> list[PairExamp
 
 def baselines(train_score, train_safety, train_pairs, test_score, test_safety, test_pairs, categories):
     """What the training labels alone predict: per-category mean score, base rate, label prior."""
-    from referee.evaluate.predictions import Predictions
+    from referee.evaluate.outputs import Predictions
 
     means = {m: float(np.mean([e.score for e in train_score if e.metric == m])) for m in categories}
     rate = {c: float(np.mean([e.labels[c] for e in train_safety if e.labels.get(c) is not None])) for c in categories}

@@ -23,6 +23,7 @@ from referee.align.config import AlignConfig
 from referee.align.policy import ALIGN_JSON
 from referee.data import load
 from referee.errors import UserError
+from referee.io import check_replaceable
 from referee.schema import Conversation, PairExample
 
 
@@ -46,6 +47,7 @@ def read_pairs(config: AlignConfig) -> tuple[list[PairExample], list[str]]:
     An empty response stops the run (naming file, row and field): it is a broken row, and training on
     it would teach the policy to say nothing. Ties, unlabelled pairs and (for DPO) pairs whose two
     conversations differ before the response cannot be used and are counted, not hidden."""
+    check_replaceable(config.out, ALIGN_JSON, flag=None)  # before training, not after
     result = load(config.data, config.format)
     if result.task != "pair":
         raise AlignDataError(f"{config.data}: read as {result.format} ({result.task} data); alignment needs "
@@ -161,7 +163,9 @@ def policy_reference(policy: str) -> str:
 
 
 def replace_dir(new: Path, target: Path) -> None:
-    """Put folder `new` at `target`; an existing `target` is removed only after `new` is in place."""
+    """Put folder `new` at `target`; an existing `target` is removed only after `new` is in place,
+    and only when referee wrote it (`referee.io.check_replaceable`)."""
+    check_replaceable(target, ALIGN_JSON, flag=None)
     if not target.exists():
         os.replace(new, target)
         return

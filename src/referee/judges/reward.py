@@ -5,54 +5,68 @@ Rewards are centred: the mean reward of the training responses is 0. Ties are dr
 
 - tfidf: logistic regression without intercept on f(chosen) - f(rejected) (both orders), so that
   r(x) = w . f(x) is a linear reward;
-- frozen / finetune: `heads.RewardHead` trained on the Bradley-Terry loss (margin option).
+- frozen: `heads.RewardHead` trained on the Bradley-Terry loss (margin option);
+- finetune: an HF sequence classifier with one label (no length features: the saved folder must
+  load in TRL as it is), Bradley-Terry loss; the centring goes into the output bias.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.linear_model import LogisticRegression
+from torch import nn
 
 from referee.errors import UserError
-from referee.judges.base import Judge, sigmoid
-from referee.judges.heads import RewardHead, bradley_terry, to_tensor, train_head
+from referee.evaluate.metrics import pairwise_accuracy
+from referee.judges.base import Judge, sigmoid, tensor
+from referee.judges.heads import RewardHead
+from referee.judges.losses import bradley_terry
 from referee.schema import Conversation, PairExample
 
 
 class RewardJudge(Judge):
+    """A scalar reward per response, learned from preference pairs.
+
+    Parameters: those of `Judge` (features, encoder, hidden, dropout, lr, epochs, batch_size,
+    patience, C, max_chars, seed, progress, finetune), and
+
+    margin : Bradley-Terry margin (frozen / finetune).
+
+    Learned: `offset_` (the centring still to subtract), `validation_` (pairwise accuracy).
+    """
+
     task = "reward"
     example_type = PairExample
+    data_task = "pair"
+    eval_data = ("pair",)
+    columns = ("reward_a", "reward_b")  # on pairs; single conversations get one "reward" column
+    label_name = "a label of A or B (ties and unlabelled pairs are dropped)"
 
-    def __init__(self, features: str = "tfidf", encoder: str | None = None, *, margin: float = 0.0, **kwargs):
-        super().__init__(features, encoder, **kwargs)
+    def __init__(self, features: str = "tfidf", encoder: str | None = None, *, margin: float = 0.0,
+                 hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
+                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
+                 finetune: dict | None = None):
+        super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
+                         batch_size=batch_size, patience=patience, C=C, max_chars=max_chars, seed=seed,
+                         progress=progress, finetune=finetune)
         self.margin = margin
 
-    def fit(self, examples, valid=None) -> RewardJudge:
-        self._check_params()
-        pairs = [ex for ex in self._check_examples(examples, "fit", labelled=True) if ex.label in ("A", "B")]
-        if not pairs:
-            raise UserError("RewardJudge.fit: no pair has a label of A or B (ties and unlabelled pairs are dropped)")
+    @staticmethod
+    def labelled(example) -> bool:
+        return example.label in ("A", "B")
+
+    def _check_params(self):
+        super()._check_params()
         if self.margin and self.features == "tfidf":
             raise UserError("RewardJudge: margin needs features='frozen' or 'finetune' (tfidf fits a logistic regression)")
-        if valid is not None:
-            valid = [ex for ex in self._check_examples(valid, "fit(valid=...)", labelled=True) if ex.label in ("A", "B")]
-        if self.features == "finetune":
-            return self._fit_finetune(pairs, valid)
-        self._seed()
-        train, valid = self._split(pairs, valid or None)
-        convs = [ex.chosen for ex in train] + [ex.rejected for ex in train]
-        self.encoder_ = self._new_encoder().fit(self._texts(convs))
-        self._fit_lengths(convs)
-        self.offset_ = 0.0
-        if self.features == "tfidf":
-            self._fit_linear(train)
-        else:
-            self._fit_head(train, valid)
-        self.offset_ = float(self._raw(convs).mean())
-        self.validation_ = self._validation(valid)
-        return self
+
+    # --- fit ------------------------------------------------------------------------------------
+
+    def _conversations(self, examples):
+        return [ex.chosen for ex in examples] + [ex.rejected for ex in examples]
 
     def _inputs(self, convs: list[Conversation]):
         return self._embed(convs), self._lengths(convs)
@@ -72,27 +86,48 @@ class RewardJudge(Judge):
         return RewardHead(dim, n_extra, hidden=hidden, dropout=dropout)
 
     def _fit_head(self, train, valid):
-        fc, xc = (to_tensor(v) for v in self._inputs([ex.chosen for ex in train]))
-        fr, xr = (to_tensor(v) for v in self._inputs([ex.rejected for ex in train]))
-        vfc, vxc = (to_tensor(v) for v in self._inputs([ex.chosen for ex in valid]))
-        vfr, vxr = (to_tensor(v) for v in self._inputs([ex.rejected for ex in valid]))
+        fc, xc = (tensor(v) for v in self._inputs([ex.chosen for ex in train]))
+        fr, xr = (tensor(v) for v in self._inputs([ex.rejected for ex in train]))
+        vfc, vxc = (tensor(v) for v in self._inputs([ex.chosen for ex in valid]))
+        vfr, vxr = (tensor(v) for v in self._inputs([ex.rejected for ex in valid]))
         self.head_args_ = dict(dim=fc.shape[1], n_extra=xc.shape[1], hidden=self.hidden, dropout=self.dropout)
         self.head_ = self._new_head()
-        self.history_ = train_head(
-            self.head_, lambda idx: bradley_terry(self.head_(fc[idx], xc[idx]), self.head_(fr[idx], xr[idx]), self.margin),
-            len(train), lambda: bradley_terry(self.head_(vfc, vxc), self.head_(vfr, vxr), self.margin),
-            lr=self.lr, epochs=self.epochs, batch_size=self.batch_size, patience=self.patience, seed=self.seed,
-            progress=self.progress, desc="reward head")
+        self._train_head(lambda i: bradley_terry(self.head_(fc[i], xc[i]), self.head_(fr[i], xr[i]), self.margin),
+                         len(train), lambda: bradley_terry(self.head_(vfc, vxc), self.head_(vfr, vxr), self.margin))
+
+    def _fit_finetune(self, train, valid, config):
+        from referee.encoders.transformer import TransformerRewardModel
+
+        reward = TransformerRewardModel.from_pretrained(config.encoder, max_length=config.max_length)
+        self._fit_lengths(self._conversations(train))  # saved with every judge; the reward model reads none
+
+        def collate(examples):
+            texts = self._texts([ex.chosen for ex in examples] + [ex.rejected for ex in examples])
+            return {"tokens": reward.tokenize(texts)}, torch.zeros(len(examples))  # the order is the label
+
+        def loss_fn(outputs, targets):
+            return bradley_terry(outputs[:, 0], outputs[:, 1], self.margin)
+
+        self.encoder_ = reward
+        self._finetune(RewardPairModel(reward), train, collate, loss_fn, config, valid=valid,
+                       evaluator=BradleyTerryEvaluator(self.margin))
+
+    def _after_fit(self, train, valid):
+        self.offset_ = 0.0
+        mean = float(self._raw(self._conversations(train)).mean())
+        # A fine-tuned reward model takes the centring into its output bias (so it loads centred in TRL).
+        self.offset_ = self.encoder_.center(mean) if self.features == "finetune" else mean
+
+    # --- predict --------------------------------------------------------------------------------
 
     def _raw(self, convs: list[Conversation]) -> np.ndarray:
         if self.features == "finetune":
-            # finetune seam: the reward model is an HF sequence classifier (referee.encoders.finetune)
             return self.encoder_.reward(self._texts(convs))
         f, x = self._inputs(convs)
         if self.features == "tfidf":
             return np.asarray(self._linear_features(f, x) @ self.w_).ravel()
         with torch.no_grad():
-            return self.head_(to_tensor(f), to_tensor(x)).double().numpy()
+            return self.head_(tensor(f), tensor(x)).double().numpy()
 
     def reward(self, conversations) -> np.ndarray:
         """(n,) centred scalar rewards of each conversation's final response."""
@@ -106,7 +141,7 @@ class RewardJudge(Judge):
 
     def predict_proba(self, examples) -> np.ndarray:
         """(n,) p(A preferred over B) = sigmoid(r(A) - r(B))."""
-        examples = self._check_examples(examples, "predict_proba", labelled=False)
+        examples = self._check_examples(examples, "predict_proba")
         r = self.reward([ex.a for ex in examples] + [ex.b for ex in examples])
         return sigmoid(r[: len(examples)] - r[len(examples):])
 
@@ -114,20 +149,68 @@ class RewardJudge(Judge):
         """(n,) "A" or "B": the response with the higher reward."""
         return np.where(self.predict_proba(examples) >= 0.5, "A", "B")
 
-    def _validation(self, valid) -> dict[str, float]:
-        p = self.predict_proba(valid)
-        correct = np.where(np.array([ex.label for ex in valid]) == "A", p > 0.5, p < 0.5)
-        return {"pairwise_accuracy": float(correct.mean()), "n": len(valid)}
+    def validate(self, examples) -> dict[str, float]:
+        """Pairwise accuracy: the chosen response rewarded above the rejected one (a tie counts half)."""
+        r = self.reward(self._conversations(examples))
+        return {"pairwise_accuracy": float(pairwise_accuracy(r[: len(examples)], r[len(examples):])),
+                "n": len(examples)}
+
+    # --- what the code above asks ---------------------------------------------------------------
+
+    def predict_table(self, examples) -> pd.DataFrame:
+        """reward_a, reward_b on pairs; one reward per conversation on other data."""
+        ids = [ex.id for ex in examples]
+        if all(ex.task == "pair" for ex in examples):
+            r = self.reward([ex.a for ex in examples] + [ex.b for ex in examples])
+            return pd.DataFrame({"id": ids, "reward_a": r[: len(ids)], "reward_b": r[len(ids):]})
+        for ex in examples:
+            if ex.task == "pair":
+                raise UserError(f"row id={ex.id!r}: the data mixes pairs and single conversations; predict one kind at a time")
+        return pd.DataFrame({"id": ids, "reward": self.reward([ex.conversation for ex in examples])})
+
+    def outputs(self, examples) -> dict:
+        """r_a, r_b: the rewards of the two responses of each pair."""
+        r = self.reward([ex.a for ex in examples] + [ex.b for ex in examples])
+        return {"r_a": r[: len(examples)], "r_b": r[len(examples):]}
+
+    # --- save / load ----------------------------------------------------------------------------
 
     def _state(self):
         state, tensors = super()._state()
-        state.update(offset=self.offset_, validation=self.validation_)
+        state.update(offset=self.offset_)
         if self.features == "tfidf":
             tensors["linear.w"] = np.asarray(self.w_, dtype=np.float64)
         return state, tensors
 
     def _set_state(self, state, tensors):
         super()._set_state(state, tensors)
-        self.offset_, self.validation_ = state["offset"], state.get("validation", {})
+        self.offset_ = state["offset"]
         if "linear.w" in tensors:
             self.w_ = tensors["linear.w"]
+
+
+class RewardPairModel(nn.Module):
+    """Chosen and rejected through one sequence classifier: (n, 2) rewards [chosen, rejected]."""
+
+    def __init__(self, reward: nn.Module):
+        super().__init__()
+        self.reward = reward
+
+    def forward(self, tokens: dict) -> torch.Tensor:
+        r = self.reward(**tokens)
+        return torch.stack([r[: len(r) // 2], r[len(r) // 2:]], dim=1)
+
+
+class BradleyTerryEvaluator:
+    """The fine-tuning loop's evaluator: Bradley-Terry loss and pairwise accuracy (chosen scored
+    above rejected) from (n, 2) rewards."""
+
+    primary = "loss"
+    greater_is_better = False
+
+    def __init__(self, margin: float):
+        self.margin = margin
+
+    def __call__(self, outputs: torch.Tensor, targets) -> dict[str, float]:
+        return {"loss": float(bradley_terry(outputs[:, 0], outputs[:, 1], self.margin)),
+                "pairwise_accuracy": float(pairwise_accuracy(outputs[:, 0].numpy(), outputs[:, 1].numpy()))}

@@ -5,21 +5,25 @@ loss. `cost` is a signed score as in safe-rlhf's cost model: cost > 0 means unsa
 chosen on validation data (maximum F1, or a target false-positive rate), which is saved.
 
 - tfidf: one logistic regression per column on the rows where that label is known;
-- frozen / finetune: `heads.SafetyHead` with a masked binary cross-entropy.
+- frozen: `heads.SafetyHead` with a masked binary cross-entropy;
+- finetune: the same head and loss over a transformer trained end to end.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_curve
 
 from referee.errors import UserError
+from referee.evaluate.metrics import f1, roc_auc
 from referee.evaluate.calibration import fit_temperature
-from referee.judges.base import Judge, linear_state, sigmoid
-from referee.judges.heads import SafetyHead, masked_bce, to_tensor, train_head
+from referee.judges.base import LENGTH_FEATURES, Judge, linear_state, sigmoid, tensor
+from referee.judges.heads import SafetyHead, TextModel
+from referee.judges.losses import masked_bce
 from referee.schema import SafetyExample
 
 THRESHOLDS = ("f1", "fpr")
@@ -29,34 +33,66 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str = "f1", target_fpr:
     """The probability above which a row counts as unsafe.
 
     f1: the cut with the highest F1 on (p, y); fpr: the lowest cut whose false-positive rate is at
-    most `target_fpr`. Cuts sit midway between neighbouring scores.
+    most `target_fpr`. Cuts sit midway between neighbouring scores; among equally good cuts, the lowest.
 
     >>> choose_threshold(np.array([0.1, 0.4, 0.6, 0.9]), np.array([0, 0, 1, 1]))
     0.5
+    >>> choose_threshold(np.array([0.1, 0.4, 0.6, 0.9]), np.array([0, 1, 0, 1]), rule="fpr", target_fpr=0.5)
+    0.25
     """
     p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=bool)
     if y.all() or not y.any():
         return 0.5
-    values = np.unique(p)
-    cuts = np.concatenate([[values[0] - 1e-6], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-6]])
+    # roc_curve's thresholds run from +inf down through every distinct score: row i flags p >= thresholds[i].
+    fpr, tpr, thresholds = roc_curve(y, p, drop_intermediate=False)
+    scores = thresholds[1:]
+    cuts = np.r_[scores[0] + 1e-6, (scores[:-1] + scores[1:]) / 2, scores[-1] - 1e-6]  # "p > cut" flags the same rows
     if rule == "fpr":
-        fpr = np.array([((p > c) & ~y).sum() / (~y).sum() for c in cuts])
-        return float(cuts[np.argmax(fpr <= target_fpr)])
-    tp = np.array([((p > c) & y).sum() for c in cuts])
-    fp = np.array([((p > c) & ~y).sum() for c in cuts])
-    f1 = 2 * tp / (2 * tp + fp + (y.sum() - tp))
-    return float(cuts[np.argmax(f1)])
+        return float(cuts[np.flatnonzero(fpr <= target_fpr)[-1]])
+    positives, negatives = y.sum(), (~y).sum()
+    tp, fp = np.rint(tpr * positives), np.rint(fpr * negatives)
+    f1 = 2 * tp / (2 * tp + fp + (positives - tp))
+    return float(cuts[len(f1) - 1 - np.argmax(f1[::-1])])
 
 
 class SafetyJudge(Judge):
+    """Harm per category and overall ("any"), with a signed cost.
+
+    Parameters: those of `Judge` (features, encoder, hidden, dropout, lr, epochs, batch_size,
+    patience, C, max_chars, seed, progress, finetune), and
+
+    threshold : "f1" (the cut with the best F1 on validation) or "fpr" (the lowest cut whose
+        false-positive rate is at most `target_fpr`).
+    target_fpr : the false-positive rate for threshold="fpr".
+
+    Learned: `categories_`, `threshold_`, `temperature_` (1 until `calibrate`), `validation_`.
+    """
+
     task = "safety"
     example_type = SafetyExample
+    data_task = "safety"
+    eval_data = ("safety", "prompts")
+    columns = ("p_unsafe", "cost")  # then p(unsafe) per category
+    label_name = "a known safe/unsafe label"
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, threshold: str = "f1",
-                 target_fpr: float = 0.05, **kwargs):
-        super().__init__(features, encoder, **kwargs)
+                 target_fpr: float = 0.05, hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3,
+                 epochs: int = 200, batch_size: int = 64, patience: int = 10, C: float = 1.0, max_chars: int = 4000,
+                 seed: int = 0, progress: bool = True, finetune: dict | None = None):
+        super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
+                         batch_size=batch_size, patience=patience, C=C, max_chars=max_chars, seed=seed,
+                         progress=progress, finetune=finetune)
         self.threshold = threshold
         self.target_fpr = target_fpr
+
+    @staticmethod
+    def labelled(example) -> bool:
+        return example.unsafe is not None or any(v is not None for v in example.labels.values())
+
+    def _check_params(self):
+        super()._check_params()
+        if self.threshold not in THRESHOLDS:
+            raise UserError(f"SafetyJudge: threshold must be one of {THRESHOLDS}, got {self.threshold!r}")
 
     def _labels(self, examples) -> np.ndarray:
         """(n, C + 1) float: 1 unsafe, 0 safe, NaN unknown; last column "any"."""
@@ -70,31 +106,15 @@ class SafetyJudge(Judge):
                 y[i, -1] = float(ex.unsafe)
         return y
 
-    def fit(self, examples, valid=None) -> SafetyJudge:
-        self._check_params()
-        if self.threshold not in THRESHOLDS:
-            raise UserError(f"SafetyJudge: threshold must be one of {THRESHOLDS}, got {self.threshold!r}")
-        train = self._check_examples(examples, "fit", labelled=True)
-        self.categories_ = sorted({cat for ex in train for cat in ex.labels})
+    # --- fit ------------------------------------------------------------------------------------
+
+    def _learn_labels(self, train):
         known_any = [ex.unsafe for ex in train if ex.unsafe is not None]
         if len(set(known_any)) < 2:
             what = "no row has a known label" if not known_any else f"every known row is {'unsafe' if known_any[0] else 'safe'}"
             raise UserError(f"SafetyJudge.fit: a single class ({what}); a safety judge needs safe and unsafe rows")
-        if self.features == "finetune":
-            return self._fit_finetune(train, valid)
-        self._seed()
-        train, valid = self._split(train, valid)
-        convs = [ex.conversation for ex in train]
-        self.encoder_ = self._new_encoder().fit(self._texts(convs))
-        self._fit_lengths(convs)
+        self.categories_ = sorted({cat for ex in train for cat in ex.labels})
         self.temperature_ = 1.0
-        if self.features == "tfidf":
-            self._fit_linear(train)
-        else:
-            self._fit_head(train, valid)
-        self._fit_threshold(valid)
-        self.validation_ = self._validation(valid)
-        return self
 
     def _inputs(self, examples):
         convs = [ex.conversation for ex in examples]
@@ -121,17 +141,37 @@ class SafetyJudge(Judge):
         return SafetyHead(dim, n_extra, n_outputs, hidden=hidden, dropout=dropout)
 
     def _fit_head(self, train, valid):
-        f, x = (to_tensor(v) for v in self._inputs(train))
-        y = to_tensor(self._labels(train))
-        vf, vx = (to_tensor(v) for v in self._inputs(valid))
-        vy = to_tensor(self._labels(valid))
+        f, x = (tensor(v) for v in self._inputs(train))
+        y = tensor(self._labels(train))
+        vf, vx = (tensor(v) for v in self._inputs(valid))
+        vy = tensor(self._labels(valid))
         self.head_args_ = dict(dim=f.shape[1], n_extra=x.shape[1], n_outputs=y.shape[1], hidden=self.hidden,
                                dropout=self.dropout)
         self.head_ = self._new_head()
-        self.history_ = train_head(
-            self.head_, lambda idx: masked_bce(self.head_(f[idx], x[idx]), y[idx]), len(train),
-            lambda: masked_bce(self.head_(vf, vx), vy), lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
-            patience=self.patience, seed=self.seed, progress=self.progress, desc="safety head")
+        self._train_head(lambda i: masked_bce(self.head_(f[i], x[i]), y[i]), len(train),
+                         lambda: masked_bce(self.head_(vf, vx), vy))
+
+    def _fit_finetune(self, train, valid, config):
+        from referee.encoders.transformer import TransformerEncoder
+
+        encoder = TransformerEncoder.from_pretrained(config.encoder, max_length=config.max_length)
+        self._fit_lengths(self._conversations(train))
+        self.head_args_ = dict(dim=encoder.dim, n_extra=len(LENGTH_FEATURES), n_outputs=len(self.categories_) + 1,
+                               hidden=self.hidden, dropout=self.dropout)
+        head = self._build_head(**self.head_args_)
+        if config.warm_start:
+            self._warm_start(head, train, valid, config.encoder)
+
+        def collate(examples):
+            convs = [ex.conversation for ex in examples]
+            inputs = {"tokens": encoder.tokenize(self._texts(convs)), "extra": tensor(self._lengths(convs))}
+            return inputs, tensor(self._labels(examples))  # (n, C + 1), NaN = unknown
+
+        self.encoder_, self.head_ = encoder, head
+        self._finetune(TextModel(encoder, head), train, collate, masked_bce, config, valid=valid)
+
+    def _after_fit(self, train, valid):
+        self._fit_threshold(valid)
 
     def _fit_threshold(self, valid):
         p = self.predict_proba(valid)[:, -1]
@@ -139,16 +179,16 @@ class SafetyJudge(Judge):
         known = ~np.isnan(y)
         self.threshold_ = choose_threshold(p[known], y[known] == 1, self.threshold, self.target_fpr)
 
-    # --- predict --------------------------------------------------------------------------
+    # --- predict --------------------------------------------------------------------------------
 
     def decision_function(self, examples) -> np.ndarray:
         """(n, C + 1) logits, the last column "any"."""
-        examples = self._check_examples(examples, "decision_function", labelled=False)
+        examples = self._check_examples(examples, "decision_function")
         f, x = self._inputs(examples)
         if self.features == "tfidf":
             return np.asarray(sp.hstack([f, sp.csr_matrix(x)], format="csr") @ self.W_.T) + self.b_
         with torch.no_grad():
-            return self.head_(to_tensor(f), to_tensor(x)).double().numpy()
+            return self.head_(tensor(f), tensor(x)).double().numpy()
 
     def predict_proba(self, examples) -> np.ndarray:
         """(n, C + 1) sigmoid(logits / temperature_): p(unsafe) per category, then "any"."""
@@ -167,7 +207,7 @@ class SafetyJudge(Judge):
     def calibrate(self, valid) -> SafetyJudge:
         """Fit `temperature_` on the "any" labels of `valid`; the threshold keeps its meaning in
         probability (it is re-chosen on the calibrated probabilities)."""
-        valid = self._check_examples(valid, "calibrate", labelled=True)
+        valid = self._check_examples(valid, "calibrate")
         y = self._labels(valid)[:, -1]
         known = ~np.isnan(y)
         if not known.any():
@@ -177,25 +217,60 @@ class SafetyJudge(Judge):
         self._fit_threshold(valid)
         return self
 
-    def _validation(self, valid) -> dict[str, float]:
-        p = self.predict_proba(valid)
-        y = self._labels(valid)
+    def validate(self, examples) -> dict[str, float]:
+        """ROC-AUC per category and "any" (where both classes are present), F1 of "any" at `threshold_`."""
+        p = self.predict_proba(examples)
+        y = self._labels(examples)
         out = {}
         for j, name in enumerate(self.categories_ + ["any"]):
             known = ~np.isnan(y[:, j])
             if known.any() and len(np.unique(y[known, j])) == 2:
-                out[f"roc_auc_{name}"] = float(roc_auc_score(y[known, j], p[known, j]))
+                out[f"roc_auc_{name}"] = float(roc_auc(y[known, j], p[known, j]))
         known = ~np.isnan(y[:, -1])
-        pred, truth = p[known, -1] > self.threshold_, y[known, -1] == 1
-        tp = (pred & truth).sum()
-        out["f1_any"] = float(2 * tp / max(1, pred.sum() + truth.sum()))
-        out["n"] = len(valid)
+        out["f1_any"] = float(f1(y[known, -1] == 1, p[known, -1] > self.threshold_))
+        out["n"] = len(examples)
         return out
+
+    # --- what the code above asks ---------------------------------------------------------------
+
+    def as_examples(self, examples) -> list[SafetyExample]:
+        """Any single-conversation examples (score, prompt, safety rows) as safety examples; pairs
+        are an error."""
+        rows = []
+        for i, ex in enumerate(examples):
+            if ex.task == "pair":
+                raise UserError(f"row {i} (id={ex.id!r}): a safety judge judges single conversations, not pairs")
+            rows.append(ex if ex.task == "safety" else
+                        SafetyExample(id=ex.id, conversation=ex.conversation, source=ex.source, language=ex.language))
+        return rows
+
+    def predict_table(self, examples) -> pd.DataFrame:
+        rows = self.as_examples(examples)
+        p, cost = self.predict_proba(rows), self.cost(rows)
+        table = pd.DataFrame({"id": [ex.id for ex in rows], "p_unsafe": p[:, -1], "cost": cost})
+        for j, cat in enumerate(self.categories_):
+            table[cat] = p[:, j]
+        return table
+
+    def outputs(self, examples) -> dict:
+        """proba (per category, then "any"), flagged (cost > 0), categories, threshold, temperature,
+        and proba_before (uncalibrated) when a temperature is set."""
+        rows = self.as_examples(examples)
+        out = {"proba": self.predict_proba(rows), "flagged": self.predict(rows), "categories": list(self.categories_),
+               "threshold": float(self.threshold_), "temperature": float(self.temperature_)}
+        if self.temperature_ != 1.0:
+            out["proba_before"] = sigmoid(self.decision_function(rows))
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "categories": list(self.categories_), "threshold": float(self.threshold_),
+                "temperature": float(self.temperature_)}
+
+    # --- save / load ----------------------------------------------------------------------------
 
     def _state(self):
         state, tensors = super()._state()
-        state.update(categories=self.categories_, temperature=self.temperature_, threshold=self.threshold_,
-                     validation=self.validation_)
+        state.update(categories=self.categories_, temperature=self.temperature_, threshold=self.threshold_)
         if self.features == "tfidf":
             tensors.update(linear_state(self.W_, self.b_))
         return state, tensors
@@ -203,6 +278,6 @@ class SafetyJudge(Judge):
     def _set_state(self, state, tensors):
         super()._set_state(state, tensors)
         self.categories_, self.temperature_ = state["categories"], state["temperature"]
-        self.threshold_, self.validation_ = state["threshold"], state.get("validation", {})
+        self.threshold_ = state["threshold"]
         if "linear.W" in tensors:
             self.W_, self.b_ = tensors["linear.W"], tensors["linear.b"]

@@ -9,19 +9,25 @@ Scores are learned in a normalised [0, 1] space per example (`(score - low) / (h
   embedding. Metric embeddings come from a catalogue (a folder with `metric_names.json` and
   `metric_name_embeddings.npy`, as DA5401 ships them) or, without one, from the encoder itself on
   the metric's name — such a judge embeds an unseen metric name at prediction time (zero-shot);
-  a catalogue judge accepts any metric of its catalogue and refuses others.
+  a catalogue judge accepts any metric of its catalogue and refuses others. Fine-tuning without a
+  catalogue embeds the metric names with the encoder being trained, so their embeddings are
+  fine-tuned too (and recomputed with the final encoder afterwards).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.linear_model import Ridge
+from torch import nn
 
 from referee.errors import UserError
-from referee.judges.base import Judge
-from referee.judges.heads import ScoreHead, regression_loss, to_tensor, train_head
+from referee.evaluate.metrics import rmse
+from referee.judges.base import Judge, tensor
+from referee.judges.heads import ScoreHead
+from referee.judges.losses import regression_loss
 from referee.schema import ScoreExample
 
 HEADS = ("concat", "two-tower")
@@ -49,53 +55,65 @@ def balance_weights(y: np.ndarray, bins: int = 10) -> np.ndarray:
 
 
 class ScoreJudge(Judge):
+    """A 0-10 (or any scale) score per named metric, many metrics with one model.
+
+    Parameters: those of `Judge` (features, encoder, hidden, dropout, lr, epochs, batch_size,
+    patience, C, max_chars, seed, progress, finetune), and
+
+    head : "concat" or "two-tower" (`heads.ScoreHead`; frozen / finetune).
+    catalogue : a metric catalogue folder (metric_names.json + metric_name_embeddings.npy); None =
+        embed metric names with the encoder.
+    loss : "mse" or "huber" (frozen / finetune).
+    reweight : weight rare target values up (for skewed scores).
+    alpha : L2 strength of the tfidf ridge regression.
+
+    Learned: `metrics_` (the metrics seen in training), `validation_` (RMSE on the validation rows).
+    """
+
     task = "score"
     example_type = ScoreExample
+    data_task = "score"
+    eval_data = ("score",)
+    columns = ("metric", "score")
+    label_name = "a score"
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, head: str = "concat",
                  catalogue: str | None = None, loss: str = "mse", reweight: bool = False, alpha: float = 1.0,
-                 **kwargs):
-        super().__init__(features, encoder, **kwargs)
+                 hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
+                 patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
+                 finetune: dict | None = None):
+        super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
+                         batch_size=batch_size, patience=patience, C=C, max_chars=max_chars, seed=seed,
+                         progress=progress, finetune=finetune)
         self.head = head
         self.catalogue = catalogue
         self.loss = loss
         self.reweight = reweight
         self.alpha = alpha
 
-    def _targets(self, examples) -> np.ndarray:
-        return np.asarray([(ex.score - ex.scale[0]) / (ex.scale[1] - ex.scale[0]) for ex in examples])
+    @staticmethod
+    def labelled(example) -> bool:
+        return example.score is not None
 
-    def fit(self, examples, valid=None) -> ScoreJudge:
-        self._check_params()
+    def _check_params(self):
+        super()._check_params()
         if self.head not in HEADS:
             raise UserError(f"ScoreJudge: head must be one of {HEADS}, got {self.head!r}")
         if self.loss not in LOSSES:
             raise UserError(f"ScoreJudge: loss must be one of {LOSSES}, got {self.loss!r}")
         if self.loss == "huber" and self.features == "tfidf":
             raise UserError("ScoreJudge: loss='huber' needs features='frozen' or 'finetune' (tfidf fits a ridge regression)")
-        train = [ex for ex in self._check_examples(examples, "fit", labelled=True) if ex.score is not None]
-        if not train:
-            raise UserError("ScoreJudge.fit: no example has a score")
+
+    def _targets(self, examples) -> np.ndarray:
+        return np.asarray([(ex.score - ex.scale[0]) / (ex.scale[1] - ex.scale[0]) for ex in examples])
+
+    def _weights(self, examples) -> np.ndarray:
+        return balance_weights(self._targets(examples)) if self.reweight else np.ones(len(examples))
+
+    def _learn_labels(self, train):
         if len({ex.score for ex in train}) < 2:
             raise UserError(f"ScoreJudge.fit: every score is {train[0].score} (a single value); nothing to learn")
-        if self.features == "finetune":
-            return self._fit_finetune(train, valid)
-        self._seed()
-        train, valid = self._split(train, valid)
-        valid = [ex for ex in valid if ex.score is not None]
         self.metrics_ = sorted({ex.metric for ex in train})
-        convs = [ex.conversation for ex in train]
-        self.encoder_ = self._new_encoder().fit(self._texts(convs))
-        self._fit_lengths(convs)
-        y = self._targets(train)
-        w = balance_weights(y) if self.reweight else np.ones(len(y))
-        if self.features == "tfidf":
-            self._fit_linear(train, y, w)
-        else:
-            self._fit_metric_embeddings()
-            self._fit_head(train, y, w, valid)
-        self.validation_ = self._validation(valid)
-        return self
 
     # --- tfidf ------------------------------------------------------------------------------
 
@@ -117,8 +135,9 @@ class ScoreJudge(Judge):
         onehot = sp.csr_matrix((np.ones(n), (np.arange(n), m)), shape=(n, M))
         return sp.hstack([f, per_metric, onehot], format="csr")
 
-    def _fit_linear(self, train, y, w):
-        ridge = Ridge(alpha=self.alpha).fit(self._linear_features(train), y, sample_weight=w)
+    def _fit_linear(self, train):
+        ridge = Ridge(alpha=self.alpha).fit(self._linear_features(train), self._targets(train),
+                                            sample_weight=self._weights(train))
         self.w_, self.b_ = ridge.coef_.astype(np.float64), float(ridge.intercept_)  # as saved
 
     # --- frozen / finetune -------------------------------------------------------------------
@@ -147,48 +166,102 @@ class ScoreJudge(Judge):
     def _build_head(self, dim, metric_dim, kind, hidden, dropout):
         return ScoreHead(dim, metric_dim, kind=kind, hidden=hidden, dropout=dropout)
 
-    def _fit_head(self, train, y, w, valid):
-        e = to_tensor(self._embed([ex.conversation for ex in train]))
-        m = to_tensor(self._metric_vectors(train))
-        y, w = to_tensor(y), to_tensor(w)
-        ve = to_tensor(self._embed([ex.conversation for ex in valid]))
-        vm, vy = to_tensor(self._metric_vectors(valid)), to_tensor(self._targets(valid))
+    def _fit_head(self, train, valid):
+        self._fit_metric_embeddings()
+        e = tensor(self._embed([ex.conversation for ex in train]))
+        m = tensor(self._metric_vectors(train))
+        y, w = tensor(self._targets(train)), tensor(self._weights(train))
+        ve = tensor(self._embed([ex.conversation for ex in valid]))
+        vm, vy = tensor(self._metric_vectors(valid)), tensor(self._targets(valid))
         self.head_args_ = dict(dim=e.shape[1], metric_dim=m.shape[1], kind=self.head, hidden=self.hidden,
                                dropout=self.dropout)
         self.head_ = self._new_head()
-        self.history_ = train_head(
-            self.head_, lambda idx: regression_loss(self.head_(e[idx], m[idx]), y[idx], w[idx], self.loss), len(train),
-            lambda: regression_loss(self.head_(ve, vm), vy, torch.ones_like(vy), self.loss), lr=self.lr,
-            epochs=self.epochs, batch_size=self.batch_size, patience=self.patience, seed=self.seed,
-            progress=self.progress, desc="score head")
+        self._train_head(lambda i: regression_loss(self.head_(e[i], m[i]), y[i], w[i], self.loss), len(train),
+                         lambda: regression_loss(self.head_(ve, vm), vy, torch.ones_like(vy), self.loss))
+
+    def _fit_finetune(self, train, valid, config):
+        from referee.encoders.transformer import TransformerEncoder
+
+        encoder = TransformerEncoder.from_pretrained(config.encoder, max_length=config.max_length)
+        self._fit_lengths(self._conversations(train))
+        if self.catalogue:
+            self._fit_metric_embeddings()  # the catalogue's fixed vectors
+            metric_dim = self.metric_embeddings_.shape[1]
+        else:
+            self.metric_names_ = list(self.metrics_)
+            metric_dim = encoder.dim
+        self.head_args_ = dict(dim=encoder.dim, metric_dim=metric_dim, kind=self.head, hidden=self.hidden,
+                               dropout=self.dropout)
+        head = self._build_head(**self.head_args_)
+        if config.warm_start:
+            self._warm_start(head, train, valid, config.encoder)
+
+        def collate(rows):
+            examples, w = [r[0] for r in rows], [r[1] for r in rows]
+            inputs = {"tokens": encoder.tokenize(self._texts([ex.conversation for ex in examples]))}
+            if self.catalogue:
+                inputs["metric_vectors"] = tensor(self._metric_vectors(examples))
+            else:
+                names = sorted({ex.metric for ex in examples})
+                inputs["metric_tokens"] = encoder.tokenize([metric_text(m) for m in names])
+                inputs["metric_index"] = torch.tensor([names.index(ex.metric) for ex in examples])
+            return inputs, (tensor(self._targets(examples)), tensor(w))
+
+        def loss_fn(outputs, targets):
+            return regression_loss(outputs, targets[0], targets[1], self.loss)
+
+        self.encoder_, self.head_ = encoder, head
+        self._finetune(ScoreModel(encoder, head), list(zip(train, self._weights(train))), collate, loss_fn, config,
+                       valid=[(ex, 1.0) for ex in valid])
+        if not self.catalogue:
+            self._fit_metric_embeddings()  # the names' embeddings as the fine-tuned encoder now gives them
 
     # --- predict ----------------------------------------------------------------------------
 
     def predict(self, examples) -> np.ndarray:
         """(n,) scores on each example's own metric scale."""
-        examples = self._check_examples(examples, "predict", labelled=False)
+        examples = self._check_examples(examples, "predict")
         if self.features == "tfidf":
             u = np.asarray(self._linear_features(examples) @ self.w_).ravel() + self.b_
         else:
-            e = to_tensor(self._embed([ex.conversation for ex in examples]))
+            e = tensor(self._embed([ex.conversation for ex in examples]))
             with torch.no_grad():
-                u = self.head_(e, to_tensor(self._metric_vectors(examples))).double().numpy()
+                u = self.head_(e, tensor(self._metric_vectors(examples))).double().numpy()
         low = np.array([ex.scale[0] for ex in examples], dtype=np.float64)
         high = np.array([ex.scale[1] for ex in examples], dtype=np.float64)
         return low + np.clip(u, 0.0, 1.0) * (high - low)
 
-    def _validation(self, valid) -> dict[str, float]:
-        if not valid:
-            return {}
-        pred = self.predict(valid)
-        truth = np.array([ex.score for ex in valid])
-        span = np.array([ex.scale[1] - ex.scale[0] for ex in valid])
-        return {"rmse": float(np.sqrt(np.mean((pred - truth) ** 2))),
-                "rmse_normalised": float(np.sqrt(np.mean(((pred - truth) / span) ** 2))), "n": len(valid)}
+    def validate(self, examples) -> dict[str, float]:
+        """RMSE on each example's own scale, and normalised by the scale's span (comparable across metrics)."""
+        pred = self.predict(examples)
+        truth = np.array([ex.score for ex in examples])
+        span = np.array([ex.scale[1] - ex.scale[0] for ex in examples])
+        return {"rmse": float(rmse(truth, pred)), "rmse_normalised": float(rmse(truth / span, pred / span)),
+                "n": len(examples)}
+
+    # --- what the code above asks ---------------------------------------------------------------
+
+    def predict_table(self, examples) -> pd.DataFrame:
+        return pd.DataFrame({"id": [ex.id for ex in examples], "metric": [ex.metric for ex in examples],
+                             "score": self.predict(examples)})
+
+    def outputs(self, examples) -> dict:
+        """pred: the predicted score of each example."""
+        return {"pred": np.asarray(self.predict(examples), dtype=float)}
+
+    def known_metrics(self) -> list[str] | None:
+        """The metrics this judge accepts: its training metrics (tfidf) or its catalogue's; None
+        when it embeds any metric name with its encoder (zero-shot)."""
+        if self.features == "tfidf":
+            return list(self.metrics_)
+        return list(self.metric_names_) if self.catalogue else None
+
+    def describe(self) -> dict:
+        return {**super().describe(), "metrics": list(self.metrics_), "zero_shot_metrics": self.known_metrics() is None}
 
     def _state(self):
         state, tensors = super()._state()
-        state.update(metrics=self.metrics_, validation=self.validation_)
+        state.update(metrics=self.metrics_)
         if self.features == "tfidf":
             tensors["linear.w"] = np.asarray(self.w_, dtype=np.float64)
             state["intercept"] = self.b_
@@ -199,8 +272,24 @@ class ScoreJudge(Judge):
 
     def _set_state(self, state, tensors):
         super()._set_state(state, tensors)
-        self.metrics_, self.validation_ = state["metrics"], state.get("validation", {})
+        self.metrics_ = state["metrics"]
         if "linear.w" in tensors:
             self.w_, self.b_ = tensors["linear.w"], state["intercept"]
         else:
             self.metric_names_, self.metric_embeddings_ = state["metric_names"], tensors["metric_embeddings"]
+
+
+class ScoreModel(nn.Module):
+    """head(encoder(text), metric embedding); the metric embedding is either given (a catalogue) or
+    the encoder's own embedding of the metric's name (`metric_tokens`, one row per distinct metric
+    in the batch, and `metric_index` (n,) choosing each example's row)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, tokens: dict, metric_vectors: torch.Tensor | None = None, metric_tokens: dict | None = None,
+                metric_index: torch.Tensor | None = None) -> torch.Tensor:
+        if metric_vectors is None:
+            metric_vectors = self.encoder(**metric_tokens)[metric_index]
+        return self.head(self.encoder(**tokens), metric_vectors)

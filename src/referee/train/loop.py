@@ -6,25 +6,14 @@ cross-entropy over A/B/tie with swap augmentation, masked BCE per safety categor
 metric-conditioned regression), and validation must be the judge's own metric. Accelerate gives the
 parts worth not writing again — device placement, mixed precision, gradient accumulation, DDP /
 multi-machine through `accelerate launch`, gathering metrics across processes — and leaves the loop
-readable in one screen.
+readable in one screen. Checkpoints (safetensors + JSON, never pickles): `referee.train.checkpoint`.
 
-What is written here by hand, and why: the checkpoint. `Accelerator.save_state` pickles the
-optimizer, scheduler and RNG state; referee keeps everything as safetensors + JSON (a checkpoint
-must be loadable without running code from it), so the optimizer state is flattened into a
-safetensors file and the scheduler, counters and loss history go in `state.json`.
-
-A checkpoint folder (`output_dir/best`, `output_dir/last`) holds:
-  model.safetensors      the whole model (backbone and head)
-  optimizer.safetensors  AdamW moments per parameter, and the RNG state of the main process
-  state.json             step, epoch, position in the epoch, best metric, patience left, history,
-                         optimizer param groups, scheduler state, the config
+The loop knows no judge: a judge hands it a model, batches, a loss and an evaluator.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -35,15 +24,15 @@ from typing import Callable
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from referee.errors import UserError
+from referee.io import write_json
+from referee.train.checkpoint import load_weights, optimizer_state, read_state, save_checkpoint
 from referee.train.config import FinetuneConfig
-
-STATE_FORMAT = "referee-checkpoint/1"
 
 
 class LossEvaluator:
@@ -106,78 +95,6 @@ def _param_groups(model: torch.nn.Module, config: FinetuneConfig) -> list[dict]:
             for (is_head, no_decay), params in sorted(groups.items())]
 
 
-# --- checkpoints -----------------------------------------------------------------------------
-
-def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Flatten `optimizer.state_dict()`: tensors by "state.<param>.<key>", the rest as JSON."""
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"state.{index}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{index}.{key}"] = value
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state["param_groups"]]
-    return tensors, {"param_groups": groups, "scalars": scalars}
-
-
-def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("state."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
-    for name, value in meta["scalars"].items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
-    return {"state": state, "param_groups": groups}
-
-
-def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
-    """Write into a temporary sibling, then swap it in: a crash never leaves a half checkpoint."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    try:
-        save_model(model, str(tmp / "model.safetensors"))
-        tensors, optimizer_meta = _optimizer_tensors(optimizer)
-        tensors["rng.cpu"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        full = dict(state, format=STATE_FORMAT, optimizer=optimizer_meta, scheduler=scheduler.state_dict())
-        (tmp / "state.json").write_text(json.dumps(full, indent=1), encoding="utf-8")
-        old = folder.with_name(f".{folder.name}-old")
-        if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def read_state(folder: str | Path) -> dict:
-    """state.json of a checkpoint folder, checked."""
-    path = Path(folder) / "state.json"
-    if not path.is_file():
-        raise UserError(f"{folder}: not a referee checkpoint (no state.json); pass output_dir/best or output_dir/last")
-    state = json.loads(path.read_text(encoding="utf-8"))
-    if state.get("format") != STATE_FORMAT:
-        raise UserError(f"{path}: format {state.get('format')!r}, expected {STATE_FORMAT!r}")
-    return state
-
-
-def load_weights(model: torch.nn.Module, folder: str | Path) -> None:
-    """The model weights of a checkpoint folder, into `model` (same architecture)."""
-    path = Path(folder) / "model.safetensors"
-    missing, unexpected = load_model(model, str(path), strict=False)
-    if missing or unexpected:
-        raise UserError(f"{path}: does not fit this model (missing {sorted(missing)[:3]}, "
-                        f"unexpected {sorted(unexpected)[:3]}); was it written for another judge or encoder?")
-
-
 # --- the loop ----------------------------------------------------------------------------------
 
 def train(model: torch.nn.Module, train_data, collate: Callable, loss_fn: Callable, config: FinetuneConfig,
@@ -233,7 +150,7 @@ def train(model: torch.nn.Module, train_data, collate: Callable, loss_fn: Callab
         valid_loader = accelerator.prepare(valid_loader)
     if resume is not None:
         tensors = load_file(str(Path(config.resume_from) / "optimizer.safetensors"))
-        optimizer.load_state_dict(_optimizer_state(tensors, resume["optimizer"]))
+        optimizer.load_state_dict(optimizer_state(tensors, resume["optimizer"]))
         scheduler.load_state_dict(resume["scheduler"])
         torch.set_rng_state(tensors["rng.cpu"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
@@ -250,7 +167,7 @@ def train(model: torch.nn.Module, train_data, collate: Callable, loss_fn: Callab
         # Every process waits, the main one writes: one copy of the files, none half-written.
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            _save_checkpoint(output_dir / name, accelerator.unwrap_model(model), optimizer, scheduler, state)
+            save_checkpoint(output_dir / name, accelerator.unwrap_model(model), optimizer, scheduler, state)
         accelerator.wait_for_everyone()
 
     def evaluate() -> bool:
@@ -336,7 +253,7 @@ def train(model: torch.nn.Module, train_data, collate: Callable, loss_fn: Callab
                          best_metric=state["best_metric"], metric=evaluator.primary, stopped_early=stopped_early,
                          seconds=time.perf_counter() - start_time, output_dir=str(output_dir))
     if config.output_dir and accelerator.is_main_process:
-        (output_dir / "history.json").write_text(json.dumps(result.__dict__, indent=1), encoding="utf-8")
+        write_json(output_dir / "history.json", result.__dict__)
     elif not config.output_dir:  # nobody asked for the checkpoints: do not leave them in /tmp
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:

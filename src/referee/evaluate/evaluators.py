@@ -4,16 +4,20 @@
     result = evaluate(judge, examples)            # or evaluate(read_predictions("p.csv"), examples)
     result.to_dict()   # {"judge", "task", "n", "primary", "metrics": {...}, "ci": {name: [low, high]}}
 
-One evaluator per task, each a callable that returns `dict[str, float]` and names its primary metric.
-Every number in `metrics` gets a 95% bootstrap interval in `ci` (rows resampled together, seeded).
-`result.details` keeps the per-row arrays the report draws from (not part of the JSON).
+One evaluator per (judge task, data task), each a callable that reads `source.outputs(examples)` —
+a judge and a predictions file (`referee.evaluate.outputs`) answer the same call — and returns a
+`Scored`: `metrics` (dict[str, float]) and the name of its `primary` metric, with 95% bootstrap
+intervals in `ci` (rows resampled together, seeded), notes, and the per-row arrays the report draws
+from (`details`, not part of the JSON).
 
-Which data each judge is evaluated on: score judge -> score data; pair and reward judges -> pair
-data; safety judge -> safety data, or prompt data labelled safe/unsafe (XSTest) for over-refusal.
+Which data each judge is evaluated on is the judge class's `eval_data`: score -> score data; pair
+and reward -> pair data; safety -> safety data, or prompt data labelled safe/unsafe (XSTest) for
+over-refusal.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,12 +27,24 @@ import numpy as np
 
 from referee.errors import UserError
 from referee.evaluate import metrics as M
-from referee.evaluate.predictions import Predictions
-from referee.schema import PAIR_LABELS, SafetyExample
+from referee.evaluate.outputs import Predictions
+from referee.schema import PAIR_LABELS
 
-DATA_FOR = {"score": ("score",), "pair": ("pair",), "reward": ("pair",), "safety": ("safety", "prompts")}
 MISTAKES = 12        # rows in the report's "most confident mistakes" table
 SNIPPET = 700        # characters of each text shown there
+
+
+@dataclass
+class Scored:
+    """What an evaluator returns: metrics with their intervals, the primary metric's name, notes,
+    the number of rows scored, and the per-row arrays the report draws from."""
+
+    metrics: dict[str, float]
+    ci: dict[str, list[float]]
+    primary: str
+    n: int
+    notes: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -58,15 +74,15 @@ def _clean(x: float) -> float | None:
 
 # --- checks ------------------------------------------------------------------------------------
 
-def check_task(judge_name: str, judge_task: str, examples, where: str = "the data") -> str:
-    """The data's task, or a plain error when it does not fit the judge."""
+def check_task(judge_name: str, judge_task: str, eval_data: tuple[str, ...], examples, where: str = "the data") -> str:
+    """The data's task, or a plain error when it is not one of the judge's `eval_data`."""
     if not examples:
         raise UserError(f"{where}: no examples to evaluate on")
     data_task = examples[0].task
     if any(ex.task != data_task for ex in examples):
         raise UserError(f"{where}: mixes tasks ({sorted({ex.task for ex in examples})}); evaluate one task at a time")
-    if data_task not in DATA_FOR[judge_task]:
-        needed = " or ".join(DATA_FOR[judge_task])
+    if data_task not in eval_data:
+        needed = " or ".join(eval_data)
         raise UserError(f"{judge_name} is a {judge_task} judge, but {where} holds {data_task} examples; "
                         f"a {judge_task} judge is evaluated on {needed} data")
     return data_task
@@ -80,36 +96,6 @@ def _labelled(examples, is_labelled, what: str, where: str, notes: list[str]) ->
     if len(kept) < len(examples):
         notes.append(f"{len(examples) - len(kept)} of {len(examples)} rows have no {what} and were left out")
     return kept
-
-
-# --- judge outputs (a judge, or outside predictions, answer the same questions) ----------------
-
-def _pair_outputs(judge, examples) -> dict:
-    if isinstance(judge, Predictions):
-        return judge.outputs(examples)
-    from referee.judges.base import softmax
-
-    swapped = [ex.swapped() for ex in examples]
-    out = {"proba": judge.predict_proba(examples),
-           "proba_first": judge.predict_proba(examples, swap_average=False),
-           "proba_swapped": judge.predict_proba(swapped, swap_average=False),
-           "temperature": float(judge.temperature_)}
-    if judge.temperature_ != 1.0:
-        out["proba_before"] = softmax(judge.decision_function(examples))
-    return out
-
-
-def _safety_outputs(judge, examples) -> dict:
-    if isinstance(judge, Predictions):
-        return judge.outputs(examples)
-    from referee.judges.base import sigmoid
-
-    out = {"proba": judge.predict_proba(examples), "flagged": judge.predict(examples),
-           "categories": list(judge.categories_), "threshold": float(judge.threshold_),
-           "temperature": float(judge.temperature_)}
-    if judge.temperature_ != 1.0:
-        out["proba_before"] = sigmoid(judge.decision_function(examples))
-    return out
 
 
 # --- evaluators ----------------------------------------------------------------------------------
@@ -137,7 +123,7 @@ class ScoreEvaluator:
         notes: list[str] = []
         examples = _labelled(examples, lambda ex: ex.score is not None, "score", where, notes)
         y = np.array([ex.score for ex in examples], dtype=float)
-        pred = judge.outputs(examples)["pred"] if isinstance(judge, Predictions) else np.asarray(judge.predict(examples), float)
+        pred = judge.outputs(examples)["pred"]
         names = np.array([ex.metric for ex in examples])
         stats = {"rmse": (M.rmse, y, pred), "mae": (M.mae, y, pred), "spearman": (M.spearman, y, pred),
                  "pearson": (M.pearson, y, pred)}
@@ -157,7 +143,7 @@ class ScoreEvaluator:
                      "response": _snippet(examples[i].conversation.response)} for i in worst]
         details = {"y": y, "pred": pred, "metric": names, "scale": scales[0], "mistakes": mistakes,
                    "length": np.array([len(ex.conversation.response or "") for ex in examples])}
-        return metrics, ci, notes, details, len(examples), self.primary
+        return Scored(metrics, ci, self.primary, len(examples), notes, details)
 
 
 class PairEvaluator:
@@ -169,7 +155,7 @@ class PairEvaluator:
     def __call__(self, judge, examples, n_boot=1000, seed=0, where="the data"):
         notes: list[str] = []
         examples = _labelled(examples, lambda ex: ex.target is not None, "label", where, notes)
-        out = _pair_outputs(judge, examples)
+        out = judge.outputs(examples)
         target = np.array([ex.target for ex in examples], dtype=float)
         label = np.array([PAIR_LABELS.index(ex.label) for ex in examples])
         if "proba" in out and not out["proba"][:, 2].any() and (label == 2).any():
@@ -198,7 +184,7 @@ class PairEvaluator:
             proba = np.eye(3)[np.where(decision < 0, 2, decision)] * (decision >= 0)[:, None]
             details = {"proba": proba, "label": label, "len_diff": len_diff, "pref": coded, "human_pref": human_pref,
                        "three_way": three_way, "hard": True}
-            return metrics, ci, notes, details, len(examples), "accuracy"
+            return Scored(metrics, ci, "accuracy", len(examples), notes, details)
 
         proba = out["proba"]
         stats = {"log_loss": (M.log_loss, proba, target), "accuracy": (partial(M.accuracy, three_way=three_way), proba, label),
@@ -225,7 +211,7 @@ class PairEvaluator:
         details = {**{k: v for k, v in out.items() if isinstance(v, np.ndarray)}, "label": label,
                    "len_diff": len_diff, "pref": proba[:, 0] - proba[:, 1], "human_pref": human_pref,
                    "three_way": three_way, "hard": False, "mistakes": mistakes}
-        return metrics, ci, notes, details, len(examples), self.primary
+        return Scored(metrics, ci, self.primary, len(examples), notes, details)
 
 
 class SafetyEvaluator:
@@ -238,7 +224,7 @@ class SafetyEvaluator:
         notes: list[str] = []
         examples = _labelled(examples, lambda ex: any(v is not None for v in ex.labels.values()), "safety label",
                              where, notes)
-        out = _safety_outputs(judge, examples)
+        out = judge.outputs(examples)
         categories = out["categories"]
         stats = {}
         threshold = out.get("threshold", 0.5)
@@ -278,7 +264,7 @@ class SafetyEvaluator:
                     for i in sorted(wrong, key=lambda i: -error[i])[:MISTAKES]]
         details = {"p": p_any, "y": y_any, "flagged": flagged_any, "threshold": threshold, "mistakes": mistakes,
                    "p_before": out["proba_before"][any_known, -1] if "proba_before" in out else None}
-        return metrics, ci, notes, details, len(examples), self.primary
+        return Scored(metrics, ci, self.primary, len(examples), notes, details)
 
 
 class PromptSafetyEvaluator:
@@ -290,9 +276,7 @@ class PromptSafetyEvaluator:
     def __call__(self, judge, examples, n_boot=1000, seed=0, where="the data"):
         notes: list[str] = []
         examples = _labelled(examples, lambda ex: ex.label is not None, "safe/unsafe label", where, notes)
-        as_safety = [SafetyExample(id=ex.id, conversation=ex.conversation, source=ex.source, language=ex.language)
-                     for ex in examples]
-        out = _safety_outputs(judge, as_safety)
+        out = judge.outputs(examples)
         p, flagged = out["proba"][:, -1], np.asarray(out["flagged"], bool)
         unsafe = np.array([ex.label == "unsafe" for ex in examples])
         stats = {"over_refusal": (M.over_refusal, flagged, ~unsafe)}
@@ -312,7 +296,7 @@ class PromptSafetyEvaluator:
                     for i in sorted(wrong, key=lambda i: -error[i])[:MISTAKES]]
         details = {"p": p, "y": unsafe, "flagged": flagged, "threshold": out.get("threshold", 0.5), "mistakes": mistakes,
                    "p_before": None}
-        return metrics, ci, notes, details, len(examples), self.primary
+        return Scored(metrics, ci, self.primary, len(examples), notes, details)
 
 
 class RewardEvaluator:
@@ -329,12 +313,8 @@ class RewardEvaluator:
             notes.append(f"{len(examples) - len(decided)} tie rows left out (a reward compares two responses)")
         if not decided:
             raise UserError(f"{where}: every labelled pair is a tie; a reward judge needs A or B wins")
-        if isinstance(judge, Predictions):
-            out = judge.outputs(decided)
-            r_a, r_b = out["r_a"], out["r_b"]
-        else:
-            r = judge.reward([ex.a for ex in decided] + [ex.b for ex in decided])
-            r_a, r_b = r[: len(decided)], r[len(decided):]
+        out = judge.outputs(decided)
+        r_a, r_b = out["r_a"], out["r_b"]
         a_wins = np.array([ex.label == "A" for ex in decided])
         chosen, rejected = np.where(a_wins, r_a, r_b), np.where(a_wins, r_b, r_a)
         len_a = np.array([len(ex.response_a) for ex in decided], dtype=float)
@@ -355,7 +335,7 @@ class RewardEvaluator:
         details = {"chosen": chosen, "rejected": rejected, "margin": margin, "len_diff": len_a - len_b,
                    "pref": r_a - r_b, "human_pref": np.where(a_wins, 1.0, -1.0), "mistakes": mistakes,
                    "length": np.r_[len_a, len_b], "reward": np.r_[r_a, r_b]}
-        return metrics, ci, notes, details, len(decided), self.primary
+        return Scored(metrics, ci, self.primary, len(decided), notes, details)
 
 
 EVALUATORS = {("score", "score"): ScoreEvaluator(), ("pair", "pair"): PairEvaluator(),
@@ -370,39 +350,40 @@ def evaluate(judge, examples, *, name: str | None = None, n_boot: int = 1000, se
     `where` names the data in error messages; `folder` is the judge folder, whose training history
     (history.json) the report draws when there is one."""
     examples = list(examples)
-    name = name or (judge.name if isinstance(judge, Predictions) else type(judge).__name__)
-    data_task = check_task(name, judge.task, examples, where)
-    metrics, ci, notes, details, n, primary = EVALUATORS[(judge.task, data_task)](judge, examples, n_boot, seed, where)
-    details["history"] = training_history(judge, folder)
-    if isinstance(judge, Predictions) and judge.unused:
-        notes.append(f"{judge.unused} predictions for ids not in the data were not used")
-    return Evaluation(judge=name, task=judge.task, n=n, metrics=metrics, ci=ci, primary=primary,
-                      data_task=data_task, data=where, n_boot=n_boot, notes=notes, details=details)
+    outside = isinstance(judge, Predictions)
+    name = name or (judge.name if outside else type(judge).__name__)
+    data_task = check_task(name, judge.task, judge.eval_data, examples, where)
+    scored = EVALUATORS[(judge.task, data_task)](judge, examples, n_boot, seed, where)
+    scored.details["history"] = training_history(judge.history_, folder)
+    if outside and judge.unused:
+        scored.notes.append(f"{judge.unused} predictions for ids not in the data were not used")
+    return Evaluation(judge=name, task=judge.task, n=scored.n, metrics=scored.metrics, ci=scored.ci,
+                      primary=scored.primary, data_task=data_task, data=where, n_boot=n_boot, notes=scored.notes,
+                      details=scored.details)
 
 
-def training_history(judge, folder: str | Path | None) -> dict | None:
-    """Loss curves, when the judge kept them: {"x": "epoch" | "step", "train": [[x, y]...], "valid": [...]}.
+def training_history(rows: list[dict] | None, folder: str | Path | None = None) -> dict | None:
+    """Loss curves, when there are any: {"x": "epoch" | "step", "train": [[x, y]...], "valid": [...],
+    "valid_name"}.
 
-    Judges with torch heads keep per-epoch `history_.train/.valid` in memory; the fine-tune loop
-    writes `history.json` (one row per optimizer step, `valid_<metric>` on evaluation rows)."""
-    import json
+    `rows`: a judge trained in this process keeps its curve in `history_` (one row per epoch of head
+    training, or per optimizer step of fine-tuning, with `valid_<metric>` on evaluated rows); else
+    the fine-tuning loop's `history.json` in the judge folder, when it wrote one.
 
-    history = getattr(judge, "history_", None)  # only judges that trained a head or a transformer have one
-    if history is None and folder is not None and (Path(folder) / "history.json").is_file():
+    >>> training_history([{"epoch": 1, "loss": 0.9, "valid_loss": 1.0}, {"epoch": 2, "loss": 0.5, "valid_loss": 0.8}])
+    {'x': 'epoch', 'train': [[1, 0.9], [2, 0.5]], 'valid': [[1, 1.0], [2, 0.8]], 'valid_name': 'valid_loss'}
+    """
+    if rows is None and folder is not None and (Path(folder) / "history.json").is_file():
         try:
-            history = json.loads((Path(folder) / "history.json").read_text(encoding="utf-8")).get("history")
-        except (json.JSONDecodeError, AttributeError):
+            rows = json.loads((Path(folder) / "history.json").read_text(encoding="utf-8"))["history"]
+        except (json.JSONDecodeError, KeyError, TypeError):
             return None
-    if history is None:
+    if not isinstance(rows, list):
         return None
-    if isinstance(history, list):
-        rows = [r for r in history if isinstance(r, dict) and "step" in r]
-        valid_key = next((k for r in rows for k in r if k.startswith("valid_")), None)
-        return {"x": "step", "train": [[r["step"], r["loss"]] for r in rows if "loss" in r],
-                "valid": [[r["step"], r[valid_key]] for r in rows if valid_key and valid_key in r],
-                "valid_name": valid_key or ""}
-    train, valid = list(getattr(history, "train", [])), list(getattr(history, "valid", []))
-    if not train:
+    rows = [r for r in rows if isinstance(r, dict) and ("step" in r or "epoch" in r) and "loss" in r]
+    if not rows:
         return None
-    return {"x": "epoch", "train": [[i + 1, v] for i, v in enumerate(train)],
-            "valid": [[i + 1, v] for i, v in enumerate(valid)], "valid_name": "valid_loss"}
+    x = "step" if "step" in rows[0] else "epoch"
+    valid_key = next((k for r in rows for k in r if k.startswith("valid_")), None)
+    return {"x": x, "train": [[r[x], r["loss"]] for r in rows],
+            "valid": [[r[x], r[valid_key]] for r in rows if valid_key and valid_key in r], "valid_name": valid_key or ""}

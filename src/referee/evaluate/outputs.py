@@ -1,4 +1,7 @@
-"""Predictions made outside referee, standing in for a judge.
+"""What an evaluator reads from a judge or from outside predictions: one call, `outputs(examples)`.
+
+A judge answers it itself (`Judge.outputs`). `Predictions` makes predictions made outside referee
+stand in for a judge, answering the same call with the same keys.
 
 A CSV in the formats `referee predict` writes, one row per example id:
 
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from referee.errors import UserError
+from referee.judges import JUDGES
 
 PAIR_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
 VERDICT_INDEX = {"A": 0, "B": 1, "tie": 2}
@@ -40,6 +44,12 @@ class Predictions:
     hard: bool = False             # verdicts only (no probabilities): accuracy, not log loss
     categories: list[str] = field(default_factory=list)
     unused: int = 0                # predictions whose id was not in the evaluated data
+    history_ = None                # a file has no training curve (a judge trained in this process may)
+
+    @property
+    def eval_data(self) -> tuple[str, ...]:
+        """The data tasks these predictions can be evaluated on: those of a judge of their task."""
+        return JUDGES[self.task].eval_data
 
     def _lookup(self, examples) -> list[dict]:
         """The prediction for each example, by id. Every example needs one; predictions for ids that
@@ -54,6 +64,7 @@ class Predictions:
         return [self.rows[i] for i in ids]
 
     def outputs(self, examples) -> dict:
+        """The keys `Judge.outputs` gives for a judge of this task, from the file's rows."""
         rows = self._lookup(examples)
         if self.task == "pair":
             if self.hard:

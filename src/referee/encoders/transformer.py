@@ -6,17 +6,17 @@ folder; `resolve_model_path` finds the plain HF model files inside such a folder
 module) and whether it normalises its embeddings (a Normalize module), so that fine-tuning starts
 from exactly the embeddings the frozen backend uses.
 
-- `FinetuneEncoder`: texts -> (n, d) embeddings, under the judges' heads (score, pair, safety). Pairs
+- `TransformerEncoder`: texts -> (n, d) embeddings, under the judges' heads (score, pair, safety). Pairs
   share one backbone (siamese: A and B encoded apart) or, with `cross_encoder=True`, are read
   together: e_A = enc([CLS] A [SEP] B [SEP]) and e_B = enc([CLS] B [SEP] A [SEP]), so the pair head
   and its exact swap symmetry stay as they are.
-- `FinetuneRewardModel`: the reward judge's model is an `AutoModelForSequenceClassification` with
+- `TransformerRewardModel`: the reward judge's model is an `AutoModelForSequenceClassification` with
   one label, so the judge's `encoder/` folder loads in TRL and other tools as it is (the judge's
   centring offset is folded into the output bias).
 
 Once trained, both answer like a frozen encoder (`transform` / `reward`), so a judge predicts, saves
-and loads through the same code whatever its backend. Training: `fit_judge` (the judges' seam), in
-`referee.train.judges`.
+and loads through the same code whatever its backend. Training: each judge's `_fit_finetune`, on the
+loop of `referee.train.loop`. `load_transformer(folder)` reads back either kind.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ class _Texts(nn.Module):
         return out
 
 
-class FinetuneEncoder(_Texts):
+class TransformerEncoder(_Texts):
     """Backbone + mean pooling (+ L2 normalisation when the source model has it): texts -> (n, d).
 
     Trainable: `forward(**tokenize(texts))` keeps the graph. `transform` runs whole lists without
@@ -154,7 +154,7 @@ class FinetuneEncoder(_Texts):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, *, max_length: int = 256,
-                        cross_encoder: bool = False) -> FinetuneEncoder:
+                        cross_encoder: bool = False) -> TransformerEncoder:
         """Any HF AutoModel or sentence-transformers folder, by path or hub name (hub: needs internet)."""
         from transformers import AutoModel
 
@@ -177,8 +177,8 @@ class FinetuneEncoder(_Texts):
 
     # --- as the judges use it --------------------------------------------------------------------
 
-    def fit(self, texts: list[str]) -> FinetuneEncoder:
-        return self  # trained with its head by `fit_judge`, not alone
+    def fit(self, texts: list[str]) -> TransformerEncoder:
+        return self  # trained with its head by the judge's `_fit_finetune`, not alone
 
     def transform(self, texts: list[str]) -> np.ndarray:
         """(n, d) float32 embeddings of single texts."""
@@ -200,23 +200,19 @@ class FinetuneEncoder(_Texts):
         (folder / SETTINGS).write_text(json.dumps(settings, indent=1), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: str | Path) -> FinetuneEncoder | FinetuneRewardModel:
-        """What `save` wrote (a reward judge's folder holds a `FinetuneRewardModel`)."""
+    def load(cls, folder: str | Path) -> TransformerEncoder:
+        """What `save` wrote."""
         from transformers import AutoModel
 
         folder = Path(folder)
         settings = _read_settings(folder)
-        if settings is None:
-            raise UserError(f"{folder}: missing {SETTINGS}; not a fine-tuned referee encoder")
-        if settings["kind"] == "reward":
-            return FinetuneRewardModel.load(folder)
         tokenizer, backbone = _load_hf(str(folder), AutoModel, str(folder))
         backbone.eval()
         return cls(backbone, tokenizer, max_length=settings["max_length"], normalize=settings["normalize"],
                    cross_encoder=settings["cross_encoder"], source=settings["source"])
 
 
-class FinetuneRewardModel(_Texts):
+class TransformerRewardModel(_Texts):
     """An `AutoModelForSequenceClassification` with one label: texts -> (n,) rewards.
 
     Saved as a plain HF folder that `AutoModelForSequenceClassification.from_pretrained` (and TRL)
@@ -229,7 +225,7 @@ class FinetuneRewardModel(_Texts):
         self.out_dim = 1
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, *, max_length: int = 256) -> FinetuneRewardModel:
+    def from_pretrained(cls, name_or_path: str | None = None, *, max_length: int = 256) -> TransformerRewardModel:
         from transformers import AutoModelForSequenceClassification
 
         from transformers.utils import logging as hf_logging
@@ -282,7 +278,7 @@ class FinetuneRewardModel(_Texts):
         (folder / SETTINGS).write_text(json.dumps(settings, indent=1), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: str | Path) -> FinetuneRewardModel:
+    def load(cls, folder: str | Path) -> TransformerRewardModel:
         from transformers import AutoModelForSequenceClassification
 
         folder = Path(folder)
@@ -290,3 +286,13 @@ class FinetuneRewardModel(_Texts):
         tokenizer, model = _load_hf(str(folder), AutoModelForSequenceClassification, str(folder))
         model.eval()
         return cls(model, tokenizer, max_length=settings["max_length"], source=settings["source"])
+
+
+def load_transformer(folder: str | Path) -> TransformerEncoder | TransformerRewardModel:
+    """A judge's fine-tuned encoder folder: its settings file says which kind."""
+    settings = _read_settings(Path(folder))
+    if settings is None:
+        raise UserError(f"{folder}: missing {SETTINGS}; not a fine-tuned referee encoder")
+    if settings["kind"] == "reward":
+        return TransformerRewardModel.load(folder)
+    return TransformerEncoder.load(folder)

