@@ -34,6 +34,21 @@ def _data_inspect(args):
     print(json.dumps(summary, ensure_ascii=False) if args.json else render(summary))
 
 
+def _add_data_flags(parser, help: str, *, required: bool = True, several: bool = False):
+    """--data, --format, --columns and --on-error: the same four on every command that reads data
+    (`referee train` has them from its config)."""
+    from referee.jobs.config import TrainConfig
+
+    helps = TrainConfig.help()
+    if several:
+        parser.add_argument("--data", required=required, action="append", help=help + "; repeatable")
+    else:
+        parser.add_argument("--data", required=required, help=help)
+    parser.add_argument("--format", help=helps["format"])
+    parser.add_argument("--columns", help=helps["columns"])
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help=helps["on_error"])
+
+
 # --- referee train / predict -------------------------------------------------------------------
 
 def _add_judges(sub):
@@ -55,8 +70,7 @@ def _add_judges(sub):
 
     predict = sub.add_parser("predict", help="apply a saved judge to data and write a CSV")
     predict.add_argument("judge", help="a judge folder written by referee train")
-    predict.add_argument("--data", required=True, help="data to judge (any format referee.data.load reads)")
-    predict.add_argument("--format", help="data format; default: detect it")
+    _add_data_flags(predict, "data to judge (any format referee.data.load reads)", several=True)
     predict.add_argument("--out", required=True, help="CSV to write (pair: Kaggle submission columns)")
     predict.set_defaults(func=_predict)
 
@@ -79,6 +93,8 @@ def _train(args):
     from referee.jobs.train import train
 
     summary = train(train_config(args))
+    for note in summary["data_notes"]:
+        print(f"note: {note}")
     print(f"trained a {summary['task']} judge ({summary['features']}) on {summary['train_rows']} rows "
           f"in {summary['seconds']:.1f}s")
     if "cv" in summary:
@@ -99,7 +115,10 @@ def _metrics(metrics: dict) -> str:
 def _predict(args):
     from referee.jobs.predict import predict
 
-    summary = predict(args.judge, args.data, args.out, format=args.format)
+    summary = predict(args.judge, args.data, args.out, format=args.format, columns=args.columns,
+                      on_error=args.on_error)
+    for note in summary["data_notes"]:
+        print(f"  note: {note}")
     print(f"wrote {summary['rows']} rows ({', '.join(summary['columns'])}) to {summary['out']} "
           f"in {summary['seconds']:.1f}s")
 
@@ -111,8 +130,7 @@ def _add_eval(sub):
                         description="Evaluate judges side by side on the same labelled rows: metrics with 95% "
                                     "bootstrap intervals, calibration, position and length bias; optionally an HTML report.")
     ev.add_argument("judges", nargs="*", metavar="JUDGE_DIR", help="judge folders written by referee train")
-    ev.add_argument("--data", required=True, help="labelled data of the judges' task (any format referee.data.load reads)")
-    ev.add_argument("--format", help="data format; default: detect it")
+    _add_data_flags(ev, "labelled data of the judges' task (any format referee.data.load reads)", several=True)
     ev.add_argument("--predictions", action="append", default=[], metavar="[NAME=]FILE",
                     help="predictions from outside referee, as a judge: a CSV in a `referee predict` format, or a "
                          "PandaLM judge file (gpt-3.5-turbo-testset-v1.json); matched to the data by id; NAME labels "
@@ -135,11 +153,15 @@ def _eval(args):
     from referee.evaluate.evaluators import check_task, evaluate
     from referee.evaluate.outputs import read_predictions
     from referee.evaluate.report import write_report
+    from referee.jobs.train import data_notes, read_data
     from referee.judges import load_judge
 
     if not args.judges and not args.predictions:
         raise UserError("referee eval: name at least one JUDGE_DIR or --predictions FILE")
-    examples = load(args.data, args.format).examples
+    data = read_data(args.data, args.format, columns=args.columns, on_error=args.on_error)
+    examples, where = data.examples, data.path
+    for note in data_notes(data):
+        print(f"note: {note}", file=sys.stderr if args.json else sys.stdout)
     valid = load(args.calibrate_on).examples if args.calibrate_on else None
     judges = [(Path(folder).name, folder, load_judge(folder)) for folder in args.judges]
     judges += [(name, None, read_predictions(path)) for name, path in map(_named, args.predictions)]
@@ -153,7 +175,7 @@ def _eval(args):
         if valid is not None and folder is not None:
             check_task(name, judge.task, judge.eval_data, valid, where=args.calibrate_on)
             judge.calibrate(valid)  # a judge without a temperature (score, reward) stays as it is
-        results.append(evaluate(judge, examples, name=name, where=args.data, folder=folder, n_boot=args.bootstrap,
+        results.append(evaluate(judge, examples, name=name, where=where, folder=folder, n_boot=args.bootstrap,
                                 seed=args.seed))
     for r in results:
         if args.json:
@@ -219,7 +241,7 @@ def _serve(args):
 def _add_demo(sub):
     demo = sub.add_parser("demo", help="train score, safety and pair judges on real human harm scores, evaluate, report")
     demo.add_argument("--out", default="referee-demo", help="folder for the judges, report/index.html and metrics.json")
-    demo.add_argument("--data", help="a score-labelled data file instead of the embedded pyrit harm set")
+    _add_data_flags(demo, "a score-labelled data file instead of the embedded pyrit harm set", required=False)
     demo.add_argument("--encoder", help="frozen encoder (default: the packaged all-MiniLM-L6-v2)")
     demo.add_argument("--serve", action="store_true", help="then serve the three judges with the web page")
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (binds 127.0.0.1)")
@@ -231,7 +253,8 @@ def _demo(args):
 
     if args.serve:
         require_extra("serve", *SERVE_NEEDS)  # before the training, not after
-    result = run_demo(args.out, data=args.data, encoder=args.encoder)
+    result = run_demo(args.out, data=args.data, encoder=args.encoder, format=args.format, columns=args.columns,
+                      on_error=args.on_error)
     if args.serve:
         from referee.serve import load_judges, serve
 

@@ -89,7 +89,8 @@ def baselines(train_score, train_safety, train_pairs, test_score, test_safety, t
 
 
 def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder: str | None = None,
-             console: Console | None = None, seed: int = 0) -> dict:
+             console: Console | None = None, seed: int = 0, *, format: str | None = None, columns=None,
+             on_error: str = "raise") -> dict:
     """Train, evaluate and report; returns {"judges": {task: folder}, "results": [...], "report": path}."""
     from referee.data import load, load_default
     from referee.data.split import train_valid_split
@@ -100,7 +101,7 @@ def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder:
     out = Path(out)
     start = time.perf_counter()
     console.rule("[bold]referee demo")
-    loaded = load(data) if data else load_default()
+    loaded = load(data, format, columns=columns, on_error=on_error) if data else load_default(on_error=on_error)
     examples = [to_ten(e) for e in loaded.examples if isinstance(e, ScoreExample) and e.score is not None]
     if len(examples) < 20:
         raise UserError(f"{loaded.path}: the demo needs score-labelled rows (prompt, response, metric, score); "

@@ -157,12 +157,13 @@ def build(source, format: str, rows, mapping: dict[str, str], on_error: str) -> 
 
     result = collect(source, format, task, rows, make, on_error)
     if task == "score" and scale is None:
+        # Without scores (data to predict on) the scale stays 0-10 here; a judge puts its own on the rows.
         scores = [e.score for e in result.examples if e.score is not None]
         inferred = infer_scale(scores) if scores else (0.0, 10.0)
         result.examples = [replace(e, scale=inferred) for e in result.examples]
-        seen = f"scores {min(scores):g} to {max(scores):g}" if scores else "no scores"
-        result.notes.append(f"score scale not given: {inferred[0]:g}-{inferred[1]:g}, inferred from the data "
-                            f"({seen}); set it with --columns ...,scale=LOW:HIGH")
+        if scores:
+            result.notes.append(f"score scale not given: {inferred[0]:g}-{inferred[1]:g}, inferred from the data "
+                                f"(scores {min(scores):g} to {max(scores):g}); set it with --columns ...,scale=LOW:HIGH")
     return result
 
 

@@ -29,8 +29,15 @@ class TrainConfig(Config):
     """What `referee train` does: which judge, on which data, with which features and head."""
 
     task: str = option("pair", "which judge: score, pair, safety or reward", choices=tuple(JUDGES))
-    data: str | None = option(None, "training data: a file or folder referee.data.load reads (or a named source)")
+    data: list[str] | None = option(None, "training data: a file or folder referee.data.load reads (or a named "
+                                    "source); repeat for several files (ids shared between files are namespaced by file)")
     format: str | None = option(None, "data format; None = detect it")
+    columns: str | None = option(None, "column mapping for csv/jsonl/parquet/hf files, e.g. "
+                                 "prompt=question,response=answer,score=rating,scale=1:5 (scale: inferred when left out)")
+    on_error: str = option("raise", "a bad row stops the run ('raise'), or is skipped and counted ('skip')",
+                           choices=("raise", "skip"))
+    categories: list[str] | None = option(None, "safety: learn only these categories (repeat, or comma-separated); "
+                                          "None = every category the data labels")
     valid: str | None = option(None, "validation data file; None = hold out --valid-split of the training data")
     valid_split: float | None = option(None, "share of the training data held out for validation (grouped by prompt); "
                                        "None = 0.1 inside the judge", low=0, high=1, open=True)
@@ -67,7 +74,19 @@ class TrainConfig(Config):
     finetune: dict | None = option(None, "features=finetune: FinetuneConfig fields (lr, epochs, batch_size, max_length, "
                                    "cross_encoder, ...), the YAML's `finetune:` section or the --finetune-* flags")
 
+    def __post_init__(self):
+        # One file or several: `data: a.csv` in YAML, `--data A --data B` on the command line.
+        if isinstance(self.data, str):
+            self.data = [self.data]
+        if isinstance(self.categories, str):
+            self.categories = [self.categories]
+        if self.categories:
+            self.categories = [c.strip() for item in self.categories for c in item.split(",") if c.strip()]
+        super().__post_init__()
+
     def check(self):
+        if self.categories and self.task != "safety":
+            raise ConfigError(f"TrainConfig: field 'categories' applies to safety judges, not to a {self.task} judge")
         if self.finetune is not None:  # checked by its own config, which names the bad field
             FinetuneConfig.from_dict(self.finetune, "TrainConfig: field 'finetune'")
         if self.valid and self.valid_split:

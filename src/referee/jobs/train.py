@@ -13,17 +13,29 @@ from referee.judges import JUDGES
 from referee.judges.base import MARKER
 
 
-def read_examples(path: str, format: str | None, task: str | None = None, what: str = "--data") -> list:
-    """Examples of `path`; with `task`, a UserError when they are not what a `task` judge learns from."""
-    from referee.data import load
+def read_data(paths, format: str | None = None, task: str | None = None, *, columns=None, on_error: str = "raise",
+              what: str = "--data"):
+    """The `LoadResult` of one or several files (`referee.data.combine.load_all`); with `task`, a UserError
+    when they are not what a `task` judge learns from."""
+    from referee.data.combine import load_all
 
-    res = load(path, format=format)
+    res = load_all(paths, format, columns=columns, on_error=on_error)
     if not res.examples:
-        raise UserError(f"{what} {path}: no examples (format {res.format})")
+        raise UserError(f"{what} {res.path}: no examples (format {res.format})")
     if task is not None and res.task != JUDGES[task].data_task:
-        raise UserError(f"{what} {path}: holds {res.task} data (format {res.format}), but a {task} judge "
+        raise UserError(f"{what} {res.path}: holds {res.task} data (format {res.format}), but a {task} judge "
                         f"learns from {JUDGES[task].data_task} data")
-    return res.examples
+    return res
+
+
+def data_notes(res, what: str = "--data") -> list[str]:
+    """What the user should hear about the data read: rows skipped (how many, why) and the loader's notes."""
+    notes = [f"{what}: {note}" for note in res.notes]
+    if res.skipped:
+        reasons = sorted({why for _, why in res.skipped})
+        notes.append(f"{what}: skipped {len(res.skipped)} bad row(s) (--on-error skip): " + "; ".join(reasons[:3])
+                     + (" ..." if len(reasons) > 3 else ""))
+    return notes
 
 
 def train(config: TrainConfig) -> dict:
@@ -34,15 +46,24 @@ def train(config: TrainConfig) -> dict:
         raise UserError("referee train: --out is required")
     check_replaceable(config.out, MARKER, config.overwrite)  # before hours of training, not after
     start = time.perf_counter()
-    examples = read_examples(config.data, config.format, config.task)
-    valid = read_examples(config.valid, config.format, config.task, "--valid") if config.valid else None
+    options = dict(columns=config.columns, on_error=config.on_error)
+    data = read_data(config.data, config.format, config.task, **options)
+    examples, notes = data.examples, data_notes(data)
+    valid = None
+    if config.valid:
+        held = read_data(config.valid, config.format, config.task, **options, what="--valid")
+        valid, notes = held.examples, notes + data_notes(held, "--valid")
+    if config.categories:
+        from referee.data.combine import only_categories
+        examples = only_categories(examples, config.categories)
+        valid = only_categories(valid, config.categories) if valid else valid
     if config.valid_split:
         from referee.data.split import train_valid_split
         examples, valid = train_valid_split(examples, valid_fraction=config.valid_split, seed=config.seed)
 
     judge = JUDGES[config.task](**config.judge_options())
     summary = {"task": config.task, "features": config.features, "train_rows": len(examples),
-               "valid_rows": len(valid) if valid else None}
+               "valid_rows": len(valid) if valid else None, "data_notes": notes}
     if config.folds:
         # Each fold early-stops on a split of its own training folds, never on the held-out fold; the
         # out-of-fold predictions are written beside the judge once it is saved.

@@ -16,6 +16,9 @@ Scores are learned in a normalised [0, 1] space per example (`(score - low) / (h
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -67,7 +70,8 @@ class ScoreJudge(Judge):
     reweight : weight rare target values up (for skewed scores).
     alpha : L2 strength of the tfidf ridge regression.
 
-    Learned: `metrics_` (the metrics seen in training), `validation_` (RMSE on the validation rows).
+    Learned: `metrics_` (the metrics seen in training), `scales_` (each metric's scale in training, which
+    `fill_in` gives unlabelled rows), `validation_` (RMSE on the validation rows).
     """
 
     task = "score"
@@ -114,6 +118,10 @@ class ScoreJudge(Judge):
         if len({ex.score for ex in train}) < 2:
             raise UserError(f"ScoreJudge.fit: every score is {train[0].score} (a single value); nothing to learn")
         self.metrics_ = sorted({ex.metric for ex in train})
+        # Each metric's scale as the training data gave it (the most common, should rows disagree).
+        scales = Counter((ex.metric, tuple(map(float, ex.scale))) for ex in train)
+        self.scales_ = {m: list(max((s for (mm, s) in scales if mm == m), key=lambda s: scales[(m, s)]))
+                        for m in self.metrics_}
 
     # --- tfidf ------------------------------------------------------------------------------
 
@@ -218,6 +226,21 @@ class ScoreJudge(Judge):
 
     # --- predict ----------------------------------------------------------------------------
 
+    def fill_in(self, examples) -> list[ScoreExample]:
+        """Unlabelled examples as this judge reads them: on the scale it learnt each metric on and, where
+        the data names no metric (the placeholder "score", from a file with no score or metric column),
+        once per metric it knows, keeping the example's id.
+
+        A judge trained on 1-5 ratings then predicts 1-5 for a file of questions and answers alone."""
+        out = []
+        for ex in examples:
+            if ex.score is not None:
+                out.append(ex)
+                continue
+            metrics = self.metrics_ if ex.metric == "score" and "score" not in self.metrics_ else [ex.metric]
+            out += [replace(ex, metric=m, scale=tuple(self.scales_.get(m, ex.scale))) for m in metrics]
+        return out
+
     def predict(self, examples) -> np.ndarray:
         """(n,) scores on each example's own metric scale."""
         examples = self._check_examples(examples, "predict")
@@ -257,11 +280,12 @@ class ScoreJudge(Judge):
         return list(self.metric_names_) if self.catalogue else None
 
     def describe(self) -> dict:
-        return {**super().describe(), "metrics": list(self.metrics_), "zero_shot_metrics": self.known_metrics() is None}
+        return {**super().describe(), "metrics": list(self.metrics_), "scales": dict(self.scales_),
+                "zero_shot_metrics": self.known_metrics() is None}
 
     def _state(self):
         state, tensors = super()._state()
-        state.update(metrics=self.metrics_)
+        state.update(metrics=self.metrics_, scales=self.scales_)
         if self.features == "tfidf":
             tensors["linear.w"] = np.asarray(self.w_, dtype=np.float64)
             state["intercept"] = self.b_
@@ -273,6 +297,7 @@ class ScoreJudge(Judge):
     def _set_state(self, state, tensors):
         super()._set_state(state, tensors)
         self.metrics_ = state["metrics"]
+        self.scales_ = state.get("scales", {})  # judges saved before scales were kept: the data's scale
         if "linear.w" in tensors:
             self.w_, self.b_ = tensors["linear.w"], state["intercept"]
         else:
