@@ -104,13 +104,21 @@ def atomic_folder(folder: str | Path, marker: str, overwrite: bool = False) -> I
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
         yield tmp
-        check_replaceable(folder, marker, overwrite)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
-            os.replace(folder, old)  # onto an empty folder: allowed by rename(2)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        replace_folder(tmp, folder, marker, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_folder(new: str | Path, folder: str | Path, marker: str, overwrite: bool = False,
+                   flag: str | None = "--overwrite") -> None:
+    """Put the finished folder `new` (a sibling of `folder`) at `folder`. An existing `folder` must
+    pass `check_replaceable`, and is removed only once `new` is in place."""
+    new, folder = Path(new), Path(folder)
+    check_replaceable(folder, marker, overwrite, flag)
+    if not folder.exists():
+        os.replace(new, folder)
+        return
+    old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
+    os.replace(folder, old)  # onto an empty folder: allowed by rename(2)
+    os.replace(new, folder)
+    shutil.rmtree(old, ignore_errors=True)

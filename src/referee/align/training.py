@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from referee.align.config import AlignConfig
 from referee.align.policy import ALIGN_JSON
 from referee.data import load
 from referee.errors import UserError
-from referee.io import check_replaceable
+from referee.io import check_replaceable, replace_folder
 from referee.schema import Conversation, PairExample
 
 
@@ -148,7 +147,7 @@ def finish(trainer, config: AlignConfig, before: dict, started: float, n_pairs: 
             record = {"stage": config.stage, "policy": policy_reference(config.policy), "config": config.to_dict(),
                       "summary": {k: v for k, v in summary.items() if k != "loss_history"}}
             (tmp / ALIGN_JSON).write_text(json.dumps(record, indent=2))
-            replace_dir(tmp, out)
+            replace_folder(tmp, out, ALIGN_JSON, flag=None)  # only a folder referee wrote, or an empty one
     except BaseException:
         if main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -160,19 +159,6 @@ def policy_reference(policy: str) -> str:
     """How align.json names the base policy: folders and files by absolute path, so that the output
     loads from any working directory; hub names and "smollm2" as given."""
     return str(Path(policy).resolve()) if Path(policy).exists() else policy
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Put folder `new` at `target`; an existing `target` is removed only after `new` is in place,
-    and only when referee wrote it (`referee.io.check_replaceable`)."""
-    check_replaceable(target, ALIGN_JSON, flag=None)
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}-old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def print_summary(summary: dict) -> None:
