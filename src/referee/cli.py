@@ -100,6 +100,8 @@ def _train(args):
     if "cv" in summary:
         print("  cross-validated: " + _metrics(summary["cv"]))
     print("  validation: " + _metrics(summary["validation"]))
+    b = summary["baseline"]
+    print(f"  {b['metric']} {b['judge']:.4f} against the baseline: {b['verdict']}")
     for key in ("temperature", "threshold"):
         if key in summary:
             print(f"  {key}: {summary[key]:.4g}")
@@ -152,7 +154,8 @@ def _eval(args):
     from referee.data import load
     from referee.evaluate.evaluators import check_task, evaluate
     from referee.evaluate.outputs import read_predictions
-    from referee.evaluate.report import write_report
+    from referee.evaluate.baselines import baselines
+    from referee.evaluate.report import best_baseline, is_baseline, verdict, write_report
     from referee.jobs.train import data_notes, read_data
     from referee.judges import load_judge
 
@@ -170,6 +173,8 @@ def _eval(args):
     if twice:
         raise UserError(f"referee eval: two judges would both be called {twice[0]!r}; name them: "
                         "--predictions NAME=FILE (judge folders are named after their folder)")
+    for task in dict.fromkeys(judge.task for _, _, judge in judges):  # a trivial baseline beside every judge
+        judges += [(b.name, None, b) for b in baselines(task, examples)]
     results = []
     for name, folder, judge in judges:
         if valid is not None and folder is not None:
@@ -178,17 +183,21 @@ def _eval(args):
         results.append(evaluate(judge, examples, name=name, where=where, folder=folder, n_boot=args.bootstrap,
                                 seed=args.seed))
     for r in results:
+        against = best_baseline(results, r)
+        said = None if is_baseline(r) else verdict(r, against, r.primary)[1]
         if args.json:
-            print(json.dumps(r.to_dict(), ensure_ascii=False))
+            print(json.dumps({**r.to_dict(), **({"verdict": said} if said else {})}, ensure_ascii=False))
             continue
         print(f"{r.judge} ({r.task} judge, n = {r.n})")
+        for note in r.notes:  # first: a judge evaluated on its training rows must not be read past
+            print(f"  note: {note}")
         for key, value in r.metrics.items():
             if "/" in key and not key.endswith("/any"):
                 continue
             interval = f"  [{r.ci[key][0]:.4f}, {r.ci[key][1]:.4f}]" if key in r.ci else ""
             print(f"  {key:<28}{value:9.4f}{interval}{'   (primary)' if key == r.primary else ''}")
-        for note in r.notes:
-            print(f"  note: {note}")
+        if said:
+            print(f"  {r.primary} against the baseline: {said}")
     if args.report:
         path = write_report(args.report, results)
         print(f"report written to {path}", file=sys.stderr if args.json else sys.stdout)

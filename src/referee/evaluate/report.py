@@ -90,6 +90,7 @@ figcaption { color: var(--muted); font-size: 12px; margin-top: 4px; max-width: 5
 .text { max-height: 9em; overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12px; min-width: 140px; }
 details summary { cursor: pointer; color: var(--accent); margin: 8px 0; }
 .summary li { margin: 4px 0; }
+.warning { color: #fff; background: #b91c1c; border-radius: 6px; padding: 6px 12px; margin: 6px 0; font-weight: 600; }
 .verdict-good { color: #166534; font-weight: 600; } .verdict-bad { color: #991b1b; font-weight: 600; }
 .verdict-even { color: #92400e; font-weight: 600; }
 .badge { display: inline-block; font-size: 11px; padding: 1px 7px; border-radius: 9px; background: #e0e7ff; color: #3730a3; margin-left: 6px; }
@@ -197,6 +198,12 @@ def _best(results: list[Evaluation], metric: str) -> Evaluation | None:
     return min(scored, key=lambda r: sign * r.metrics[metric])
 
 
+def best_baseline(results: list[Evaluation], r: Evaluation) -> Evaluation | None:
+    """The best baseline evaluated on the same rows and task as `r`, on `r`'s primary metric."""
+    same = [b for b in results if is_baseline(b) and (b.data, b.task, b.data_task) == (r.data, r.task, r.data_task)]
+    return _best(same, r.primary)
+
+
 def summary_lines(results: list[Evaluation]) -> list[dict]:
     """Per group of results on the same data and task: the best judge on the primary metric, its number
     with its interval, and the verdict beside the best baseline. Keys: title, judge, number, verdict, css."""
@@ -215,13 +222,18 @@ def summary_lines(results: list[Evaluation]) -> list[dict]:
             line.update(judge=best.judge + (f" (best of {len(judges)})" if len(judges) > 1 else ""), css=css,
                         number=f"{_label(metric)} {_interval(best, metric)}, {direction} is better, n = {best.n}",
                         verdict=words)
+        trained_on = [r for r in judges if r.train_overlap]
+        line["warning"] = "; ".join(f"{r.judge} was trained on {r.train_overlap} of these {r.n} rows' requests: "
+                                    "its numbers here overstate it" for r in trained_on)
         lines.append(line)
     return lines
 
 
 def _summary(results: list[Evaluation]) -> str:
     items = "".join(f"<li><b>{escape(x['title'])}</b>: {escape(x['judge'])} — {escape(x['number'])}: "
-                    f"<span class='{x['css']}'>{escape(x['verdict'])}</span>.</li>" for x in summary_lines(results))
+                    f"<span class='{x['css']}'>{escape(x['verdict'])}</span>."
+                    + (f"<div class='warning'>⚠ {escape(x['warning'])}</div>" if x["warning"] else "") + "</li>"
+                    for x in summary_lines(results))
     return (f'<section class="summary"><h2>In short</h2><p class="sub">The best judge of each section beside the best '
             f"trivial baseline on the same rows; 95% bootstrap intervals in brackets.</p><ul>{items}</ul></section>")
 

@@ -74,6 +74,7 @@ def train(config: TrainConfig) -> dict:
     if config.calibrate and valid:
         judge.calibrate(valid)  # validation_ stays the uncalibrated figure: T is fitted on the same rows
     summary["validation"] = judge.validation_
+    summary["baseline"] = against_baseline(judge, examples, valid, seed=config.seed)
     described = judge.describe()  # pair and safety judges have a temperature, safety judges a threshold
     shown = ("temperature", "threshold") if config.calibrate and valid else ("threshold",)
     summary.update({key: described[key] for key in shown if key in described})
@@ -82,3 +83,21 @@ def train(config: TrainConfig) -> dict:
         summary["oof"], summary["folds_json"] = (str(p) for p in cv.write(Path(summary["saved"]) / "cv"))
     summary["seconds"] = time.perf_counter() - start
     return summary
+
+
+def against_baseline(judge, examples, valid, seed: int = 0) -> dict:
+    """The judge's primary metric on its validation rows beside the best trivial baseline's
+    (`referee.evaluate.baselines`, learnt from the training data), with a one-line verdict."""
+    from referee.evaluate.baselines import baselines
+    from referee.evaluate.evaluators import evaluate
+    from referee.evaluate.report import best_baseline, verdict
+
+    # The rows fit validated on: those given, or the judge's own hold-out (deterministic in its seed).
+    held = valid if valid is not None else judge._split([ex for ex in examples if judge.labelled(ex)], None)[1]
+    results = [evaluate(judge, held, name="judge", n_boot=200, seed=seed)]
+    results += [evaluate(b, held, name=b.name, n_boot=200, seed=seed) for b in baselines(judge.task, held, examples)]
+    ours, base = results[0], best_baseline(results, results[0])
+    return {"metric": ours.primary, "judge": ours.metrics[ours.primary],
+            "baseline": None if base is None else base.judge.removeprefix("baseline: "),
+            "baseline_value": None if base is None else base.metrics[ours.primary],
+            "verdict": verdict(ours, base, ours.primary)[1]}

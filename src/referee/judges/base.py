@@ -39,6 +39,7 @@ from safetensors.numpy import load_file, save_file
 from sklearn.base import BaseEstimator, clone
 
 from referee import __version__
+from referee.data.split import prompt_digest
 from referee.errors import UserError
 from referee.io import atomic_folder
 from referee.schema import Conversation
@@ -156,6 +157,9 @@ class Judge(BaseEstimator):
         if valid is not None:
             valid = [ex for ex in self._check_examples(valid, "fit(valid=...)") if self.labelled(ex)] or None
         self._learn_labels(train)
+        # Hashed opening requests of every row fit was given, so that evaluation can say when it is
+        # shown rows the judge learnt from (`referee.data.split.overlap`).
+        self.train_digest_ = prompt_digest(train + (valid or []))
         self._seed()
         train, valid = self._split(train, valid)
         if self.features == "finetune":
@@ -313,7 +317,7 @@ class Judge(BaseEstimator):
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able learned state, named arrays) — each judge adds its own."""
         tensors = {"length_mean": self.length_mean_, "length_std": self.length_std_}
-        state = {"validation": self.validation_}
+        state = {"validation": self.validation_, "train_prompts": self.train_digest_}
         if hasattr(self, "head_"):
             state["head_args"] = self.head_args_
             tensors.update({f"head.{k}": v.detach().cpu().numpy() for k, v in self.head_.state_dict().items()})
@@ -322,6 +326,7 @@ class Judge(BaseEstimator):
     def _set_state(self, state: dict, tensors: dict[str, np.ndarray]) -> None:
         self.length_mean_, self.length_std_ = tensors["length_mean"], tensors["length_std"]
         self.validation_ = state.get("validation", {})
+        self.train_digest_ = state.get("train_prompts")  # None: saved before digests were kept
         if "head_args" in state:
             self.head_args_ = state["head_args"]
             self.head_ = self._build_head(**self.head_args_)
