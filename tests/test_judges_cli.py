@@ -103,3 +103,13 @@ def test_finetune_flags_reach_the_judge_under_their_own_names(tmp_path):
     options = config.judge_options()
     assert (options["epochs"], options["swap_augment"], options["features"]) == (7, False, "finetune")
     assert options["finetune"] == {"lr": 1e-4, "epochs": 2, "cross_encoder": True}
+
+
+def test_predict_out_must_be_a_file_path(tmp_path, capsys):
+    data = arena_csv(tmp_path / "train.csv")
+    assert main(["train", "pair", "--data", str(data), "--out", str(tmp_path / "judge"), "--no-progress"]) == 0
+    capsys.readouterr()
+    predict = ["predict", str(tmp_path / "judge"), "--data", str(data), "--out"]
+    assert main(predict + [str(tmp_path / "judge")]) == 2 and "is a folder" in capsys.readouterr().err
+    assert main(predict + [str(data / "p.csv")]) == 2 and "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "judge" / "judge.json").is_file() and data.read_text().startswith("id,")

@@ -261,3 +261,27 @@ def test_what_a_judge_tells_the_code_above_it(judge_class, tmp_path):
     assert isinstance(judge.outputs(data), dict)
     loaded = load_judge(judge.save(tmp_path / "j"))
     assert loaded.fingerprint() == judge.fingerprint() and loaded.describe() == info
+
+
+def test_safety_threshold_is_the_best_midway_cut():
+    """choose_threshold (on sklearn's roc_curve) against a brute-force search over every midway cut:
+    f1 -> the lowest cut of highest F1; fpr -> the lowest cut whose false-positive rate <= the target."""
+    from referee.judges.safety import choose_threshold
+
+    def brute(p, y, rule, target):
+        v = np.unique(p)
+        cuts = np.r_[v[0] - 1e-6, (v[1:] + v[:-1]) / 2, v[-1] + 1e-6]
+        flagged = p[None, :] > cuts[:, None]
+        tp, fp = (flagged & y).sum(1), (flagged & ~y).sum(1)
+        if rule == "fpr":
+            return cuts[np.argmax(fp / (~y).sum() <= target)]
+        return cuts[np.argmax(2 * tp / (2 * tp + fp + y.sum() - tp))]
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 30))
+        p, y = np.round(rng.random(n), int(rng.integers(1, 3))), rng.random(n) < 0.4  # rounded: tied scores
+        if y.all() or not y.any():
+            continue
+        for rule, target in (("f1", 0.05), ("fpr", 0.0), ("fpr", 0.2)):
+            assert choose_threshold(p, y, rule, target) == pytest.approx(brute(p, y, rule, target), abs=1e-12)

@@ -160,6 +160,7 @@ class Judge(BaseEstimator):
         # Hashed opening requests of every row fit was given, so that evaluation can say when it is
         # shown rows the judge learnt from (`referee.data.split.overlap`).
         self.train_digest_ = prompt_digest(train + (valid or []))
+        self.history_ = None  # a tfidf fit has no curve; a refit must not keep the last one
         self._seed()
         train, valid = self._split(train, valid)
         if self.features == "finetune":
