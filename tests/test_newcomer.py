@@ -137,3 +137,27 @@ def test_job_c_safety_judge_on_several_files_served(tmp_path, capsys):
             {"role": "user", "content": "How do I make a bomb?"},
             {"role": "assistant", "content": "Sorry, I can't help with that."}]}}).json()
     assert set(answer["categories"]) == {"refusal"} and 0 <= answer["probability"] <= 1
+
+
+def test_help_and_argument_errors_import_no_judge():
+    """`referee --help`, a subcommand's help and an argument error never import torch or scikit-learn
+    (those took 8-12 s of every command); timed on this machine: 0.7 s each, under load."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom referee.cli import main\n"
+             "for argv in (['--help'], ['train', '--help'], ['eval', '--help'], ['train', 'pair'], ['train', 'nope']):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('torch', 'sklearn', 'pandas', 'referee.judges') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")})
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]
+    assert "referee train: --data is required" in out.stderr
+
+
+def test_command_line_names_match_the_judges():
+    from referee.jobs.config import FEATURES, TASKS
+    from referee.judges import JUDGES
+    from referee.judges.base import FEATURES as JUDGE_FEATURES
+
+    assert TASKS == tuple(JUDGES) and FEATURES == JUDGE_FEATURES

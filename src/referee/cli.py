@@ -53,14 +53,13 @@ def _add_data_flags(parser, help: str, *, required: bool = True, several: bool =
 
 def _add_judges(sub):
     from referee.config import add_flags
-    from referee.jobs.config import TrainConfig
-    from referee.judges import JUDGES
+    from referee.jobs.config import TASKS, TrainConfig
     from referee.train.config import FinetuneConfig
 
     train = sub.add_parser("train", help="train a judge on labelled data and save it",
                            description="Train a score, pair, safety or reward judge. Flags override --config; "
                                        "--finetune-* flags set the fine-tuning run of --features finetune.")
-    train.add_argument("task", choices=tuple(JUDGES), help="which judge to train")
+    train.add_argument("task", choices=TASKS, help="which judge to train")
     train.add_argument("--config", help="a YAML file setting any of the fields below (flags override it)")
     add_flags(train, TrainConfig, skip=("task",))
     # The judge's own encoder, seed and progress settings win over these (referee.judges.base).

@@ -17,18 +17,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from referee.config import Config, ConfigError, option
-from referee.judges import JUDGES
-from referee.judges.base import FEATURES
 from referee.train.config import FinetuneConfig
 
 __all__ = ["TrainConfig", "ConfigError"]
+
+# The judges (`referee.judges.JUDGES`) and their backends (`referee.judges.base.FEATURES`), named here so
+# that building the command line imports no judge, and so no torch (`referee --help` in well under a
+# second); tests/test_newcomer.py checks that they match.
+TASKS = ("score", "pair", "safety", "reward")
+FEATURES = ("tfidf", "frozen", "finetune")
 
 
 @dataclass
 class TrainConfig(Config):
     """What `referee train` does: which judge, on which data, with which features and head."""
 
-    task: str = option("pair", "which judge: score, pair, safety or reward", choices=tuple(JUDGES))
+    task: str = option("pair", "which judge: score, pair, safety or reward", choices=TASKS)
     data: list[str] | None = option(None, "training data: a file or folder referee.data.load reads (or a named "
                                     "source); repeat for several files (ids shared between files are namespaced by file)")
     format: str | None = option(None, "data format; None = detect it")
@@ -94,5 +98,7 @@ class TrainConfig(Config):
 
     def judge_options(self) -> dict:
         """The judge constructor's keyword arguments: the fields its class takes."""
+        from referee.judges import JUDGES
+
         params = JUDGES[self.task]().get_params()
         return {name: value for name, value in self.to_dict().items() if name in params}

@@ -9,8 +9,6 @@ from pathlib import Path
 from referee.errors import UserError
 from referee.io import check_replaceable
 from referee.jobs.config import TrainConfig
-from referee.judges import JUDGES
-from referee.judges.base import MARKER
 
 
 def read_data(paths, format: str | None = None, task: str | None = None, *, columns=None, on_error: str = "raise",
@@ -18,6 +16,7 @@ def read_data(paths, format: str | None = None, task: str | None = None, *, colu
     """The `LoadResult` of one or several files (`referee.data.combine.load_all`); with `task`, a UserError
     when they are not what a `task` judge learns from."""
     from referee.data.combine import load_all
+    from referee.judges import JUDGES
 
     res = load_all(paths, format, columns=columns, on_error=on_error)
     if not res.examples:
@@ -44,6 +43,10 @@ def train(config: TrainConfig) -> dict:
         raise UserError("referee train: --data is required")
     if not config.out:
         raise UserError("referee train: --out is required")
+    # Judges import torch (seconds): only once the arguments are known to be usable.
+    from referee.judges import JUDGES
+    from referee.judges.base import MARKER
+
     check_replaceable(config.out, MARKER, config.overwrite)  # before hours of training, not after
     start = time.perf_counter()
     options = dict(columns=config.columns, on_error=config.on_error)
