@@ -161,3 +161,45 @@ def test_command_line_names_match_the_judges():
     from referee.judges.base import FEATURES as JUDGE_FEATURES
 
     assert TASKS == tuple(JUDGES) and FEATURES == JUDGE_FEATURES
+
+
+def test_python_api_on_plain_text():
+    """One design for every judge: examples, or plain input — a response's text, (prompt, response),
+    a Conversation; pairs as (prompt, response_a, response_b). Plain input answers as its example would."""
+    import numpy as np
+
+    from referee import PairJudge, RewardJudge, SafetyJudge, ScoreJudge, load
+    from referee.schema import Conversation, PairExample, SafetyExample
+
+    pairs = load(ROOT / "examples/pairs.jsonl").examples
+    pair = PairJudge(progress=False).fit(pairs)
+    first = pairs[0]
+    plain = (first.a.prompt, first.response_a, first.response_b)
+    assert np.allclose(pair.predict_proba([plain]), pair.predict_proba([first]))
+    reward = RewardJudge(progress=False).fit([p for p in pairs if p.label != "tie"])
+    assert np.allclose(reward.reward([(first.a.prompt, first.response_a)]), reward.reward([first.a]))
+    assert reward.predict([plain]).tolist() == reward.predict([first]).tolist()
+
+    ratings = load(ROOT / "examples/ratings.csv", columns=RATINGS).examples
+    score = ScoreJudge(progress=False).fit(ratings)
+    texts = [(r.conversation.prompt, r.conversation.response) for r in ratings[:3]]
+    assert score.predict(texts).shape == (3, 1)  # one column per metric the judge knows
+    assert np.allclose(score.predict(texts)[:, 0], score.predict(ratings[:3]))  # the judge's 1-5 scale
+
+    safety_rows = [SafetyExample(id=str(i), conversation=Conversation.from_text(p.a.prompt, p.response_b),
+                                 labels={"unhelpful": p.label == "A"}) for i, p in enumerate(pairs)]
+    safety = SafetyJudge(progress=False).fit(safety_rows)
+    assert np.allclose(safety.predict_proba([safety_rows[0].conversation.response]),
+                       safety.predict_proba([Conversation.from_text("", safety_rows[0].conversation.response)]))
+    with pytest.raises(Exception, match=r"item 0 is a int; expected a PairExample, a \(prompt, response_a, "
+                                        r"response_b\) tuple of texts, or two Conversations"):
+        pair.predict_proba([42])
+    assert "--format" not in str(pytest.raises(Exception, score.predict, [42]).value)
+    assert isinstance(first, PairExample)
+
+
+def test_help_lists_parameters():
+    from referee import PairJudge
+
+    doc = PairJudge.__doc__
+    assert all(name in doc for name in ("features", "encoder", "swap_augment"))

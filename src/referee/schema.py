@@ -118,6 +118,34 @@ class Conversation:
         return cls(tuple(Turn(t["role"], t["content"]) for t in data["turns"]), system=data.get("system"))
 
 
+def conversation_of(item) -> Conversation | None:
+    """Plain input as a conversation, or None when it is not one: a Conversation, a response's text
+    (judged with no request), a (prompt, response) pair of texts, or {"prompt": ..., "response": ...}.
+
+    >>> conversation_of(("Capital of France?", "Paris.")).response, conversation_of("Paris.").prompt
+    ('Paris.', '')
+    """
+    if isinstance(item, Conversation):
+        return item
+    if isinstance(item, str):
+        return Conversation.from_text("", item)
+    if isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item):
+        return Conversation.from_text(*item)
+    if isinstance(item, dict) and isinstance(item.get("prompt"), str) and isinstance(item.get("response"), str):
+        return Conversation.from_text(item["prompt"], item["response"], system=item.get("system"))
+    return None
+
+
+def pair_of(item, id: str) -> PairExample | None:
+    """Plain input as a pair, or None: (prompt, response_a, response_b) texts, or two Conversations."""
+    if isinstance(item, tuple) and len(item) == 3 and all(isinstance(x, str) for x in item):
+        prompt, a, b = item
+        return PairExample(id=id, a=Conversation.from_text(prompt, a), b=Conversation.from_text(prompt, b))
+    if isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, Conversation) for x in item):
+        return PairExample(id=id, a=item[0], b=item[1])
+    return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Meta:
     """Fields every example carries."""

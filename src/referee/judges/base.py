@@ -42,7 +42,7 @@ from referee import __version__
 from referee.data.split import prompt_digest
 from referee.errors import UserError
 from referee.io import atomic_folder
-from referee.schema import Conversation
+from referee.schema import Conversation, conversation_of
 from referee.text import render
 
 FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse newer folders
@@ -216,12 +216,24 @@ class Judge(BaseEstimator):
         name = type(self).__name__
         if not examples:
             raise UserError(f"{name}.{what}: no examples given (the data is empty, or every row was skipped)")
+        examples = [ex if isinstance(ex, self.example_type) else self.from_plain(ex, i) or ex
+                    for i, ex in enumerate(examples)]
         for i, ex in enumerate(examples):
+            if not isinstance(ex, self.example_type) and not hasattr(ex, "task"):
+                raise UserError(f"{name}.{what}: item {i} is a {type(ex).__name__}; expected {self.plain_input}")
             if not isinstance(ex, self.example_type):
                 kind = ex.task if hasattr(ex, "task") else type(ex).__name__
                 raise UserError(f"{name}.{what}: row {i} (id={getattr(ex, 'id', '?')!r}) is {kind} data, but a "
                                 f"{self.task} judge needs {self.example_type.__name__} rows; check --format or the task")
         return examples
+
+    # What a Python caller may pass instead of examples (plain text, conversations); see docs/api.md.
+    plain_input = "a Conversation, a response's text, or a (prompt, response) tuple"
+
+    def from_plain(self, item, index: int):
+        """The example of this judge's type for plain input (`plain_input`), or None."""
+        conversation = conversation_of(item)
+        return None if conversation is None else self.example_type(id=str(index), conversation=conversation)
 
     def _texts(self, conversations: list[Conversation]) -> list[str]:
         return [render(c, self.max_chars) for c in conversations]

@@ -31,7 +31,7 @@ from referee.evaluate.metrics import rmse
 from referee.judges.base import Judge, tensor
 from referee.judges.heads import ScoreHead
 from referee.judges.losses import regression_loss
-from referee.schema import ScoreExample
+from referee.schema import ScoreExample, conversation_of
 
 HEADS = ("concat", "two-tower")
 LOSSES = ("mse", "huber")
@@ -241,9 +241,30 @@ class ScoreJudge(Judge):
             out += [replace(ex, metric=m, scale=tuple(self.scales_.get(m, ex.scale))) for m in metrics]
         return out
 
-    def predict(self, examples) -> np.ndarray:
-        """(n,) scores on each example's own metric scale."""
-        examples = self._check_examples(examples, "predict")
+    plain_input = "ScoreExamples, or conversations / texts / (prompt, response) tuples with metrics=[...]"
+
+    def from_plain(self, item, index: int):
+        return None  # plain input needs its metrics: `predict(items, metrics=...)` handles it
+
+    def predict(self, examples, metrics: list[str] | None = None) -> np.ndarray:
+        """(n,) scores of ScoreExamples, each on its own scale; for plain input (conversations, a response's
+        text, (prompt, response) tuples), (n, k) scores, one column per metric of `metrics` (default: every
+        metric the judge knows), each on the scale the judge learnt it on.
+
+            judge.predict(["Sure, here is how to ..."], metrics=["violence"])   # -> array([[2.7]])
+        """
+        items = list(examples)
+        if items and not isinstance(items[0], ScoreExample):
+            metrics = list(metrics or self.metrics_)
+            rows = []
+            for i, item in enumerate(items):
+                conversation = conversation_of(item)
+                if conversation is None:
+                    raise UserError(f"ScoreJudge.predict: item {i} is a {type(item).__name__}; expected {self.plain_input}")
+                rows += [ScoreExample(id=str(i), conversation=conversation, metric=m,
+                                      scale=tuple(self.scales_.get(m, (0.0, 10.0)))) for m in metrics]
+            return self.predict(rows).reshape(len(items), len(metrics))
+        examples = self._check_examples(items, "predict")
         if self.features == "tfidf":
             u = np.asarray(self._linear_features(examples) @ self.w_).ravel() + self.b_
         else:
