@@ -203,3 +203,9 @@ def test_help_lists_parameters():
 
     doc = PairJudge.__doc__
     assert all(name in doc for name in ("features", "encoder", "swap_augment"))
+
+
+def test_no_merge_markers_in_docs():
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^(<{7}|={7}|>{7})( |$)", text, flags=re.M), path
