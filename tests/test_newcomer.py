@@ -209,3 +209,10 @@ def test_no_merge_markers_in_docs():
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"^(<{7}|={7}|>{7})( |$)", text, flags=re.M), path
+
+
+def test_serve_help_has_a_description_and_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "Serve judge folders over HTTP" in out and "(default: 8000)" in out and "(default: 127.0.0.1)" in out

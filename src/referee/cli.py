@@ -213,10 +213,14 @@ def _named(value: str) -> tuple[str | None, str]:
 # --- referee serve -----------------------------------------------------------------------------
 
 def _add_serve(sub):
-    serve = sub.add_parser("serve", help="an HTTP API and a web page for judges (binds 127.0.0.1 by default)")
+    serve = sub.add_parser("serve", help="an HTTP API and a web page for judges (binds 127.0.0.1 by default)",
+                           description="Serve judge folders over HTTP: a web page at /, the API under /v1/ "
+                                       "(compare, safety, score, reward, judges), OpenAPI at /docs. Loopback only "
+                                       "unless --api-key-file is given. See docs/serving.md.",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.add_argument("judges", nargs="+", metavar="JUDGE_DIR", help="judge folders; each is served under its folder name")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--api-key-file", help="API keys, one per line; clients send 'Authorization: Bearer KEY'")
     serve.add_argument("--max-batch", type=int, default=32, help="most items in one judge call (1 = no batching)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to batch with")
