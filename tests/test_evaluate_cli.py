@@ -185,3 +185,11 @@ def test_score_and_safety_judges(tmp_path, score_csv):
     flagged = safety.predict([SafetyExample(id=ex.id, conversation=ex.conversation) for ex in load(prompts).examples])
     assert result.primary == "over_refusal"
     assert result.metrics["over_refusal"] == pytest.approx(np.mean(flagged[[0, 2]]))
+
+
+def test_report_over_a_file_is_one_line(tmp_path, capsys, pair_csv, pair_judge):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = _run(capsys, "eval", pair_judge, "--data", pair_csv, "--bootstrap", 10, "--report",
+                        tmp_path / "notes.txt")
+    assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"

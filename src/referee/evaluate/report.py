@@ -376,7 +376,6 @@ def write_report(out_dir: str | Path, results: list[Evaluation], title: str = "r
     """Write `index.html` and `metrics.json` for evaluations of one or more judges and tasks into
     `out_dir`; returns the path of index.html."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     groups = _groups(results)
     sections = [_section(i, group) for i, group in enumerate(groups.values())]
     nav = "".join(f'<a href="#s{i}">{escape(g[0].task)} · {escape(g[0].data)}</a>' for i, g in enumerate(groups.values()))

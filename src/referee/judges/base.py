@@ -322,6 +322,10 @@ class Judge(BaseEstimator):
         result = train_loop(model, train, collate, loss_fn, config, valid_data=valid, evaluator=evaluator,
                             desc=f"fine-tuning {self.task} judge")
         model.eval()
+        if hasattr(self, "head_"):
+            # The head reads numpy features on the CPU at predict time; the encoder moves its own inputs
+            # to its device. Left on a GPU, the head met CPU tensors (seen on an H200).
+            self.head_.cpu()
         self.history_ = result.history
         self.finetune_summary_ = result.summary()
 
