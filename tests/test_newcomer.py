@@ -216,3 +216,21 @@ def test_serve_help_has_a_description_and_defaults(capsys):
         main(["serve", "--help"])
     out = capsys.readouterr().out
     assert "Serve judge folders over HTTP" in out and "(default: 8000)" in out and "(default: 127.0.0.1)" in out
+
+
+def test_progress_in_a_log_is_whole_lines():
+    """Off a terminal (a log, CI) progress is a line every few seconds and one at the end, no '\\r' bars."""
+    import io
+
+    from referee.progress import LogLines, bar
+
+    buffer = io.StringIO()
+    work = LogLines(total=300, desc="encoding (minilm)", unit="text", file=buffer)
+    for _ in range(300):
+        work.update(1)
+    work.close()
+    lines = [line for line in buffer.getvalue().split("\n") if line]
+    assert "\r" not in buffer.getvalue() and 1 <= len(lines) <= 3  # all within one 5-second interval
+    assert "encoding (minilm)" in lines[-1] and "300/300" in lines[-1]
+    assert isinstance(bar(range(3), desc="x"), LogLines)  # pytest's stderr is not a terminal
+    assert not isinstance(bar(range(3), desc="x", enabled=False), LogLines)

@@ -148,6 +148,7 @@ def _add_eval(sub):
 
 def _eval(args):
     import json
+    import time
     from pathlib import Path
 
     from referee.data import load
@@ -160,6 +161,7 @@ def _eval(args):
 
     if not args.judges and not args.predictions:
         raise UserError("referee eval: name at least one JUDGE_DIR or --predictions FILE")
+    start = time.perf_counter()
     data = read_data(args.data, args.format, columns=args.columns, on_error=args.on_error)
     examples, where = data.examples, data.path
     for note in data_notes(data):
@@ -197,9 +199,12 @@ def _eval(args):
             print(f"  {key:<28}{value:9.4f}{interval}{'   (primary)' if key == r.primary else ''}")
         if said:
             print(f"  {r.primary} against the baseline: {said}")
+    where_to = sys.stderr if args.json else sys.stdout
     if args.report:
         path = write_report(args.report, results)
-        print(f"report written to {path}", file=sys.stderr if args.json else sys.stdout)
+        print(f"report written to {path}", file=where_to)
+    print(f"evaluated {len(results)} judge(s) and baseline(s) on {len(examples)} rows in "
+          f"{time.perf_counter() - start:.1f}s", file=where_to)
 
 
 def _named(value: str) -> tuple[str | None, str]:

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
-from tqdm.auto import tqdm
 
 from referee.errors import UserError
 from referee.paths import cache_dir
+from referee.progress import bar
 
 FORMAT = "referee-frozen/1"
 SHARD_ROWS = 2048  # write a shard every this many new embeddings: an interrupted run keeps its work
@@ -175,19 +175,19 @@ class FrozenEncoder:
         if missing:
             # Similar lengths in one batch waste less padding.
             todo = sorted(missing.items(), key=lambda kv: len(kv[1]))
-            bar = tqdm(total=len(todo), desc=f"encoding ({self.name})", unit="text",
-                       disable=not self.progress or None, leave=False)
+            progress = bar(total=len(todo), desc=f"encoding ({self.name})", unit="text", enabled=self.progress,
+                           leave=False)
             for start in range(0, len(todo), SHARD_ROWS):
                 chunk = todo[start:start + SHARD_ROWS]
                 parts = []
                 for b in range(0, len(chunk), self.batch_size):
                     parts.append(self._encode([t for _, t in chunk[b:b + self.batch_size]]))
-                    bar.update(len(parts[-1]))
+                    progress.update(len(parts[-1]))
                 embeddings = np.concatenate(parts)
                 self._write_shard([k for k, _ in chunk], embeddings)
                 for (key, _), row in zip(chunk, embeddings):
                     index[key] = row
-            bar.close()
+            progress.close()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([index[k] for k in keys]).astype(np.float32, copy=False)

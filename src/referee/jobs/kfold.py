@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from tqdm.auto import tqdm
 
 from referee.errors import UserError
 from referee.io import write_json, write_text
 from referee.judges.base import Judge
+from referee.progress import bar
 
 
 @dataclass
@@ -66,7 +66,7 @@ def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: 
     fold_of = np.full(len(examples), -1)
     parts: dict[int, pd.DataFrame] = {}
     folds = []
-    for fold, (train_idx, valid_idx) in enumerate(tqdm(splits, desc=f"{k}-fold", unit="fold", disable=not progress or None)):
+    for fold, (train_idx, valid_idx) in enumerate(bar(splits, desc=f"{k}-fold", unit="fold", enabled=progress)):
         start = time.perf_counter()
         held_out = [examples[i] for i in valid_idx]
         fitted = clone(judge).fit([examples[i] for i in train_idx])
