@@ -234,3 +234,9 @@ def test_progress_in_a_log_is_whole_lines():
     assert "encoding (minilm)" in lines[-1] and "300/300" in lines[-1]
     assert isinstance(bar(range(3), desc="x"), LogLines)  # pytest's stderr is not a terminal
     assert not isinstance(bar(range(3), desc="x", enabled=False), LogLines)
+
+
+def test_cross_validated_figure_beside_a_baseline(tmp_path, capsys):
+    out = _run(capsys, "train", "pair", "--data", ROOT / "examples/pairs.jsonl", "--folds", 3, "--out", tmp_path / "kf",
+               "--no-progress")
+    assert "cross-validated log_loss" in out and "beside baseline: label prior" in out

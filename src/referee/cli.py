@@ -98,6 +98,8 @@ def _train(args):
           f"in {summary['seconds']:.1f}s")
     if "cv" in summary:
         print("  cross-validated: " + _metrics(summary["cv"]))
+        if summary["cv_baseline"]:
+            print(f"  cross-validated {summary['cv_baseline']}")
     print("  validation: " + _metrics(summary["validation"]))
     b = summary["baseline"]
     print(f"  {b['metric']} {b['judge']:.4f} against the baseline: {b['verdict']}")

@@ -73,6 +73,7 @@ def train(config: TrainConfig) -> dict:
         from referee.jobs.kfold import cross_validate
         cv = cross_validate(judge, examples, k=config.folds, seed=config.seed, progress=config.progress)
         summary["cv"] = dict(cv.mean(), folds=config.folds)
+        summary["cv_baseline"] = cv_baseline(judge, examples, summary["cv"], seed=config.seed)
     judge.fit(examples, valid)
     if config.calibrate and valid:
         judge.calibrate(valid)  # validation_ stays the uncalibrated figure: T is fitted on the same rows
@@ -104,3 +105,26 @@ def against_baseline(judge, examples, valid, seed: int = 0) -> dict:
             "baseline": None if base is None else base.judge.removeprefix("baseline: "),
             "baseline_value": None if base is None else base.metrics[ours.primary],
             "verdict": verdict(ours, base, ours.primary)[1]}
+
+
+def cv_baseline(judge, examples, cv: dict, seed: int = 0) -> str | None:
+    """The cross-validated headline figure beside the best trivial baseline's on all the rows (its
+    constants taken from those same rows: a generous baseline), as one line; None when none applies."""
+    from referee.evaluate.baselines import baselines
+    from referee.evaluate.evaluators import evaluate
+    from referee.evaluate.report import LOWER_IS_BETTER
+
+    name = next((k for k in cv if k != "folds"), None)
+    labelled = [ex for ex in examples if judge.labelled(ex)]
+    found = []
+    for b in baselines(judge.task, labelled):
+        metrics = {k.replace("/", "_"): v for k, v in evaluate(b, labelled, name=b.name, n_boot=20, seed=seed).metrics.items()}
+        if name in metrics:
+            found.append((metrics[name], b.name))
+    if not found:
+        return None
+    lower = name in LOWER_IS_BETTER
+    value, base = min(found) if lower else max(found)
+    beats = cv[name] < value if lower else cv[name] > value
+    return (f"{name} {cv[name]:.4f} ({'lower' if lower else 'higher'} is better) beside {base} {value:.4f}: "
+            + ("better than the baseline" if beats else "NO better than the baseline"))
