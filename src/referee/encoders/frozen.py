@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,10 @@ class FrozenEncoder:
         self.progress = progress
         self.texts_encoded = 0  # how many texts the model actually saw (the rest came from the cache)
         self._model = None
-        self._index: dict[bytes, np.ndarray] | None = None
+        self._index: OrderedDict[bytes, np.ndarray] | None = None
+        # Rows the in-memory index keeps, least recently used dropped first (None: all). A server
+        # sets it so that its memory stays flat; the cache on disk keeps every row.
+        self.max_cached_rows: int | None = None
 
     # --- the model ---------------------------------------------------------------------------
 
@@ -119,7 +123,7 @@ class FrozenEncoder:
 
     def _read_index(self) -> dict[bytes, np.ndarray]:
         if self._index is None:
-            self._index = {}
+            self._index = OrderedDict()
             for shard in self._shards():
                 try:
                     data = load_file(str(shard))
@@ -147,7 +151,13 @@ class FrozenEncoder:
     def _compact(self) -> None:
         """Merge every shard into one: the merged shard is in place before the old ones go."""
         old = self._shards()
-        index = self._read_index()
+        index = {}  # from the shards, not the in-memory index, which may hold fewer rows
+        for shard in old:
+            try:
+                data = load_file(str(shard))
+            except (SafetensorError, OSError, ValueError):
+                continue
+            index.update(zip(map(bytes, data["keys"]), data["embeddings"]))
         keys = list(index)
         fd, tmp = tempfile.mkstemp(dir=self.cache_folder, prefix=".tmp-", suffix=".safetensors")
         os.close(fd)
@@ -170,7 +180,9 @@ class FrozenEncoder:
         keys = [text_key(t) for t in texts]
         missing: dict[bytes, str] = {}
         for key, text in zip(keys, texts):
-            if key not in index and key not in missing:
+            if key in index:
+                index.move_to_end(key)  # recently used
+            elif key not in missing:
                 missing[key] = text
         if missing:
             # Similar lengths in one batch waste less padding.
@@ -190,7 +202,10 @@ class FrozenEncoder:
             progress.close()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([index[k] for k in keys]).astype(np.float32, copy=False)
+        out = np.stack([index[k] for k in keys]).astype(np.float32, copy=False)
+        while self.max_cached_rows is not None and len(index) > self.max_cached_rows:
+            index.popitem(last=False)
+        return out
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)

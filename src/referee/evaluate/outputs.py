@@ -92,10 +92,13 @@ def read_predictions(path: str | Path) -> Predictions:
         raise UserError(f"{path}: no such predictions file")
     if path.suffix == ".json":
         return _read_pandalm(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        records = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            records = list(reader)
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start}); predictions are a CSV file") from None
     if "id" not in header:
         raise UserError(f"{path}: no 'id' column (found {', '.join(header) or 'nothing'}); predictions are matched "
                         "to the data by id")

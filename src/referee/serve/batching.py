@@ -2,10 +2,13 @@
 
 Each judge gets a `MicroBatcher`: an asyncio queue of requests and one worker task. The worker takes
 the first waiting request, then keeps taking requests for at most `max_wait_ms` or until the batch
-holds `max_batch` items, and runs the judge once on all of them in a worker thread, so the event loop
-keeps accepting (and rejecting) requests while the judge computes. A full queue refuses at once with
+holds `max_batch` items, and runs the judge on them in a worker thread, so the event loop keeps
+accepting (and rejecting) requests while the judge computes. A full queue refuses at once with
 `Overloaded` (the app answers 503 + Retry-After) instead of letting latency pile up; a request that
 waits longer than `timeout_s` gets `TimedOut` (504) and its items are dropped from later batches.
+A thread cannot be killed, so the worker calls the judge on at most `chunk` items at a time and
+stops a batch between calls once every request in it has timed out: an abandoned batch holds the
+judge for at most one more call, not for the rest of its work.
 
 Hand-written because no maintained library does bounded-wait request batching inside an asyncio
 server without bringing its own server (Ray Serve, Triton, BentoML each own the process).
@@ -35,10 +38,15 @@ class TimedOut(Exception):
     """The request waited longer than the server's timeout."""
 
 
+class _Abandoned(Exception):
+    """Every request of a batch timed out while the judge was still computing it."""
+
+
 @dataclass
 class _Request:
     items: list
     future: asyncio.Future
+    deadline: float  # time.monotonic() after which nobody waits for the answer
 
 
 class MicroBatcher:
@@ -50,14 +58,16 @@ class MicroBatcher:
     """
 
     def __init__(self, run: Callable[[list], Sequence[Any]], *, name: str = "judge", max_batch: int = 32,
-                 max_wait_ms: float = 5.0, max_queue: int = 256, timeout_s: float = 30.0):
+                 max_wait_ms: float = 5.0, max_queue: int = 256, timeout_s: float = 30.0, chunk: int = 64):
         if max_batch < 1:
             raise ValueError(f"max_batch: expected at least 1, got {max_batch}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms: expected 0 or more, got {max_wait_ms}")
         if max_queue < 1:
             raise ValueError(f"max_queue: expected at least 1, got {max_queue}")
-        self.run, self.name = run, name
+        if chunk < 1:
+            raise ValueError(f"chunk: expected at least 1, got {chunk}")
+        self.run, self.name, self.chunk = run, name, chunk
         self.max_batch, self.max_wait_s, self.max_queue, self.timeout_s = max_batch, max_wait_ms / 1000, max_queue, timeout_s
         self.calls = 0  # judge calls made, for /v1/judges and the tests
         self._seconds_per_call = 0.0  # moving average, for Retry-After
@@ -90,7 +100,7 @@ class MicroBatcher:
         """The results for `items`, computed in a batch with whatever else is waiting."""
         if not self.running:
             raise Overloaded(f"judge {self.name!r} is not running yet; retry shortly", retry_after=1)
-        request = _Request(list(items), asyncio.get_running_loop().create_future())
+        request = _Request(list(items), asyncio.get_running_loop().create_future(), time.monotonic() + self.timeout_s)
         try:
             self._queue.put_nowait(request)
         except asyncio.QueueFull:
@@ -159,7 +169,10 @@ class MicroBatcher:
     async def _answer(self, batch: list[_Request]) -> None:
         items = [item for request in batch for item in request.items]
         try:
-            results = await self._call(items)
+            results = await self._call(items, max(r.deadline for r in batch))
+        except _Abandoned:
+            log.warning("judge %r: stopped a batch of %d items that every request gave up on", self.name, len(items))
+            return
         except Exception as err:  # noqa: BLE001 - reported to each request below
             if len(batch) > 1:
                 # One bad request must not fail the others it was batched with: retry each alone.
@@ -174,14 +187,25 @@ class MicroBatcher:
             _settle(request.future, result=list(results[start:start + len(request.items)]))
             start += len(request.items)
 
-    async def _call(self, items: list) -> Sequence[Any]:
+    async def _call(self, items: list, deadline: float) -> Sequence[Any]:
         started = time.perf_counter()
-        results = await asyncio.to_thread(self.run, items)
-        self.calls += 1
+        results = await asyncio.to_thread(self._run_chunks, items, deadline)
         elapsed = time.perf_counter() - started
         self._seconds_per_call = elapsed if self.calls == 1 else 0.8 * self._seconds_per_call + 0.2 * elapsed
-        if len(results) != len(items):
-            raise RuntimeError(f"judge {self.name!r} returned {len(results)} results for {len(items)} items")
+        return results
+
+    def _run_chunks(self, items: list, deadline: float) -> list:
+        """`run` over `items`, `chunk` at a time, in the worker thread; stops once past `deadline`."""
+        results = []
+        for start in range(0, len(items), self.chunk):
+            if time.monotonic() > deadline:
+                raise _Abandoned()
+            part = items[start:start + self.chunk]
+            out = self.run(part)
+            self.calls += 1
+            if len(out) != len(part):
+                raise RuntimeError(f"judge {self.name!r} returned {len(out)} results for {len(part)} items")
+            results.extend(out)
         return results
 
 
