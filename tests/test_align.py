@@ -14,15 +14,18 @@ from align_fixtures import COMPLY, HARMFUL, HELPFUL, HELPFUL_ANSWER, REFUSAL, UN
 from align_fixtures import write_pairs, write_prompts
 from safetensors.torch import load_file
 
+from referee.align.assess import evaluate_policies, parse_policies
+from referee.align.best_of_n import judge_labelled_pairs, order
 from referee.align.config import AlignConfig, AlignConfigError
 from referee.align.dpo import train_dpo
-from referee.align.evaluate import (combined_score, harmlessness_rate, helpfulness_rate, is_refusal, parse_policies,
-                                    rates_with_intervals, refusal_rate)
 from referee.align.generate import Decoding, generate
-from referee.align.policy import PolicyError, load_policy
+from referee.encoders.causal_lm import PolicyError, load_policy
+from referee.align.rates import (combined_score, harmlessness_rate, helpfulness_rate, is_refusal, rates_with_intervals,
+                                 refusal_rate)
 from referee.align.sft import train_sft
 from referee.align.training import AlignDataError
 from referee.cli import main
+from referee.data import load
 from referee.errors import UserError
 from referee.judges import RewardJudge, SafetyJudge
 from referee.schema import Conversation, PairExample, PromptExample, SafetyExample
@@ -62,8 +65,11 @@ def test_sft_trains_a_lora_adapter_and_saves_it(world, sft):
 def test_dpo_on_the_sft_adapter(world, sft):
     out = world["root"] / "sft_dpo"
     summary = train_dpo(AlignConfig(stage="dpo", policy=str(world["root"] / "sft"), data=str(world["pairs"]),
-                                    out=str(out), beta=0.5, **FAST))
+                                    out=str(out), beta=0.5, heldout=2, eval_steps=1, **FAST))
     assert summary["steps"] == 2 and all(np.isfinite(summary["loss_history"]))
+    assert summary["pairs"] == 6  # 8 pairs, the last 2 held out
+    assert [h["step"] for h in summary["heldout_history"]] == [1, 2]
+    assert all(0 <= h["accuracy"] <= 1 and np.isfinite(h["loss"]) for h in summary["heldout_history"])
     assert summary["loss_first"] == pytest.approx(np.log(2), abs=1e-4)  # policy = reference at step 1
     assert summary["max_weight_change"] > 0
     model, tokenizer = load_policy(out)  # DPO adapter on the SFT adapter on the tiny base
@@ -147,6 +153,24 @@ def test_refusal_string_match_and_policy_names():
         parse_policies(["a=x", "a=y"])
 
 
+def test_best_of_n_rule_and_pairs(tmp_path):
+    """Candidates 0-3: unsafe [F, T, F, T], p_unsafe [.2, .9, .1, .6], reward [1, 5, 3, 0].
+    Passed ones (0, 2) first by reward: 2 (3), 0 (1); then flagged ones by p_unsafe: 3 (.6), 1 (.9).
+    Best 2, worst 1: a pair. A second prompt whose candidates all pass with equal rewards gives none."""
+    judged = {"unsafe": np.array([False, True, False, True]), "p_unsafe": np.array([.2, .9, .1, .6]),
+              "reward": np.array([1., 5., 3., 0.])}
+    assert order(judged).tolist() == [2, 0, 3, 1]
+    prompts = [PromptExample(id=str(i), conversation=Conversation.from_text(p)) for i, p in enumerate(HARMFUL[:2])]
+    candidates = [["a0", "a1", "a2", "a3"], ["b0", "b1"]]
+    records = [{"unsafe": judged["unsafe"].tolist(), "reward": judged["reward"].tolist(), "kept": 2, "worst": 1},
+               {"unsafe": [False, False], "reward": [1.0, 1.0], "kept": 0, "worst": 1}]
+    written = judge_labelled_pairs(prompts, candidates, records, tmp_path / "pairs.jsonl")
+    assert (written["pairs"], written["skipped"]) == (1, 1)
+    (pair,) = load(tmp_path / "pairs.jsonl").examples
+    chosen, rejected = (pair.a, pair.b) if pair.label == "A" else (pair.b, pair.a)
+    assert (chosen.prompt, chosen.response, rejected.response) == (HARMFUL[0], "a2", "a1")
+
+
 # --- evaluation, end to end ---------------------------------------------------------------------
 
 def _judges(root):
@@ -189,12 +213,30 @@ def test_align_eval_end_to_end(world, sft, tmp_path, capsys):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_align_eval_best_of_n(world, tmp_path):
+    judges = _judges(tmp_path)
+    harmful, helpful = write_prompts(tmp_path / "prompts")
+    out = tmp_path / "eval"
+    assert main(["align", "eval", "--policies", f"base={world['policy']}", "--judge", *map(str, judges),
+                 "--harmful", str(harmful), "--helpful", str(helpful), "--out", str(out), "--limit", "3",
+                 "--max-new-tokens", "5", "--best-of", "3", "--bootstrap", "100", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["results"]) == ["base", "base+best-of-3"] and summary["best_of"]["n"] == 3
+    rows = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    best = [r for r in rows if r["policy"] == "base+best-of-3"]
+    assert len(best) == 6
+    for r in best:  # the kept answer is the candidate the rule ranks first, judged again as a row
+        j = r["candidate_judgements"]
+        assert len(r["candidates"]) == 3 and r["response"] == r["candidates"][j["kept"]]
+        assert j["kept"] == int(order({k: np.array(v) for k, v in j.items() if k != "kept"})[0])
+        assert r["reward"] == pytest.approx(j["reward"][j["kept"]], abs=1e-5)
+
+
 def test_align_eval_needs_both_judges(world, tmp_path):
     judges = _judges(tmp_path)
     _, helpful = write_prompts(tmp_path / "prompts")
     with pytest.raises(UserError, match="no helpful judge"):
         main_args = dict(policies={"base": str(world["policy"])}, judges=[judges[0]], helpful=str(helpful), out=str(tmp_path / "o"))
-        from referee.align.evaluate import evaluate_policies
         evaluate_policies(main_args["policies"], main_args["judges"], helpful=main_args["helpful"], out=main_args["out"])
 
 

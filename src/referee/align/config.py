@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from referee.align.policy import DEFAULT_POLICY
+from referee.encoders.causal_lm import DEFAULT_POLICY
 from referee.errors import UserError
 
 STAGES = ("sft", "dpo")
@@ -52,6 +52,9 @@ class AlignConfig:
     max_length: int = _help("tokens of prompt + response (longer ones lose the end of the response)", 512)
     beta: float = _help("DPO: strength of the pull towards the reference policy", 0.1)
     limit: int | None = _help("train on the first N usable pairs only (quick runs)", None)
+    heldout: int = _help("DPO: hold out the N usable pairs after the training ones; reward accuracy on them "
+                         "is measured at eval_steps", 0)
+    eval_steps: int | None = _help("DPO with heldout: evaluate every N steps; None = twice per run", None)
     seed: int = _help("seed of data order and adapter initialisation", 0)
     gradient_checkpointing: bool = _help("recompute activations in the backward pass (less memory, ~20%% slower)",
                                          False)
@@ -72,7 +75,11 @@ class AlignConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 bad(name, f"an integer >= {low}")
-        for name in ("max_steps", "limit"):
+        if isinstance(self.heldout, bool) or not isinstance(self.heldout, int) or self.heldout < 0:
+            bad("heldout", "an integer >= 0")
+        if self.heldout and self.stage != "dpo":
+            bad("heldout", "0 for SFT (held-out reward accuracy is a DPO measure)")
+        for name in ("max_steps", "limit", "eval_steps"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 bad(name, "an integer >= 1 or null")

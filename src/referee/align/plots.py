@@ -55,3 +55,22 @@ def reward_distributions(rows: list[dict], helpful_rule: str) -> bytes:
     axes[0].set_ylabel("reward (helpfulness judge)")
     fig.suptitle(f"Reward distributions per policy (helpful: {helpful_rule})", fontsize=8)
     return _png(fig)
+
+
+def training_curves(runs: dict[str, dict]) -> bytes:
+    """DPO runs side by side: training loss per logged step (ln 2 dashed: the loss before any step) and
+    the implicit-reward accuracy on held-out pairs at each evaluation (0.5 dashed: chance)."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(8.0, 3.0))
+    for name, s in runs.items():
+        steps = np.linspace(1, s["steps"], len(s["loss_history"]))
+        loss_ax.plot(steps, s["loss_history"], marker=".", label=name)
+        held = s.get("heldout_history") or []
+        acc_ax.plot([h["step"] for h in held], [h["accuracy"] for h in held], marker="o", label=name)
+    loss_ax.axhline(np.log(2), ls="--", c="grey", lw=1)
+    acc_ax.axhline(0.5, ls="--", c="grey", lw=1)
+    loss_ax.set(xlabel="step", ylabel="DPO loss", title="training loss")
+    acc_ax.set(xlabel="step", ylabel="reward accuracy", title="held-out pairs", ylim=(0, 1))
+    for ax in (loss_ax, acc_ax):
+        ax.spines[["top", "right"]].set_visible(False)
+    loss_ax.legend(frameon=False, fontsize=8)
+    return _png(fig)

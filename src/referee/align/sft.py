@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from referee.align.config import AlignConfig
-from referee.align.policy import load_policy
+from referee.encoders.causal_lm import load_policy
 from referee.align.training import (finish, lora_config, messages, prompt_messages, read_pairs,
                                     trainable_snapshot, trainer_settings)
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from referee.align.config import AlignConfig
-from referee.align.policy import ALIGN_JSON
+from referee.encoders.causal_lm import ALIGN_JSON
 from referee.data import load
 from referee.errors import UserError
 from referee.io import check_replaceable, replace_folder
@@ -41,7 +41,8 @@ def prompt_messages(conversation: Conversation) -> list[dict]:
 
 
 def read_pairs(config: AlignConfig) -> tuple[list[PairExample], list[str]]:
-    """The usable chosen/rejected pairs of `config.data` (first `config.limit`), and why others were left out.
+    """The usable chosen/rejected pairs of `config.data` (first `config.limit`, then `config.heldout` more),
+    and why others were left out.
 
     An empty response stops the run (naming file, row and field): it is a broken row, and training on
     it would teach the policy to say nothing. Ties, unlabelled pairs and (for DPO) pairs whose two
@@ -65,10 +66,11 @@ def read_pairs(config: AlignConfig) -> tuple[list[PairExample], list[str]]:
             left_out["different context before the responses"] += 1
         else:
             pairs.append(ex)
-        if config.limit and len(pairs) == config.limit:
+        if config.limit and len(pairs) == config.limit + config.heldout:
             break
-    if not pairs:
-        raise AlignDataError(f"{config.data}: no usable chosen/rejected pair ({describe(left_out)} left out)")
+    if len(pairs) <= config.heldout:
+        raise AlignDataError(f"{config.data}: {len(pairs)} usable chosen/rejected pair(s), none left to train on "
+                             f"after holding out {config.heldout} ({describe(left_out)} left out)")
     return pairs, [f"{n} pair(s): {why}" for why, n in left_out.items() if n]
 
 
@@ -119,7 +121,8 @@ def moved(before: dict, model) -> float:
 
 def finish(trainer, config: AlignConfig, before: dict, started: float, n_pairs: int, left_out: list[str]) -> dict:
     """Write the adapter (or model), tokenizer and align.json atomically to `config.out`; the summary."""
-    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    history = trainer.state.log_history
+    losses = [log["loss"] for log in history if "loss" in log]
     if not losses or not all(math.isfinite(x) for x in losses):
         raise UserError(f"align {config.stage}: the training loss is not finite ({losses[-3:]}); lower --lr "
                         "or check the data")
@@ -127,7 +130,10 @@ def finish(trainer, config: AlignConfig, before: dict, started: float, n_pairs: 
     summary = {
         "stage": config.stage, "policy": config.policy, "pairs": n_pairs, "left_out": left_out,
         "steps": trainer.state.global_step, "loss_first": losses[0], "loss_last": losses[-1],
-        "loss_history": losses, "max_weight_change": moved(before, model),
+        "loss_history": losses, "accuracy_history": [log["rewards/accuracies"] for log in history if "loss" in log
+                                                     and "rewards/accuracies" in log],
+        "heldout_history": [{"step": log["step"], "loss": log["eval_loss"], "accuracy": log["eval_rewards/accuracies"]}
+                            for log in history if "eval_rewards/accuracies" in log], "max_weight_change": moved(before, model),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "seconds": round(time.time() - started, 1), "out": str(Path(config.out).resolve()),
         "adapter": not config.full,
@@ -145,7 +151,7 @@ def finish(trainer, config: AlignConfig, before: dict, started: float, n_pairs: 
             (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle: referee never writes or reads those
             trainer.processing_class.save_pretrained(str(tmp))
             record = {"stage": config.stage, "policy": policy_reference(config.policy), "config": config.to_dict(),
-                      "summary": {k: v for k, v in summary.items() if k != "loss_history"}}
+                      "summary": {k: v for k, v in summary.items() if not k.endswith("_history")}}
             (tmp / ALIGN_JSON).write_text(json.dumps(record, indent=2))
             replace_folder(tmp, out, ALIGN_JSON, flag=None)  # only a folder referee wrote, or an empty one
     except BaseException:

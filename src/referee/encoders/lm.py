@@ -243,9 +243,7 @@ class CausalLM:
         if self._net is None:
             import torch
 
-            # Layering: the loaders (packaged GGUF -> cached HF folder, adapters) live in align.policy;
-            # imported here, not at module level, until they move down to encoders.
-            from referee.align.policy import load_policy
+            from referee.encoders.causal_lm import load_policy
 
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             net, tokenizer = load_policy(self.model, dtype=getattr(torch, self.dtype))
@@ -255,7 +253,7 @@ class CausalLM:
     @property
     def key(self) -> str:
         """Names the weights whose outputs the cache holds (a retrained folder gets a new key)."""
-        from referee.align.policy import resolve
+        from referee.encoders.causal_lm import resolve
 
         source = resolve(self.model)
         if Path(source).is_dir():

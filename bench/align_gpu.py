@@ -1,0 +1,89 @@
+"""DPO step time of SmolLM2-shaped policies on a GPU (or this CPU), with TRL's DPOTrainer + LoRA as
+`referee align dpo` runs it: bf16 where the GPU has it, 4 pairs x up to 128 tokens per step.
+
+The weights are random (built from each model's published config), because a GPU machine without
+network cannot fetch the hub checkpoints; a step's time does not depend on the weights' values.
+
+    python bench/align_gpu.py --pairs PAIRS.jsonl --tokenizer TOKENIZER_DIR --shapes 135M 360M 1.7B
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from align_step import StepTimer  # noqa: E402
+
+from referee.align.config import AlignConfig  # noqa: E402
+from referee.align.dpo import compact_lm_head, dpo_rows  # noqa: E402
+from referee.encoders.causal_lm import load_policy  # noqa: E402
+from referee.align.training import lora_config, read_pairs, trainer_settings  # noqa: E402
+
+# HuggingFaceTB/SmolLM2-{135M,360M,1.7B}-Instruct config.json values (Llama architecture, tied embeddings)
+SHAPES = {
+    "135M": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                 num_key_value_heads=3),
+    "360M": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
+                 num_key_value_heads=5),
+    "1.7B": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32,
+                 num_key_value_heads=32),
+}
+
+
+def random_policy(shape: str, tokenizer_dir: str, folder: Path) -> Path:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=100000.0,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=2, **SHAPES[shape])
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder
+
+
+def step_time(policy: Path, pairs: str, steps: int, batch_size: int) -> tuple[float, str]:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    config = AlignConfig(stage="dpo", policy=str(policy), data=pairs, out=str(policy.parent / "unused"),
+                         max_length=128, batch_size=batch_size, max_steps=steps + 1,
+                         limit=batch_size * (steps + 1), lora_dropout=0.0, progress=False, lr=1e-4)
+    rows, _ = read_pairs(config)
+    model, tokenizer = load_policy(config.policy)
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as scratch, compact_lm_head():
+        trainer = DPOTrainer(model=model, args=DPOConfig(**trainer_settings(config, scratch, len(rows)), beta=0.1,
+                                                         precompute_ref_log_probs=True),
+                             train_dataset=Dataset.from_list(dpo_rows(rows)), processing_class=tokenizer,
+                             peft_config=lora_config(config), callbacks=[timer])
+        trainer.train()
+    return statistics.median(timer.times[1:]), "bf16 autocast" if trainer.args.bf16 else "fp32"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pairs", required=True, help="HH-RLHF JSON lines (bench/align.py writes pairs-human.jsonl)")
+    p.add_argument("--tokenizer", required=True, help="a folder with SmolLM2's tokenizer")
+    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=4)
+    args = p.parse_args()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"| policy shape | device | s/step (median of {args.steps}, after one warm-up) | dtype |\n|---|---|---|---|")
+    for shape in args.shapes:
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds, dtype = step_time(random_policy(shape, args.tokenizer, Path(tmp) / shape), args.pairs,
+                                       args.steps, args.batch_size)
+        print(f"| SmolLM2-{shape} (random weights) | {device} | {seconds:.3f} | {dtype} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Best-of-n with referee's judges, and the judge-labelled preference pairs it yields.
+
+The policy samples `n` answers per prompt (temperature, top-p, one seed); the safety and helpfulness
+judges score each; the rule below keeps one. The same ranking gives DPO its on-policy pairs: the best
+answer as chosen, the worst as rejected.
+
+The rule, "safe first, then helpful":
+  1. candidates the safety judge passes (p(unsafe) at or below its threshold) beat those it flags;
+  2. among the passed ones, the highest reward (or score) wins;
+  3. when every candidate is flagged, the one with the lowest p(unsafe) wins.
+The worst answer is the same order reversed: the most unsafe flagged one, else the lowest reward.
+
+    candidates = sample(model, tokenizer, prompts, n=8, decoding=Decoding(do_sample=True, temperature=0.7, top_p=0.9))
+    judged = [referees.judge([p] * len(c), c) for p, c in zip(prompts, candidates)]
+    best = [c[i] for c, i in zip(candidates, (best_index(j) for j in judged))]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from referee.align.generate import Decoding, generate
+from referee.errors import UserError
+
+RULE = ("safe first, then helpful: among the n answers the safety judge passes, the highest reward; "
+        "when it flags all n, the lowest p(unsafe)")
+
+
+def order(judged: dict[str, np.ndarray]) -> np.ndarray:
+    """Candidate indices from best to worst under the rule.
+
+    >>> order({"unsafe": np.array([False, True, False]), "p_unsafe": np.array([.1, .9, .2]),
+    ...        "reward": np.array([.5, 2., .7])}).tolist()   # 2 (safe, reward .7), 0 (safe, .5), 1 (unsafe)
+    [2, 0, 1]
+    """
+    unsafe = np.asarray(judged["unsafe"], bool)
+    # lexsort sorts by the last key first: flagged after passed; passed by reward (descending),
+    # flagged by p(unsafe) (ascending)
+    within = np.where(unsafe, np.asarray(judged["p_unsafe"], float), -np.asarray(judged["reward"], float))
+    return np.lexsort((within, unsafe))
+
+
+def sample(model, tokenizer, prompts, n: int, decoding: Decoding, *, progress: bool = True,
+           desc: str = "sampling") -> list[list[str]]:
+    """`n` sampled answers per prompt (a list of n strings per prompt, in prompt order).
+
+    Each prompt is repeated n times in one generation call, so the candidates of a prompt differ by
+    the sampler's draws alone; one seed fixes them all."""
+    if n < 1:
+        raise UserError(f"best-of-n: n must be >= 1, got {n}")
+    if not decoding.do_sample:
+        raise UserError("best-of-n: greedy decoding gives n identical answers; sample (do_sample=True)")
+    repeated = [p for p in prompts for _ in range(n)]
+    # Repeated prompts have equal lengths: keep each prompt's n copies in one batch where possible.
+    batch = max(decoding.batch_size, n)
+    answers = generate(model, tokenizer, repeated, replace(decoding, batch_size=batch), progress=progress, desc=desc)
+    return [answers[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def best_of_n(prompts, candidates: list[list[str]], referees) -> tuple[list[str], list[dict]]:
+    """The answer the rule keeps for each prompt, and per prompt the judges' view of every candidate
+    (lists of p_unsafe, unsafe, reward, the kept index), for the record."""
+    kept, records = [], []
+    for prompt, answers in zip(prompts, candidates):
+        judged = referees.judge([prompt] * len(answers), answers)
+        ranking = order(judged)
+        kept.append(answers[ranking[0]])
+        records.append({"p_unsafe": judged["p_unsafe"].tolist(), "unsafe": judged["unsafe"].tolist(),
+                        "reward": np.asarray(judged["reward"], float).tolist(), "kept": int(ranking[0]),
+                        "worst": int(ranking[-1])})
+    return kept, records
+
+
+def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dict], path: str | Path,
+                         min_reward_gap: float = 0.0) -> dict:
+    """Write the best and worst candidate of each prompt as a chosen / rejected pair, in HH-RLHF's
+    JSON-lines format (so `referee align dpo --data` reads it like human pairs); a count of pairs.
+
+    A prompt gives no pair when its best and worst answers are the same text, when both get the same
+    safety verdict and their rewards differ by no more than `min_reward_gap` (the judges cannot tell
+    them apart, and DPO would learn noise), or when an answer writes a transcript speaker tag itself."""
+    lines, skipped = [], 0
+    for prompt, answers, r in zip(prompts, candidates, records):
+        best, worst = r["kept"], r["worst"]
+        same_safety = r["unsafe"][best] == r["unsafe"][worst]
+        speaker = any(tag in answers[i] for i in (best, worst) for tag in ("\n\nHuman:", "\n\nAssistant:"))
+        if speaker or answers[best] == answers[worst] or (same_safety and r["reward"][best] - r["reward"][worst] <= min_reward_gap):
+            skipped += 1
+            continue
+        if prompt.conversation.system or len(prompt.conversation.turns) != 1:
+            raise UserError(f"prompt {prompt.id!r}: judge-labelled pairs are written as single-turn HH-RLHF "
+                            "transcripts; this prompt has a system prompt or several turns")
+        request = prompt.conversation.prompt
+        lines.append(json.dumps({"chosen": f"\n\nHuman: {request}\n\nAssistant: {answers[best]}",
+                                 "rejected": f"\n\nHuman: {request}\n\nAssistant: {answers[worst]}"}))
+    if not lines:
+        raise UserError(f"judge-labelled pairs: the judges could not separate the answers of any of "
+                        f"{len(prompts)} prompts; sample more answers (n) or at a higher temperature")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return {"pairs": len(lines), "skipped": skipped, "path": str(path)}
