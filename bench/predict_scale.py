@@ -44,7 +44,8 @@ def run_one(engine: str, judge: str, data: str, out: str) -> dict:
         from referee.jobs.ray_engine import predict_ray
         ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)  # two actors + one for reads
         start = time.perf_counter()  # a cluster is started once, not per job
-        summary = predict_ray(judge, data, out, actors=2, batch_rows=2000, progress=False)
+        # Batches of 250 rows: enough of them for both actors to have work on a few thousand rows.
+        summary = predict_ray(judge, data, out, actors=2, batch_rows=250, progress=False)
     return {"rows": summary["rows"], "seconds": time.perf_counter() - start}
 
 
@@ -104,6 +105,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="referee predict at scale: in memory vs streaming vs Ray")
     parser.add_argument("--rows", type=int, default=20000, help="input rows for the TF-IDF judge")
     parser.add_argument("--memory-rows", type=int, default=None, help="rows for the in-memory path (default: --rows)")
+    parser.add_argument("--stream-rows", type=int, default=None,
+                        help="also stream the TF-IDF judge over this many rows, to see memory stay flat (default: 10x --rows)")
     parser.add_argument("--frozen-rows", type=int, default=600, help="distinct rows for the frozen judge (<= 1800)")
     parser.add_argument("--engines", default="memory,stream,ray", help="comma-separated: memory, stream, ray")
     parser.add_argument("--judges", default="tfidf,frozen", help="comma-separated: tfidf, frozen")
@@ -137,12 +140,20 @@ def main(argv=None):
         big.unlink()
         if small != big:
             small.unlink()
+        more = a.stream_rows or 10 * sizes[name]
+        if name == "tfidf" and "stream" in engines and more > sizes[name]:
+            larger = write_input(work / f"in-{more}.jsonl", more)
+            r = measure("stream", judge, larger, work)
+            rate = r["rows"] / r["seconds"]
+            table.append((name, "stream", r["rows"], r["seconds"], rate, r["peak_mib"], f"{rate / base:.2f}x" if base else "-"))
+            print(f"  {name} stream: {r['rows']:,} rows in {r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB", flush=True)
+            larger.unlink()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}\n")
     print("| judge | engine | rows | seconds | rows/s | peak memory (MiB) | rows/s vs in-memory |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, engine, rows, seconds, rate, peak, ratio in table:
         label = {"memory": "in memory", "stream": "streaming", "ray": "Ray, 2 actors"}[engine]
-        print(f"| {name} | {label} | {rows:,} | {seconds:.1f} | {rate:.0f} | {peak:.0f} | {ratio} |")
+        print(f"| {name} | {label} | {rows:,} | {seconds:.1f} | {rate:.1f} | {peak:.0f} | {ratio} |")
 
 
 if __name__ == "__main__":

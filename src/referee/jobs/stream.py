@@ -39,11 +39,11 @@ def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, 
 
     Returns a summary: rows judged now, rows found already written (resume), bad rows skipped and
     why, seconds, rows per second and the process's peak resident memory."""
+    start = time.perf_counter()
     output = open_output(out, resume)
     done = output.done_ids()
     judge = load_judge(judge_dir)
     stream = open_stream(data, format, columns=columns, on_error=on_error, chunk_rows=chunk_rows)
-    start = time.perf_counter()
     judged = resumed = 0
     skipped: Counter = Counter()
     bar = tqdm(total=stream.total, unit="row", desc=f"judging {Path(str(data)).name}", disable=not progress or None)
@@ -69,8 +69,7 @@ def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, 
     seconds = time.perf_counter() - start
     return {"rows": judged, "resumed": resumed, "skipped": sum(skipped.values()),
             "skip_reasons": skipped.most_common(5), "out": str(output.path), "columns": output.columns,
-            "format": stream.format,
-            "streamed": stream.streamed, "seconds": seconds, "rows_per_s": judged / seconds if seconds else 0.0,
+            "format": stream.format, "streamed": stream.streamed, "seconds": seconds, "rows_per_s": judged / seconds if seconds else 0.0,
             "peak_rss_mib": peak_rss_mib()}
 
 

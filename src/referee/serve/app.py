@@ -28,14 +28,11 @@ Host header and keys and adds security headers before any of this.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from contextlib import asynccontextmanager
 from functools import partial
 from importlib.resources import files
 
-import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
@@ -55,16 +52,6 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js",
 OFFLOAD_BYTES = 64_000  # bodies larger than this are parsed and validated in a worker thread
 
 
-def judge_version(judge) -> str:
-    """A short digest of the judge's learned state: two servers answer alike iff it matches."""
-    state, tensors = judge._state()
-    digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode())
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(tensors[name]).tobytes())
-    return digest.hexdigest()[:12]
-
-
 # --- the app ---------------------------------------------------------------------------------
 
 def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: int = 32, max_wait_ms: float = 5.0,
@@ -80,7 +67,7 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
     for name, judge in judges.items():
         if judge.task not in RUN:
             raise UserError(f"create_app: judge {name!r} has task {judge.task!r}; expected one of {sorted(RUN)}")
-    versions = {name: judge_version(judge) for name, judge in judges.items()}
+    versions = {name: judge.fingerprint() for name, judge in judges.items()}
     batchers = {name: MicroBatcher(lambda items, j=judge: RUN[j.task](j, items), name=name, max_batch=max_batch,
                                    max_wait_ms=max_wait_ms, max_queue=max_queue, timeout_s=timeout_s)
                 for name, judge in judges.items()}

@@ -254,6 +254,8 @@ function el(name, props, children) {
   const node = document.createElement(name);
   for (const [k, v] of Object.entries(props || {})) {
     if (k === "className" || k === "textContent" || k === "type" || k === "title") node[k] = v;
+    // Through the CSSOM: the Content-Security-Policy blocks style attributes set with setAttribute.
+    else if (k === "style") node.style.cssText = v;
     else node.setAttribute(k, v);
   }
   if (children) node.append(...children);
