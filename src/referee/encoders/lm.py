@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from referee.encoders.frozen import FrozenEncoder, _folder_fingerprint
+from referee.encoders.frozen import FrozenEncoder, _folder_fingerprint, text_key
 from referee.errors import UserError
 from referee.text import render_context
 
@@ -200,8 +200,13 @@ class _Cache(FrozenEncoder):
     texts: the key names the model, dtype, template and token cap, the text is the prompt's variable part."""
 
     def __init__(self, key: str, compute, name: str):
-        super().__init__(name, batch_size=SHARD, progress=False)
+        super().__init__(name, batch_tokens=SHARD, progress=False)
         self._key, self._compute = key, compute
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        # One "token" a prompt: FrozenEncoder's token budget then hands `_encode` SHARD prompts at a
+        # time; CausalLM batches them by their real length itself.
+        return [1] * len(texts)
 
     @property
     def key(self) -> str:
@@ -373,8 +378,6 @@ class CausalLM:
         length-sorted shards of `SHARD` texts where not."""
         cache = _Cache(f"lm|{kind}|{self.key}|{self.dtype}|{self.max_tokens}|{template_key}", compute, desc)
         index = cache._read_index()
-        from referee.encoders.frozen import text_key
-
         todo = sorted({t for t in texts if text_key(t) not in index}, key=len)
         if todo:
             bar = tqdm(total=len(todo), desc=desc, unit="prompt", disable=not self.progress or None)
