@@ -58,8 +58,6 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--teacher", default="gpt-3.5-turbo-testset-v1.dev.json", help="a file in --data")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--inner-cv", action=argparse.BooleanOptionalAction, default=True,
-                        help="pick w by an inner CV (k=3) inside each outer training part; off: report each w only")
     args = parser.parse_args()
 
     examples = pandalm.load(args.data / "testset-v1.dev.json").examples
@@ -82,13 +80,11 @@ def main() -> None:
             train_rows, valid_rows = [examples[i] for i in train], [examples[i] for i in valid]
             for w in args.weights:
                 oof[w][valid] = fit_predict(student, mixed(train_rows, teacher, w), valid_rows)
-            if args.inner_cv:
-                best = min(args.weights, key=lambda w: cv_log_loss(student, train_rows, teacher, w, k=3))
-                chosen.append(best)
-                picked[valid] = oof[best][valid]
+            best = min(args.weights, key=lambda w: cv_log_loss(student, train_rows, teacher, w, k=3))
+            chosen.append(best)
+            picked[valid] = oof[best][valid]
         rows = [(f"w = {w:g}" + (" (humans only)" if w == 0 else ""), oof[w]) for w in args.weights]
-        if args.inner_cv:
-            rows.append((f"w picked by inner CV ({', '.join(f'{w:g}' for w in chosen)})", picked))
+        rows.append((f"w picked by inner CV ({', '.join(f'{w:g}' for w in chosen)})", picked))
         for label, proba in rows:
             lo_ll, hi_ll = bootstrap_ci(log_loss, proba, human)
             lo_acc, hi_acc = bootstrap_ci(lambda p, y: accuracy(p, y, three_way=True), proba, majority)

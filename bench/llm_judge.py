@@ -128,6 +128,8 @@ def main() -> None:
         else:  # a rubric judge scores each response alone; no order to be biased by
             verdicts = pointwise_verdicts(lm, template, pairs, args.rubric)
         wall, cpu, read = time.perf_counter() - wall, time.process_time() - cpu, lm.texts_computed - before
+        if template.kind == "point":
+            read *= 2  # two prompts per pair, as for pair templates: keep "per pair" comparable
         shown_first, shown_second = normalise(verdicts[:, 0]), normalise(verdicts[:, 1])
         averaged = normalise(swap_average(verdicts))
         decided = labels != 2

@@ -32,7 +32,8 @@ def test_inspect_text_with_columns(tmp_path, capsys):
     path.write_text("q,a,r\nनमस्ते,ঠিক আছে,3\nhello,hi,5\n", encoding="utf-8")
     assert main(["data", "inspect", str(path), "--columns", "prompt=q,response=a,score=r"]) == 0
     out = capsys.readouterr().out
-    assert "format     csv  (task: score)" in out and "r: 2, 4.0 [3-5] on 0-10" in out
+    assert "format     csv  (task: score)" in out and "r: 2, 4.0 [3-5] on 1-5" in out
+    assert "score scale not given: 1-5, inferred from the data (scores 3 to 5)" in out
     assert "languages  Devanagari 1, Latin 1  (by script)" in out
 
 

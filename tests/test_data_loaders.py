@@ -386,3 +386,56 @@ def test_unknown_format_lists_every_refusal(tmp_path):
         load(path, format="nope")
     with pytest.raises(DataError, match="--columns applies to the generic formats"):
         load(write(tmp_path / "train.csv", ARENA), format="arena", columns="prompt=prompt")
+
+
+def test_scalars_in_text_fields_become_text_and_are_listed(tmp_path):
+    """PandaLM's released test set has `"response1": true` (the model answered "True"): read as text, noted."""
+    rows = [dict(PANDALM[0], response1=True), dict(PANDALM[1], response2=42), PANDALM[2]]
+    res = load(write(tmp_path / "testset-v1.json", json.dumps(rows)))
+    assert [e.response_a for e in res.examples] == ["True", "hi", "yo"]
+    assert res.examples[1].response_b == "42"
+    assert res.notes == [
+        "field 'response1': 1 value(s) that are not text (a JSON number or boolean) read as text (record 0: True)",
+        "field 'response2': 1 value(s) that are not text (a JSON number or boolean) read as text (record 1: 42)",
+    ]
+    from referee.data.inspect import inspect
+    assert res.notes[0] in inspect(tmp_path / "testset-v1.json")["problems"]
+    mapped = load(jsonl(tmp_path / "mine.jsonl", [{"id": 7, "q": "hi", "a": False, "r": 3}]),
+                  columns="id=id,prompt=q,response=a,score=r,scale=1:5")
+    assert mapped.examples[0].conversation.response == "False" and mapped.examples[0].id == "7"
+    assert len(mapped.notes) == 1 and "field 'a'" in mapped.notes[0]  # the numeric id is not a problem
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_broken_gzip_and_deep_json_give_one_line(tmp_path, on_error):
+    good = jsonl(tmp_path / "train.jsonl.gz", [{"chosen": "\n\nHuman: hi\n\nAssistant: yo",
+                                                 "rejected": "\n\nHuman: hi\n\nAssistant: no"}] * 300)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(good.read_bytes()[:-20])
+    plain = write(tmp_path / "plain.jsonl.gz", '{"prompt": "hi"}\n')
+    deep = write(tmp_path / "deep.jsonl", '{"prompt": "hi"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    deep_array = write(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000)
+    for path, message in [(cut, r"cut.jsonl.gz: truncated gzip \(unexpected end of file\)$"),
+                          (plain, r"plain.jsonl.gz: named .gz but not gzip-compressed; rename it without .gz or compress it$"),
+                          (deep_array, "deep.json: line 1, column 1: invalid JSON: nested too deeply")]:
+        with pytest.raises(DataError, match=message) as err:
+            load(path, on_error=on_error)
+        assert "\n" not in str(err.value)
+    if on_error == "raise":
+        with pytest.raises(DataError, match="deep.jsonl: line 2: invalid JSON at column 1: nested too deeply"):
+            load(deep)
+    else:
+        res = load(deep, on_error="skip")
+        assert len(res) == 1 and res.skipped == [("line 2", "invalid JSON at column 1: nested too deeply "
+                                                             "(more than Python's recursion limit)")]
+
+
+def test_score_scale_inferred_when_not_given_and_said(tmp_path):
+    """A 1-5 rating without scale= is read on 1-5 (the narrowest common scale holding 1..5), with a note."""
+    path = write(tmp_path / "mine.csv", "question,answer,rating\nq1,a1,1\nq2,a2,5\nq3,a3,4\n")
+    res = load(path, columns="prompt=question,response=answer,score=rating")
+    assert {e.scale for e in res.examples} == {(1.0, 5.0)}
+    assert res.notes == ["score scale not given: 1-5, inferred from the data (scores 1 to 5); "
+                         "set it with --columns ...,scale=LOW:HIGH"]
+    given = load(path, columns="prompt=question,response=answer,score=rating,scale=0:10")
+    assert {e.scale for e in given.examples} == {(0.0, 10.0)} and given.notes == []

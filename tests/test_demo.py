@@ -50,7 +50,7 @@ def test_demo_trains_evaluates_and_reports(tmp_path):
     result = run_demo(tmp_path / "out", data=str(data), encoder=tiny_bert(tmp_path / "bert"))
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert result["report"].is_file() and "<img" in result["report"].read_text()
-    assert sorted(m["task"] for m in metrics) == ["pair", "pair", "safety", "safety", "score", "score"]
+    assert sorted(m["task"] for m in metrics) == ["pair", "pair", "pair", "safety", "safety", "score", "score"]
     for task, folder in result["judges"].items():
         assert load_judge(folder).task == task
     ours = {r.task: r for r in result["results"] if not r.judge.startswith("baseline")}

@@ -73,7 +73,9 @@ def test_eval_json_and_predictions_side_by_side(tmp_path, capsys, pair_csv, pair
     code, out, err = _run(capsys, "eval", pair_judge, "--data", pair_csv, "--predictions", tmp_path / "pred.csv",
                           "--json", "--bootstrap", 200)
     assert code == 0, err
-    ours, outside = (json.loads(line) for line in out.strip().splitlines())
+    ours, outside, *trivial = (json.loads(line) for line in out.strip().splitlines())
+    assert [b["judge"] for b in trivial] == ["baseline: label prior", "baseline: longer wins"]
+    assert ours["verdict"].startswith("better than baseline: label prior")
     assert ours["task"] == "pair" and ours["n"] == 16 and ours["primary"] == "log_loss"
     for name, (lo, hi) in ours["ci"].items():
         assert lo <= ours["metrics"][name] <= hi, name
@@ -84,6 +86,27 @@ def test_eval_json_and_predictions_side_by_side(tmp_path, capsys, pair_csv, pair
     for name in ("log_loss", "accuracy", "brier", "ece"):
         assert outside["metrics"][name] == pytest.approx(ours["metrics"][name], abs=1e-6)
     assert "swap_consistency" not in outside["metrics"]  # outside predictions cannot be swapped
+
+
+def test_predictions_named_name_equals_file(tmp_path, capsys, pair_csv, pair_judge):
+    """Two out-of-fold files both called oof.csv: unnamed they are refused, named they keep their names."""
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        assert _run(capsys, "predict", pair_judge, "--data", pair_csv, "--out", tmp_path / run / "oof.csv")[0] == 0
+    code, _, err = _run(capsys, "eval", "--data", pair_csv, "--predictions", tmp_path / "a" / "oof.csv",
+                        "--predictions", tmp_path / "b" / "oof.csv", "--bootstrap", 10)
+    assert code == 2 and "two judges would both be called 'oof'; name them: --predictions NAME=FILE" in err
+    code, out, err = _run(capsys, "eval", "--data", pair_csv, "--predictions", f"tfidf-a={tmp_path / 'a' / 'oof.csv'}",
+                          "--predictions", f"tfidf-b={tmp_path / 'b' / 'oof.csv'}", "--json", "--bootstrap", 10)
+    assert code == 0, err
+    assert [json.loads(line)["judge"] for line in out.strip().splitlines()][:2] == ["tfidf-a", "tfidf-b"]
+
+
+def test_eval_help_reads_right(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    out = capsys.readouterr().out
+    assert "with 95%" in out and "%%" not in out and "[NAME=]FILE" in out
 
 
 def test_predictions_must_cover_every_row(tmp_path, capsys, pair_csv):
@@ -97,7 +120,7 @@ def test_calibrate_on_fits_temperature_and_report_shows_before_after(tmp_path, c
     code, out, err = _run(capsys, "eval", pair_judge, "--data", pair_csv, "--calibrate-on", pair_csv, "--json",
                           "--bootstrap", 100, "--report", tmp_path / "report")
     assert code == 0, err
-    result = json.loads(out)
+    result = json.loads(out.splitlines()[0])  # then one line per trivial baseline
     assert result["metrics"]["temperature"] != 1.0
     assert "ece_before" in result["metrics"] and "log_loss_before" in result["metrics"]
     # Temperature scaling minimises log loss on the data it is fitted on.

@@ -10,6 +10,7 @@ import pytest
 from judges_fixtures import pair_examples, safety_examples, score_examples
 
 from referee.judges import PairJudge, RewardJudge, SafetyJudge, ScoreJudge
+from referee.schema import SafetyExample
 from referee.serve import create_app, running
 
 CHROMIUM = "/usr/bin/chromium"
@@ -116,3 +117,23 @@ def test_api_key_prompt(browser, judges):
         page.wait_for_selector(".card-foot")
         assert page.locator("[data-testid=safety-verdict]").count() == 2
         page.close()
+
+
+def test_category_codes_are_spelt_out(browser):
+    """OpenAI moderation codes (H2, HR) read as words on the page and in /v1/judges; other names stay."""
+    rename = {"harsh": "HR", "hate": "H2"}
+    examples = [SafetyExample(id=e.id, conversation=e.conversation, labels={rename[k]: v for k, v in e.labels.items()})
+                for e in safety_examples()]
+    judge = SafetyJudge(progress=False).fit(examples)
+    with running(create_app({"moderation": judge})) as url:
+        info = httpx.get(url + "/v1/judges").json()["judges"][0]
+        assert info["category_names"] == {"HR": "harassment (HR)", "H2": "hate/threatening (H2)"}
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector(".chip")
+        page.fill("#user", "question 1 about topic 1")
+        page.fill("#response-a", "wrong rude vague")
+        page.click("#judge-button")
+        page.wait_for_selector(".cats")
+        text = page.inner_text(".cats")
+        assert "harassment (HR)" in text and "hate/threatening (H2)" in text

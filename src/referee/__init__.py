@@ -17,13 +17,17 @@ __all__ = [
 ]
 
 _JUDGES = ("ScoreJudge", "PairJudge", "SafetyJudge", "RewardJudge", "load_judge")
-__all__ += list(_JUDGES)
+__all__ += list(_JUDGES) + ["load"]
 
 
 def __getattr__(name):
-    # Judges import torch and scikit-learn: load them on first use, not on `import referee`.
+    # Judges import torch and scikit-learn, the loaders pandas: load them on first use, not on `import referee`.
     if name in _JUDGES:
         import referee.judges
 
         return getattr(referee.judges, name)
+    if name == "load":
+        from referee.data import load
+
+        return load
     raise AttributeError(f"module 'referee' has no attribute {name!r}")

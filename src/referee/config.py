@@ -41,7 +41,8 @@ def option(default, help: str, *, choices: tuple | None = None, low: float | Non
     """A config field: its default, one line of help, and what it accepts.
 
     choices: the allowed values; low / high: bounds of a number (inclusive, or exclusive with `open`).
-    The type comes from the annotation (`int`, `float`, `bool`, `str`, `dict`, each `| None` allowed)."""
+    The type comes from the annotation (`int`, `float`, `bool`, `str`, `dict`, `list[str]` (a repeatable
+    flag), each `| None` allowed)."""
     return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "open": open})
 
 
@@ -50,8 +51,10 @@ def _kind(cls, name: str) -> tuple[type, bool]:
     hint = typing.get_type_hints(cls)[name]
     args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else ()
     if args:
-        return next(a for a in args if a is not type(None)), type(None) in args
-    return hint, False
+        hint, optional = next(a for a in args if a is not type(None)), type(None) in args
+    else:
+        optional = False
+    return typing.get_origin(hint) or hint, optional  # list[str] -> list
 
 
 def _expected(kind: type, meta: dict) -> str:
@@ -63,6 +66,8 @@ def _expected(kind: type, meta: dict) -> str:
         return "a mapping"
     if kind is str:
         return "a non-empty string"
+    if kind is list:
+        return "a list of non-empty strings"
     low, high = meta["low"], meta["high"]
     if kind is int:
         return f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
@@ -80,6 +85,8 @@ def _fits(kind: type, meta: dict, value) -> bool:
         return isinstance(value, kind)
     if kind is str:
         return isinstance(value, str) and value != ""
+    if kind is list:
+        return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
         return False
     low, high, strict = meta["low"], meta["high"], meta["open"]
@@ -162,6 +169,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type[Config], *, prefix: str
         if kind is bool:
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
                                 help=f.metadata["help"])
+        elif kind is list:  # repeatable: --data A --data B
+            parser.add_argument(flag, dest=dest, action="append", default=None, help=f.metadata["help"])
         else:
             parser.add_argument(flag, dest=dest, type=kind, choices=f.metadata["choices"], default=None,
                                 help=f.metadata["help"])

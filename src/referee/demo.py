@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,41 +66,22 @@ def pair_examples(examples: list[ScoreExample], seed: int = 0) -> list[PairExamp
     return pairs
 
 
-def baselines(train_score, train_safety, train_pairs, test_score, test_safety, test_pairs, categories):
-    """What the training labels alone predict: per-category mean score, base rate, label prior."""
-    from referee.evaluate.outputs import Predictions
-
-    means = {m: float(np.mean([e.score for e in train_score if e.metric == m])) for m in categories}
-    rate = {c: float(np.mean([e.labels[c] for e in train_safety if e.labels.get(c) is not None])) for c in categories}
-    any_rate = float(np.mean([bool(e.unsafe) for e in train_safety]))
-    counts = Counter(p.label for p in train_pairs)
-    prior = [counts[lab] / len(train_pairs) for lab in ("A", "B", "tie")]
-    # A and B are assigned at random, so the prior over them is symmetric in expectation.
-    prior = [(prior[0] + prior[1]) / 2, (prior[0] + prior[1]) / 2, prior[2]]
-    where = Path("<trivial baseline>")
-    return [
-        Predictions("baseline: category mean", "score", where,
-                    {e.id: {"metric": e.metric, "score": means[e.metric]} for e in test_score}),
-        Predictions("baseline: base rate", "safety", where,
-                    {e.id: {"p_unsafe": any_rate, **rate} for e in test_safety}, categories=list(categories)),
-        Predictions("baseline: label prior", "pair", where,
-                    {p.id: dict(zip(("winner_model_a", "winner_model_b", "winner_tie"), prior)) for p in test_pairs}),
-    ]
-
-
 def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder: str | None = None,
-             console: Console | None = None, seed: int = 0) -> dict:
+             console: Console | None = None, seed: int = 0, *, format: str | None = None, columns=None,
+             on_error: str = "raise") -> dict:
     """Train, evaluate and report; returns {"judges": {task: folder}, "results": [...], "report": path}."""
     from referee.data import load, load_default
     from referee.data.split import train_valid_split
     from referee.evaluate import evaluate, write_report
+    from referee.evaluate.baselines import baselines
+    from referee.evaluate.report import best_baseline, is_baseline
     from referee.judges import PairJudge, SafetyJudge, ScoreJudge
 
     console = console or Console()
     out = Path(out)
     start = time.perf_counter()
     console.rule("[bold]referee demo")
-    loaded = load(data) if data else load_default()
+    loaded = load(data, format, columns=columns, on_error=on_error) if data else load_default(on_error=on_error)
     examples = [to_ten(e) for e in loaded.examples if isinstance(e, ScoreExample) and e.score is not None]
     if len(examples) < 20:
         raise UserError(f"{loaded.path}: the demo needs score-labelled rows (prompt, response, metric, score); "
@@ -127,20 +108,17 @@ def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder:
         console.print(f"  trained in {time.perf_counter() - t0:.1f} s -> {folders[task]}")
         results.append(evaluate(judge, te, name=f"{task} judge (MiniLM, frozen)", where="held-out",
                                 folder=folders[task]))
-    for base in baselines(*[sets[t][0] for t in ("score", "safety", "pair")],
-                          *[sets[t][1] for t in ("score", "safety", "pair")], categories):
-        test_set = sets[base.task][1]
-        results.append(evaluate(base, test_set, name=base.name, where="held-out"))
+    for task in judges:  # what the training labels alone predict, on the same held-out rows
+        train_set, test_set = sets[task]
+        results += [evaluate(b, test_set, name=b.name, where="held-out") for b in baselines(task, test_set, train_set)]
     report = write_report(out, results, title="referee demo: harm judges on human scores")
 
     table = Table(title=f"referee demo — {time.perf_counter() - start:.0f} s", show_lines=False)
     for column in ("judge", "train", "held out", "metric", "judge [95% CI]", "baseline"):
         table.add_column(column, justify="left" if column == "judge" else "right")
-    by_task = defaultdict(list)
-    for r in results:
-        by_task[r.task].append(r)
     for task in judges:
-        ours, base = by_task[task]
+        ours = next(r for r in results if r.task == task and not is_baseline(r))
+        base = best_baseline(results, ours)
         metric = ours.primary
         lo, hi = ours.ci.get(metric, (float("nan"), float("nan")))
         table.add_row(task, str(len(sets[task][0])), str(ours.n), metric,

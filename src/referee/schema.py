@@ -29,6 +29,23 @@ PAIR_LABELS = ("A", "B", "tie")
 TASKS = ("score", "pair", "safety", "reward", "prompts")
 
 
+# Harm-category codes used by OpenAI's moderation data, spelt out wherever a person reads them (the API's
+# /v1/judges, the web page, the report). Other sources name their categories in words already.
+CATEGORY_NAMES = {
+    "S": "sexual", "H": "hate", "V": "violence", "HR": "harassment", "SH": "self-harm",
+    "S3": "sexual/minors", "H2": "hate/threatening", "V2": "violence/graphic",
+}
+
+
+def category_name(category: str) -> str:
+    """A category as a reader should see it: the words, with the code when it is one.
+
+    >>> category_name("H2"), category_name("refusal")
+    ('hate/threatening (H2)', 'refusal')
+    """
+    return f"{CATEGORY_NAMES[category]} ({category})" if category in CATEGORY_NAMES else category
+
+
 class SchemaError(UserError, ValueError):
     """An example that cannot exist: names the field, the bad value and what was expected."""
 
@@ -99,6 +116,34 @@ class Conversation:
     @classmethod
     def from_dict(cls, data: dict) -> Conversation:
         return cls(tuple(Turn(t["role"], t["content"]) for t in data["turns"]), system=data.get("system"))
+
+
+def conversation_of(item) -> Conversation | None:
+    """Plain input as a conversation, or None when it is not one: a Conversation, a response's text
+    (judged with no request), a (prompt, response) pair of texts, or {"prompt": ..., "response": ...}.
+
+    >>> conversation_of(("Capital of France?", "Paris.")).response, conversation_of("Paris.").prompt
+    ('Paris.', '')
+    """
+    if isinstance(item, Conversation):
+        return item
+    if isinstance(item, str):
+        return Conversation.from_text("", item)
+    if isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item):
+        return Conversation.from_text(*item)
+    if isinstance(item, dict) and isinstance(item.get("prompt"), str) and isinstance(item.get("response"), str):
+        return Conversation.from_text(item["prompt"], item["response"], system=item.get("system"))
+    return None
+
+
+def pair_of(item, id: str) -> PairExample | None:
+    """Plain input as a pair, or None: (prompt, response_a, response_b) texts, or two Conversations."""
+    if isinstance(item, tuple) and len(item) == 3 and all(isinstance(x, str) for x in item):
+        prompt, a, b = item
+        return PairExample(id=id, a=Conversation.from_text(prompt, a), b=Conversation.from_text(prompt, b))
+    if isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, Conversation) for x in item):
+        return PairExample(id=id, a=item[0], b=item[1])
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -42,7 +42,7 @@ from referee.data import (
     xstest_completions,
     xstest_prompts,
 )
-from referee.data.files import DataError, LoadResult, head
+from referee.data.files import DataError, LoadResult, base_name, gzip_problem, head, json_problem
 
 __all__ = ["load", "load_default", "LoadResult", "DataError", "FORMATS", "detect"]
 
@@ -101,6 +101,8 @@ def load(path: str | Path, format: str | None = None, *, columns: dict[str, str]
         return NAMED[text](on_error)
     path = Path(path)
     check_file(path)
+    if path.is_file() and path.suffix == ".gz" and (problem := gzip_problem(path)):
+        raise DataError(f"{path}: {problem}")  # cut short: one line, not every format's refusal
     if format is None:
         format = generic_for(path) if columns else detect(path)
     module = FORMATS[format]
@@ -139,6 +141,8 @@ def detect(path: Path) -> str:
         if verdict is True:
             return name
         refusals.append(f"  {name}: {verdict}")
+    if base_name(path).endswith((".json", ".jsonl", ".ndjson")):
+        json_problem(path)  # a file that is not valid JSON: say that, not every format's refusal
     raise DataError(f"{path}: cannot tell its format. Tried:\n" + "\n".join(refusals)
                     + "\nPass --format NAME, or --columns prompt=...,response=...,score=... for a generic file.")
 

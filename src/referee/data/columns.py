@@ -3,7 +3,8 @@ Hugging Face datasets.
 
 A mapping names, for each role, the column that holds it: `prompt=question,response=answer,score=rating`.
 Roles: prompt, response, system, id, score, metric, label, response_a, response_b, category, language,
-model, model_a, model_b; and `scale=LOW:HIGH` (not a column: the score scale, 0:10 by default). Without a
+model, model_a, model_b; and `scale=LOW:HIGH` (not a column: the score scale; when it is not given,
+the narrowest common scale holding every score — 0-1, 1-5, 0-5, 1-7, 1-10, 0-10, 0-100 — said in the notes). Without a
 mapping, columns named like the roles are used. The task follows from the roles present:
 
   response_a + response_b            -> pair     (label A / B / tie, any case; no label = unlabelled)
@@ -14,7 +15,10 @@ mapping, columns named like the roles are used. The task follows from the roles 
 
 from __future__ import annotations
 
-from referee.data.files import DataError, LoadResult, collect
+import math
+from dataclasses import replace
+
+from referee.data.files import DataError, LoadResult, as_text, collect
 from referee.schema import Conversation, PairExample, PromptExample, SafetyExample, ScoreExample
 
 ROLES = ("prompt", "response", "system", "id", "score", "metric", "label", "response_a", "response_b",
@@ -66,9 +70,27 @@ def check_mapping(source, mapping: dict[str, str], header: list[str]) -> dict[st
     return mapping
 
 
-def scale_of(mapping: dict[str, str]) -> tuple[float, float]:
+# Score scales people use, narrowest first: an unstated scale is the first that holds every score.
+COMMON_SCALES = ((0.0, 1.0), (1.0, 5.0), (0.0, 5.0), (1.0, 7.0), (1.0, 10.0), (0.0, 10.0), (0.0, 100.0))
+
+
+def infer_scale(scores) -> tuple[float, float]:
+    """The narrowest common scale that holds every score; else the scores' own range.
+
+    >>> infer_scale([1, 3, 5]), infer_scale([0.2, 0.9]), infer_scale([0, 7, 10]), infer_scale([3, 250])
+    ((1.0, 5.0), (0.0, 1.0), (0.0, 10.0), (3.0, 250.0))
+    """
+    low, high = min(scores), max(scores)
+    for scale in COMMON_SCALES:
+        if scale[0] <= low and high <= scale[1]:
+            return scale
+    return (float(low), float(high) if high > low else float(low) + 1.0)
+
+
+def scale_of(mapping: dict[str, str]) -> tuple[float, float] | None:
+    """The scale given as `scale=LOW:HIGH`, or None: inferred from the scores once they are read."""
     if "scale" not in mapping:
-        return (0.0, 10.0)
+        return None
     try:
         low, high = (float(x) for x in mapping["scale"].split(":"))
     except ValueError:
@@ -92,7 +114,9 @@ def build(source, format: str, rows, mapping: dict[str, str], on_error: str, sta
             if required:
                 raise DataError(f"field {column!r} is empty")
             return None
-        return value if isinstance(value, str) else (value if role in ("score", "label") else str(value))
+        if isinstance(value, str) or role in ("score", "label"):
+            return value
+        return str(value) if role == "id" else as_text(value, column)  # numeric ids are ordinary
 
     def make(row, index: int):
         if not isinstance(row, dict):
@@ -120,8 +144,8 @@ def build(source, format: str, rows, mapping: dict[str, str], on_error: str, sta
             except (TypeError, ValueError):
                 raise DataError(f"field {mapping['score']!r}: expected a number, got {raw!r}") from None
             metric = get(row, "metric", False) or mapping.get("score") or "score"
-            return ScoreExample(**common, conversation=conversation, metric=metric, score=score, scale=scale,
-                                model=get(row, "model", False))
+            return ScoreExample(**common, conversation=conversation, metric=metric, score=score,
+                                scale=scale or (-math.inf, math.inf), model=get(row, "model", False))
         label = get(row, "label", False)
         if task == "safety":
             return SafetyExample(**common, conversation=conversation,
@@ -131,7 +155,16 @@ def build(source, format: str, rows, mapping: dict[str, str], on_error: str, sta
         return PromptExample(**common, conversation=conversation, category=get(row, "category", False),
                              label=None if label is None else str(label).strip().lower())
 
-    return collect(source, format, task, rows, make, on_error, start=start)
+    result = collect(source, format, task, rows, make, on_error, start=start)
+    if task == "score" and scale is None:
+        # Without scores (data to predict on) the scale stays 0-10 here; a judge puts its own on the rows.
+        scores = [e.score for e in result.examples if e.score is not None]
+        inferred = infer_scale(scores) if scores else (0.0, 10.0)
+        result.examples = [replace(e, scale=inferred) for e in result.examples]
+        if scores:
+            result.notes.append(f"score scale not given: {inferred[0]:g}-{inferred[1]:g}, inferred from the data "
+                                f"(scores {min(scores):g} to {max(scores):g}); set it with --columns ...,scale=LOW:HIGH")
+    return result
 
 
 def binary(value, column: str) -> bool | None:

@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -15,6 +16,9 @@ from typing import Callable, Iterable
 from referee.errors import UserError
 
 ON_ERROR = ("raise", "skip")
+# Scalars read as text in the row being made: `text_field` adds (field, value) and `collect`, which
+# knows which row it is, turns them into notes. A context variable, so loaders keep their signatures.
+_scalars: ContextVar[list | None] = ContextVar("scalars", default=None)
 
 
 class DataError(UserError):
@@ -68,8 +72,36 @@ def read_text(path: Path) -> str:
             return handle.read()
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
-    except (OSError, EOFError) as err:
+    except gzip.BadGzipFile:
+        raise DataError(f"{path}: not a gzip file (its name ends in .gz)") from None
+    except EOFError:
+        raise DataError(f"{path}: truncated gzip (unexpected end of file)") from None
+    except OSError as err:
         raise DataError(f"{path}: cannot read: {err}") from None
+
+
+def gzip_problem(path: Path) -> str | None:
+    """Why a .gz file cannot be read through (not gzip, or cut short), or None. Checked before format
+    detection so that one line says what is wrong, not every format's refusal."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 20):
+                pass
+    except gzip.BadGzipFile:
+        return "not a gzip file (its name ends in .gz)"
+    except EOFError:
+        return "truncated gzip (unexpected end of file)"
+    except (OSError, ValueError) as err:  # zlib.error is an OSError: corrupt compressed data
+        return f"corrupt gzip ({err})"
+    return None
+
+
+def parse_json(text: str):
+    """json.loads, with nesting too deep for Python's parser reported as a JSONDecodeError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply (more than Python's recursion limit)", text, 0) from None
 
 
 def read_json(path: Path):
@@ -78,11 +110,9 @@ def read_json(path: Path):
     if not text.strip():
         raise DataError(f"{path}: the file is empty")
     try:
-        return json.loads(text)
+        return parse_json(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
-    except RecursionError:
-        raise DataError(f"{path}: JSON nested too deeply to be records") from None
 
 
 def json_rows(path: Path) -> list[tuple[str, object]]:
@@ -105,11 +135,9 @@ def jsonl_rows(path: Path) -> Iterable[tuple[str, Callable[[], object]]]:
 
 def parse_json_line(line: str):
     try:
-        return json.loads(line)
+        return parse_json(line)
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON at column {err.colno}: {err.msg}") from None
-    except RecursionError:
-        raise DataError("JSON nested too deeply to be a record") from None
 
 
 def first_json_record(path: Path):
@@ -117,8 +145,8 @@ def first_json_record(path: Path):
     text = head(path, 1 << 20).lstrip()
     if text.startswith("["):
         try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+            data = parse_json(text)
+        except json.JSONDecodeError:
             # A large array cut off by `head`: read the whole file (sniffing stays a rare, one-off cost).
             try:
                 data = read_json(path)
@@ -127,9 +155,21 @@ def first_json_record(path: Path):
         return data[0] if isinstance(data, list) and data else None
     line = text.split("\n", 1)[0]
     try:
-        return json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
+        return parse_json(line)
+    except json.JSONDecodeError:
         return None
+
+
+def json_problem(path: Path) -> None:
+    """Raise the JSON syntax error of a JSON-array file, or of a JSON-lines file's first line, if any."""
+    text = head(path, 1 << 20).lstrip()
+    if text.startswith("["):
+        read_json(path)
+        return
+    try:
+        parse_json(text.split("\n", 1)[0])
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: line 1, column {err.colno}: invalid JSON: {err.msg}") from None
 
 
 def sniff_json_fields(path: Path, fields: Iterable[str], suffixes: tuple[str, ...] = (".json", ".jsonl")) -> bool | str:
@@ -205,9 +245,12 @@ def collect(path, format: str, task: str, rows: Iterable, make: Callable, on_err
     if on_error not in ON_ERROR:
         raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     examples, skipped, seen = [], [], {}
+    scalars: dict[str, list[str]] = {}  # field -> where each scalar was read as text
     n_rows = 0
     for index, (where, raw) in enumerate(rows, start=start):
         n_rows += 1
+        row_scalars = []
+        token = _scalars.set(row_scalars)
         try:
             made = make(raw() if callable(raw) else raw, index)
             made = made if isinstance(made, list) else [made]
@@ -222,21 +265,43 @@ def collect(path, format: str, task: str, rows: Iterable, make: Callable, on_err
                 raise DataError(f"{path}: {where}: {reason}") from None
             skipped.append((where, reason))
             continue
+        finally:
+            _scalars.reset(token)
         examples.extend(made)
+        for name, value in row_scalars:
+            scalars.setdefault(name, []).append(f"{where}: {value!r}")
     if n_rows == 0:
         raise DataError(f"{path}: no rows: the file holds no {format} records")
-    return LoadResult(examples=examples, format=format, task=task, path=str(path), skipped=skipped,
-                      notes=list(notes or []))
+    notes = list(notes or [])
+    for name, places in scalars.items():
+        shown = "; ".join(places[:3]) + ("; ..." if len(places) > 3 else "")
+        notes.append(f"field {name!r}: {len(places)} value(s) that are not text (a JSON number or boolean) "
+                     f"read as text ({shown})")
+    return LoadResult(examples=examples, format=format, task=task, path=str(path), skipped=skipped, notes=notes)
 
 
 def text_field(row: dict, name: str) -> str:
-    """A text field that must be present and a string (numbers are read as their text)."""
+    """A text field that must be present and a string.
+
+    A number or boolean (PandaLM has `"response1": true`: the model answered "True") is read as its text
+    and listed in the load's notes, never an error.
+
+    >>> text_field({"response1": True}, "response1")
+    'True'
+    """
     if name not in row:
         raise DataError(f"missing field {name!r}")
-    value = row[name]
+    return as_text(row[name], name)
+
+
+def as_text(value, name: str) -> str:
+    """`value` of field `name` as text: a scalar is converted and remembered for the load's notes."""
     if value is None:
         raise DataError(f"field {name!r} is null")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (bool, int, float)):
+        recorded = _scalars.get()
+        if recorded is not None:
+            recorded.append((name, value))
         return str(value)
     if not isinstance(value, str):
         raise DataError(f"field {name!r}: expected text, got {type(value).__name__}")

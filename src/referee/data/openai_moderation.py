@@ -1,7 +1,7 @@
 """OpenAI moderation samples, JSON lines (plain or .gz) -> SafetyExample over the prompt.
 
-Each line: `prompt` plus 0/1 flags for some of `S, H, V, HR, SH, S3, H2, V2` (sexual, hate, violence,
-harassment, self-harm, sexual/minors, hate/threatening, violence/graphic). A missing key means the
+Each line: `prompt` plus 0/1 flags for some of `S, H, V, HR, SH, S3, H2, V2` (spelt out in
+`referee.schema.CATEGORY_NAMES`). A missing key means the
 category was not annotated: its label is None (unknown), never False. The conversation is the prompt
 alone — the text being moderated — with no response.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from referee.data.files import DataError, LoadResult, base_name, collect, first_json_record, jsonl_rows, text_field
-from referee.schema import Conversation, SafetyExample
+from referee.schema import CATEGORY_NAMES, Conversation, SafetyExample
 
-CATEGORIES = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
+CATEGORIES = tuple(CATEGORY_NAMES)
 
 
 def sniff(path: Path) -> bool | str:

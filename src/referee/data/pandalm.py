@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from referee.data.files import DataError, LoadResult, base_name, collect, first_json_record, json_rows, read_json, text_field
+from referee.data.files import DataError, LoadResult, as_text, base_name, collect, first_json_record, json_rows, read_json, text_field
 from referee.schema import Conversation, PairExample
 
 ANNOTATORS = ("annotator1", "annotator2", "annotator3")
@@ -39,9 +39,7 @@ def load(path: Path, *, on_error: str = "raise") -> LoadResult:
         if not isinstance(row, dict):
             raise DataError(f"expected a JSON object, got {type(row).__name__}")
         request = text_field(row, "instruction").strip()
-        extra = row.get("input") or ""
-        if not isinstance(extra, str):
-            raise DataError(f"field 'input': expected text, got {type(extra).__name__}")
+        extra = "" if row.get("input") is None else as_text(row["input"], "input")
         if extra.strip():
             request = f"{request}\n\n{extra.strip()}"
         models = str(row.get("cmp_key") or "").split("_", 1)

@@ -68,3 +68,29 @@ def train_valid_split(examples, valid_fraction: float = 0.2, seed: int = 0) -> t
     examples = list(examples)
     train_idx, valid_idx = kfold(examples, k=max(2, round(1 / valid_fraction)), seed=seed)[0]
     return [examples[i] for i in train_idx], [examples[i] for i in valid_idx]
+
+
+def prompt_digest(examples) -> list[str]:
+    """The opening requests of `examples`, hashed (sha256, 16 hex digits), sorted and unique: what a judge
+    saves of its training data so that evaluation can tell when it is shown rows it learnt from, without
+    keeping the text itself.
+
+    >>> from referee.schema import Conversation, ScoreExample
+    >>> rows = [ScoreExample(id=str(i), conversation=Conversation.from_text(p, "ok"), metric="m")
+    ...         for i, p in enumerate(["Hi there", "hi   THERE", "Bye"])]
+    >>> len(prompt_digest(rows)), overlap(rows[:1], prompt_digest(rows[1:2]))
+    (2, 1)
+    """
+    return sorted({_hash(group_key(e)) for e in examples})
+
+
+def overlap(examples, digest) -> int:
+    """How many of `examples` open with a request whose hash is in `digest` (see `prompt_digest`)."""
+    seen = set(digest)
+    return sum(_hash(group_key(e)) in seen for e in examples)
+
+
+def _hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
-from tqdm.auto import tqdm
 
 from referee.errors import UserError
 from referee.paths import cache_dir
+from referee.progress import bar
 
 FORMAT = "referee-frozen/1"
 SHARD_ROWS = 2048  # write a shard every this many new embeddings: an interrupted run keeps its work
@@ -322,20 +322,20 @@ class FrozenEncoder:
         if missing:
             todo = list(missing.items())
             batches = token_batches(self._lengths([t for _, t in todo]), self.batch_tokens)
-            bar = tqdm(total=len(todo), desc=f"encoding ({self.name})", unit="text",
-                       disable=not self.progress or None, leave=False)
+            progress = bar(total=len(todo), desc=f"encoding ({self.name})", unit="text", enabled=self.progress,
+                           leave=False)
             done_keys: list[bytes] = []
             done: list[np.ndarray] = []
             for n, batch in enumerate(batches):
                 done.append(self._encode([todo[i][1] for i in batch]))
                 done_keys += [todo[i][0] for i in batch]
-                bar.update(len(batch))
+                progress.update(len(batch))
                 if len(done_keys) >= SHARD_ROWS or n == len(batches) - 1:
                     embeddings = np.concatenate(done)
                     self._write_shard(done_keys, embeddings)
                     index.update(zip(done_keys, embeddings))
                     done_keys, done = [], []
-            bar.close()
+            progress.close()
         if not texts:
             return np.zeros((0, self._load_model().dim), dtype=np.float32)
         out = np.stack([index[k] for k in keys]).astype(np.float32, copy=False)

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from referee.errors import UserError
+from referee.progress import bar
 
 SETTINGS = "referee_encoder.json"  # beside the HF files: how referee uses them
 FORMAT = "referee-finetune/1"
@@ -124,7 +124,7 @@ class _Texts(nn.Module):
         order = np.array(sorted(range(len(texts)), key=lambda i: (-len(texts[i]) - len(second[i]), texts[i], second[i])),
                          dtype=np.int64)
         parts = {}
-        for start in tqdm(range(0, len(texts), self.batch_size), desc="encoding", disable=not progress or None,
+        for start in bar(range(0, len(texts), self.batch_size), desc="encoding", enabled=progress,
                           leave=False):
             index = order[start:start + self.batch_size]
             inputs = self.tokenize([texts[i] for i in index], None if texts_b is None else [texts_b[i] for i in index])

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from referee.data.split import overlap
 from referee.errors import UserError
 from referee.evaluate import metrics as M
 from referee.evaluate.outputs import Predictions
@@ -60,11 +61,13 @@ class Evaluation:
     n_boot: int = 1000                          # bootstrap resamples behind `ci`
     notes: list[str] = field(default_factory=list)
     details: dict = field(default_factory=dict)  # per-row arrays for the plots; not in to_dict()
+    train_overlap: int = 0                       # rows whose opening request the judge was trained on
 
     def to_dict(self) -> dict:
         return {"judge": self.judge, "task": self.task, "data": self.data, "n": self.n, "primary": self.primary,
                 "metrics": {k: _clean(v) for k, v in self.metrics.items()},
-                "ci": {k: [_clean(lo), _clean(hi)] for k, (lo, hi) in self.ci.items()}, "notes": self.notes}
+                "ci": {k: [_clean(lo), _clean(hi)] for k, (lo, hi) in self.ci.items()},
+                "train_overlap": self.train_overlap, "notes": self.notes}
 
 
 def _clean(x: float) -> float | None:
@@ -357,9 +360,15 @@ def evaluate(judge, examples, *, name: str | None = None, n_boot: int = 1000, se
     scored.details["history"] = training_history(judge.history_, folder)
     if outside and judge.unused:
         scored.notes.append(f"{judge.unused} predictions for ids not in the data were not used")
+    seen = overlap(examples, judge.train_digest_) if judge.train_digest_ else 0
+    if seen:
+        # First, and in capitals: numbers on training rows flatter the judge (0.82 where out-of-fold says 0.46).
+        scored.notes.insert(0, f"TRAINING ROWS: {seen} of {len(examples)} rows open with a request the judge was "
+                               "trained on; these numbers overstate how it does on new data (evaluate on held-out "
+                               "rows, or use --folds for out-of-fold figures)")
     return Evaluation(judge=name, task=judge.task, n=scored.n, metrics=scored.metrics, ci=scored.ci,
                       primary=scored.primary, data_task=data_task, data=where, n_boot=n_boot, notes=scored.notes,
-                      details=scored.details)
+                      details=scored.details, train_overlap=seen)
 
 
 def training_history(rows: list[dict] | None, folder: str | Path | None = None) -> dict | None:

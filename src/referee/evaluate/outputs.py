@@ -45,6 +45,7 @@ class Predictions:
     categories: list[str] = field(default_factory=list)
     unused: int = 0                # predictions whose id was not in the evaluated data
     history_ = None                # a file has no training curve (a judge trained in this process may)
+    train_digest_ = None           # nor a record of the prompts it was trained on
 
     @property
     def eval_data(self) -> tuple[str, ...]:

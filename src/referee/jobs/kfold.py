@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from tqdm.auto import tqdm
 
 from referee.errors import UserError
 from referee.io import write_json, write_text
 from referee.judges.base import Judge
+from referee.progress import bar
 
 
 @dataclass
@@ -66,7 +66,8 @@ def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: 
     fold_of = np.full(len(examples), -1)
     parts: dict[int, pd.DataFrame] = {}
     folds = []
-    for fold, (train_idx, valid_idx) in enumerate(tqdm(splits, desc=f"{k}-fold", unit="fold", disable=not progress or None)):
+    folds_bar = bar(splits, desc=f"{k}-fold", unit="fold", enabled=progress)
+    for fold, (train_idx, valid_idx) in enumerate(folds_bar):
         start = time.perf_counter()
         held_out = [examples[i] for i in valid_idx]
         fitted = clone(judge).fit([examples[i] for i in train_idx])
@@ -77,6 +78,9 @@ def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: 
         folds.append({"fold": fold, "n_train": len(train_idx), "n_valid": len(valid_idx),
                       "seconds": round(time.perf_counter() - start, 2),
                       **{name: float(v) for name, v in metrics.items() if name != "n"}})
+        first = next((name for name in metrics if name != "n"), None)  # the judge's headline figure
+        if first:
+            folds_bar.set_postfix({f"fold {fold + 1} {first}": f"{metrics[first]:.4f}"})
     # Safety folds may know different categories: the union of columns, NaN where a fold had none.
     oof = pd.concat(parts.values()).sort_index().reset_index(drop=True)
     return CrossValidation(ids=[ex.id for ex in examples], fold_of=fold_of, oof=oof, folds=folds)

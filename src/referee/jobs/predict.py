@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from referee.io import atomic_file
-from referee.jobs.train import read_examples
+from referee.jobs.train import data_notes, read_data
 from referee.judges import load_judge
 
 
@@ -20,11 +20,14 @@ def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
     return Path(path)
 
 
-def predict(judge_dir: str, data: str, out: str, format: str | None = None) -> dict:
-    """Apply a saved judge to `data` and write the table to `out`."""
+def predict(judge_dir: str, data, out: str, format: str | None = None, *, columns=None,
+            on_error: str = "raise") -> dict:
+    """Apply a saved judge to `data` (one file or several) and write the table to `out`."""
     start = time.perf_counter()
     judge = load_judge(judge_dir)
-    table = judge.predict_table(read_examples(data, format))
+    res = read_data(data, format, columns=columns, on_error=on_error)
+    examples = judge.fill_in(res.examples) if judge.task == "score" else res.examples
+    table = judge.predict_table(examples)
     write_csv(table, out)
     return {"rows": len(table), "columns": list(table.columns), "out": str(out),
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "data_notes": data_notes(res)}

@@ -53,7 +53,8 @@ def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, 
             resumed += len(chunk.examples) - len(todo)
             skipped.update(why for _, why in chunk.skipped)
             if todo:
-                output.write(judge.predict_table(todo))
+                # A score judge puts its own scale (and, where the file names no metric, its metrics) on the rows.
+                output.write(judge.predict_table(judge.fill_in(todo) if judge.task == "score" else todo))
                 judged += len(todo)
             bar.update(len(chunk.examples) + len(chunk.skipped))
             read = stream.read()

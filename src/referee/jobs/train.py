@@ -9,21 +9,32 @@ from pathlib import Path
 from referee.errors import UserError
 from referee.io import check_replaceable
 from referee.jobs.config import TrainConfig
-from referee.judges import JUDGES
-from referee.judges.base import MARKER
 
 
-def read_examples(path: str, format: str | None, task: str | None = None, what: str = "--data") -> list:
-    """Examples of `path`; with `task`, a UserError when they are not what a `task` judge learns from."""
-    from referee.data import load
+def read_data(paths, format: str | None = None, task: str | None = None, *, columns=None, on_error: str = "raise",
+              what: str = "--data"):
+    """The `LoadResult` of one or several files (`referee.data.combine.load_all`); with `task`, a UserError
+    when they are not what a `task` judge learns from."""
+    from referee.data.combine import load_all
+    from referee.judges import JUDGES
 
-    res = load(path, format=format)
+    res = load_all(paths, format, columns=columns, on_error=on_error)
     if not res.examples:
-        raise UserError(f"{what} {path}: no examples (format {res.format})")
+        raise UserError(f"{what} {res.path}: no examples (format {res.format})")
     if task is not None and res.task != JUDGES[task].data_task:
-        raise UserError(f"{what} {path}: holds {res.task} data (format {res.format}), but a {task} judge "
+        raise UserError(f"{what} {res.path}: holds {res.task} data (format {res.format}), but a {task} judge "
                         f"learns from {JUDGES[task].data_task} data")
-    return res.examples
+    return res
+
+
+def data_notes(res, what: str = "--data") -> list[str]:
+    """What the user should hear about the data read: rows skipped (how many, why) and the loader's notes."""
+    notes = [f"{what}: {note}" for note in res.notes]
+    if res.skipped:
+        reasons = sorted({why for _, why in res.skipped})
+        notes.append(f"{what}: skipped {len(res.skipped)} bad row(s) (--on-error skip): " + "; ".join(reasons[:3])
+                     + (" ..." if len(reasons) > 3 else ""))
+    return notes
 
 
 def train(config: TrainConfig) -> dict:
@@ -32,23 +43,37 @@ def train(config: TrainConfig) -> dict:
         raise UserError("referee train: --data is required")
     if not config.out:
         raise UserError("referee train: --out is required")
+    # Judges import torch (seconds): only once the arguments are known to be usable.
+    from referee.judges import JUDGES
+    from referee.judges.base import MARKER
+
     check_replaceable(config.out, MARKER, config.overwrite)  # before hours of training, not after
     start = time.perf_counter()
-    examples = read_examples(config.data, config.format, config.task)
-    valid = read_examples(config.valid, config.format, config.task, "--valid") if config.valid else None
+    options = dict(columns=config.columns, on_error=config.on_error)
+    data = read_data(config.data, config.format, config.task, **options)
+    examples, notes = data.examples, data_notes(data)
+    valid = None
+    if config.valid:
+        held = read_data(config.valid, config.format, config.task, **options, what="--valid")
+        valid, notes = held.examples, notes + data_notes(held, "--valid")
+    if config.categories:
+        from referee.data.combine import only_categories
+        examples = only_categories(examples, config.categories)
+        valid = only_categories(valid, config.categories) if valid else valid
     if config.valid_split:
         from referee.data.split import train_valid_split
         examples, valid = train_valid_split(examples, valid_fraction=config.valid_split, seed=config.seed)
 
     judge = JUDGES[config.task](**config.judge_options())
     summary = {"task": config.task, "features": config.features, "train_rows": len(examples),
-               "valid_rows": len(valid) if valid else None}
+               "valid_rows": len(valid) if valid else None, "data_notes": notes}
     if config.folds:
         # Each fold early-stops on a split of its own training folds, never on the held-out fold; the
         # out-of-fold predictions are written beside the judge once it is saved.
         from referee.jobs.kfold import cross_validate
         cv = cross_validate(judge, examples, k=config.folds, seed=config.seed, progress=config.progress)
         summary["cv"] = dict(cv.mean(), folds=config.folds)
+        summary["cv_baseline"] = cv_baseline(judge, examples, summary["cv"], seed=config.seed)
     judge.fit(examples, valid)
     # Linear judges and stacks calibrate on their out-of-fold predictions while fitting; the others
     # on the validation rows, when given.
@@ -58,6 +83,7 @@ def train(config: TrainConfig) -> dict:
     summary["validation"] = judge.validation_
     if hasattr(judge, "capacity_"):
         summary["capacity"] = judge.capacity_
+    summary["baseline"] = against_baseline(judge, examples, valid, seed=config.seed)
     described = judge.describe()  # pair and safety judges have a temperature, safety judges a threshold
     shown = ("temperature", "threshold") if (config.calibrate and valid) or calibrated_oof else ("threshold",)
     summary.update({key: described[key] for key in shown if key in described})
@@ -66,3 +92,44 @@ def train(config: TrainConfig) -> dict:
         summary["oof"], summary["folds_json"] = (str(p) for p in cv.write(Path(summary["saved"]) / "cv"))
     summary["seconds"] = time.perf_counter() - start
     return summary
+
+
+def against_baseline(judge, examples, valid, seed: int = 0) -> dict:
+    """The judge's primary metric on its validation rows beside the best trivial baseline's
+    (`referee.evaluate.baselines`, learnt from the training data), with a one-line verdict."""
+    from referee.evaluate.baselines import baselines
+    from referee.evaluate.evaluators import evaluate
+    from referee.evaluate.report import best_baseline, verdict
+
+    # The rows fit validated on: those given, or the judge's own hold-out (deterministic in its seed).
+    held = valid if valid is not None else judge._split([ex for ex in examples if judge.labelled(ex)], None)[1]
+    results = [evaluate(judge, held, name="judge", n_boot=200, seed=seed)]
+    results += [evaluate(b, held, name=b.name, n_boot=200, seed=seed) for b in baselines(judge.task, held, examples)]
+    ours, base = results[0], best_baseline(results, results[0])
+    return {"metric": ours.primary, "judge": ours.metrics[ours.primary],
+            "baseline": None if base is None else base.judge.removeprefix("baseline: "),
+            "baseline_value": None if base is None else base.metrics[ours.primary],
+            "verdict": verdict(ours, base, ours.primary)[1]}
+
+
+def cv_baseline(judge, examples, cv: dict, seed: int = 0) -> str | None:
+    """The cross-validated headline figure beside the best trivial baseline's on all the rows (its
+    constants taken from those same rows: a generous baseline), as one line; None when none applies."""
+    from referee.evaluate.baselines import baselines
+    from referee.evaluate.evaluators import evaluate
+    from referee.evaluate.report import LOWER_IS_BETTER
+
+    name = next((k for k in cv if k != "folds"), None)
+    labelled = [ex for ex in examples if judge.labelled(ex)]
+    found = []
+    for b in baselines(judge.task, labelled):
+        metrics = {k.replace("/", "_"): v for k, v in evaluate(b, labelled, name=b.name, n_boot=20, seed=seed).metrics.items()}
+        if name in metrics:
+            found.append((metrics[name], b.name))
+    if not found:
+        return None
+    lower = name in LOWER_IS_BETTER
+    value, base = min(found) if lower else max(found)
+    beats = cv[name] < value if lower else cv[name] > value
+    return (f"{name} {cv[name]:.4f} ({'lower' if lower else 'higher'} is better) beside {base} {value:.4f}: "
+            + ("better than the baseline" if beats else "NO better than the baseline"))

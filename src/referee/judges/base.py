@@ -42,11 +42,12 @@ from safetensors.numpy import save_file
 from sklearn.base import BaseEstimator, clone
 
 from referee import __version__
+from referee.data.split import prompt_digest
 from referee.errors import UserError
 from referee.io import atomic_folder
 from referee.judges.capacity import GRID
 from referee.judges import folder as judge_folder
-from referee.schema import Conversation
+from referee.schema import Conversation, conversation_of
 from referee.text import render
 
 FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse newer folders
@@ -177,6 +178,9 @@ class Judge(BaseEstimator):
         if valid is not None:
             valid = [ex for ex in self._check_examples(valid, "fit(valid=...)") if self.labelled(ex)] or None
         self._learn_labels(train)
+        # Hashed opening requests of every row fit was given, so that evaluation can say when it is
+        # shown rows the judge learnt from (`referee.data.split.overlap`).
+        self.train_digest_ = prompt_digest(train + (valid or []))
         self.history_ = None  # a tfidf fit has no curve; a refit must not keep the last one
         self._seed()
         train, valid = self._split(train, valid)
@@ -284,12 +288,24 @@ class Judge(BaseEstimator):
         name = type(self).__name__
         if not examples:
             raise UserError(f"{name}.{what}: no examples given (the data is empty, or every row was skipped)")
+        examples = [ex if isinstance(ex, self.example_type) else self.from_plain(ex, i) or ex
+                    for i, ex in enumerate(examples)]
         for i, ex in enumerate(examples):
+            if not isinstance(ex, self.example_type) and not hasattr(ex, "task"):
+                raise UserError(f"{name}.{what}: item {i} is a {type(ex).__name__}; expected {self.plain_input}")
             if not isinstance(ex, self.example_type):
                 kind = ex.task if hasattr(ex, "task") else type(ex).__name__
                 raise UserError(f"{name}.{what}: row {i} (id={getattr(ex, 'id', '?')!r}) is {kind} data, but a "
                                 f"{self.task} judge needs {self.example_type.__name__} rows; check --format or the task")
         return examples
+
+    # What a Python caller may pass instead of examples (plain text, conversations); see docs/api.md.
+    plain_input = "a Conversation, a response's text, or a (prompt, response) tuple"
+
+    def from_plain(self, item, index: int):
+        """The example of this judge's type for plain input (`plain_input`), or None."""
+        conversation = conversation_of(item)
+        return None if conversation is None else self.example_type(id=str(index), conversation=conversation)
 
     def _texts(self, conversations: list[Conversation]) -> list[str]:
         return [render(c, self.max_chars) for c in conversations]
@@ -394,7 +410,7 @@ class Judge(BaseEstimator):
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able learned state, named arrays) — each judge adds its own."""
         tensors = {"length_mean": self.length_mean_, "length_std": self.length_std_}
-        state = {"validation": self.validation_}
+        state = {"validation": self.validation_, "train_prompts": self.train_digest_}
         if hasattr(self, "capacity_"):
             state["capacity"] = self.capacity_
         if hasattr(self, "head_"):
@@ -407,6 +423,7 @@ class Judge(BaseEstimator):
         self.validation_ = state.get("validation", {})
         if "capacity" in state:
             self.capacity_ = state["capacity"]
+        self.train_digest_ = state.get("train_prompts")  # None: saved before digests were kept
         if "head_args" in state:
             self.head_args_ = state["head_args"]
             self.head_ = self._build_head(**self.head_args_)

@@ -31,7 +31,7 @@ from referee.evaluate.calibration import fit_temperature
 from referee.judges.base import LENGTH_FEATURES, Judge, linear_state, softmax, tensor
 from referee.judges.heads import PairHead
 from referee.judges.losses import soft_cross_entropy
-from referee.schema import PAIR_LABELS, PairExample
+from referee.schema import PAIR_LABELS, PairExample, pair_of
 
 SWAP = [1, 0, 2]  # column order of [A, B, tie] after exchanging A and B
 
@@ -52,6 +52,7 @@ class PairJudge(Judge):
 
     task = "pair"
     example_type = PairExample
+    plain_input = "a PairExample, a (prompt, response_a, response_b) tuple of texts, or two Conversations"
     data_task = "pair"
     eval_data = ("pair",)
     columns = ("winner_model_a", "winner_model_b", "winner_tie")
@@ -67,6 +68,9 @@ class PairJudge(Judge):
                          progress=progress, finetune=finetune,
                          encoder_backend=encoder_backend, encoder_windows=encoder_windows)
         self.swap_augment = swap_augment
+
+    def from_plain(self, item, index: int):
+        return pair_of(item, str(index))
 
     @staticmethod
     def labelled(example) -> bool:

@@ -24,7 +24,7 @@ from referee.evaluate.metrics import pairwise_accuracy
 from referee.judges.base import Judge, sigmoid, tensor
 from referee.judges.heads import RewardHead
 from referee.judges.losses import bradley_terry
-from referee.schema import Conversation, PairExample
+from referee.schema import Conversation, PairExample, conversation_of, pair_of
 
 
 class RewardJudge(Judge):
@@ -40,6 +40,7 @@ class RewardJudge(Judge):
 
     task = "reward"
     example_type = PairExample
+    plain_input = "a PairExample, a (prompt, response_a, response_b) tuple of texts, or two Conversations"
     data_task = "pair"
     eval_data = ("pair",)
     columns = ("reward_a", "reward_b")  # on pairs; single conversations get one "reward" column
@@ -55,6 +56,9 @@ class RewardJudge(Judge):
                          progress=progress, finetune=finetune,
                          encoder_backend=encoder_backend, encoder_windows=encoder_windows)
         self.margin = margin
+
+    def from_plain(self, item, index: int):
+        return pair_of(item, str(index))
 
     @staticmethod
     def labelled(example) -> bool:
@@ -141,13 +145,15 @@ class RewardJudge(Judge):
             return self.head_(tensor(f), tensor(x)).double().numpy()
 
     def reward(self, conversations) -> np.ndarray:
-        """(n,) centred scalar rewards of each conversation's final response."""
-        convs = list(conversations)
+        """(n,) centred scalar rewards of each conversation's final response (plain text and (prompt,
+        response) tuples are read as conversations)."""
+        convs = [conversation_of(c) or c for c in conversations]
         if not convs:
             raise UserError("RewardJudge.reward: no conversations given")
         for i, c in enumerate(convs):
             if not isinstance(c, Conversation):
-                raise UserError(f"RewardJudge.reward: item {i} is a {type(c).__name__}, expected a Conversation")
+                raise UserError(f"RewardJudge.reward: item {i} is a {type(c).__name__}; expected a Conversation, "
+                                "a response's text or a (prompt, response) tuple")
         return self._raw(convs) - self.offset_
 
     def predict_proba(self, examples) -> np.ndarray:

@@ -24,7 +24,7 @@ from referee.evaluate.calibration import fit_temperature
 from referee.judges.base import LENGTH_FEATURES, Judge, linear_state, sigmoid, tensor
 from referee.judges.heads import SafetyHead, TextModel
 from referee.judges.losses import masked_bce
-from referee.schema import SafetyExample
+from referee.schema import SafetyExample, category_name
 
 THRESHOLDS = ("f1", "fpr")
 
@@ -287,8 +287,9 @@ class SafetyJudge(Judge):
         return out
 
     def describe(self) -> dict:
-        return {**super().describe(), "categories": list(self.categories_), "threshold": float(self.threshold_),
-                "temperature": float(self.temperature_)}
+        return {**super().describe(), "categories": list(self.categories_),
+                "category_names": {c: category_name(c) for c in self.categories_},  # "H2" -> "hate/threatening (H2)"
+                "threshold": float(self.threshold_), "temperature": float(self.temperature_)}
 
     # --- save / load ----------------------------------------------------------------------------
 

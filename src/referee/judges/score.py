@@ -16,6 +16,9 @@ Scores are learned in a normalised [0, 1] space per example (`(score - low) / (h
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -28,7 +31,7 @@ from referee.evaluate.metrics import rmse
 from referee.judges.base import Judge, tensor
 from referee.judges.heads import ScoreHead
 from referee.judges.losses import regression_loss
-from referee.schema import ScoreExample
+from referee.schema import ScoreExample, conversation_of
 
 HEADS = ("concat", "two-tower")
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # ridge strengths the capacity search tries
@@ -68,7 +71,8 @@ class ScoreJudge(Judge):
     reweight : weight rare target values up (for skewed scores).
     alpha : L2 strength of the tfidf ridge regression; None = chosen by grouped k-fold CV (`capacity_`).
 
-    Learned: `metrics_` (the metrics seen in training), `validation_` (RMSE on the validation rows).
+    Learned: `metrics_` (the metrics seen in training), `scales_` (each metric's scale in training, which
+    `fill_in` gives unlabelled rows), `validation_` (RMSE on the validation rows).
     """
 
     task = "score"
@@ -117,6 +121,10 @@ class ScoreJudge(Judge):
         if len({ex.score for ex in train}) < 2:
             raise UserError(f"ScoreJudge.fit: every score is {train[0].score} (a single value); nothing to learn")
         self.metrics_ = sorted({ex.metric for ex in train})
+        # Each metric's scale as the training data gave it (the most common, should rows disagree).
+        scales = Counter((ex.metric, tuple(map(float, ex.scale))) for ex in train)
+        self.scales_ = {m: list(max((s for (mm, s) in scales if mm == m), key=lambda s: scales[(m, s)]))
+                        for m in self.metrics_}
 
     # --- tfidf ------------------------------------------------------------------------------
 
@@ -235,9 +243,45 @@ class ScoreJudge(Judge):
 
     # --- predict ----------------------------------------------------------------------------
 
-    def predict(self, examples) -> np.ndarray:
-        """(n,) scores on each example's own metric scale."""
-        examples = self._check_examples(examples, "predict")
+    def fill_in(self, examples) -> list[ScoreExample]:
+        """Unlabelled examples as this judge reads them: on the scale it learnt each metric on and, where
+        the data names no metric (the placeholder "score", from a file with no score or metric column),
+        once per metric it knows, keeping the example's id.
+
+        A judge trained on 1-5 ratings then predicts 1-5 for a file of questions and answers alone."""
+        out = []
+        for ex in examples:
+            if ex.score is not None:
+                out.append(ex)
+                continue
+            metrics = self.metrics_ if ex.metric == "score" and "score" not in self.metrics_ else [ex.metric]
+            out += [replace(ex, metric=m, scale=tuple(self.scales_.get(m, ex.scale))) for m in metrics]
+        return out
+
+    plain_input = "ScoreExamples, or conversations / texts / (prompt, response) tuples with metrics=[...]"
+
+    def from_plain(self, item, index: int):
+        return None  # plain input needs its metrics: `predict(items, metrics=...)` handles it
+
+    def predict(self, examples, metrics: list[str] | None = None) -> np.ndarray:
+        """(n,) scores of ScoreExamples, each on its own scale; for plain input (conversations, a response's
+        text, (prompt, response) tuples), (n, k) scores, one column per metric of `metrics` (default: every
+        metric the judge knows), each on the scale the judge learnt it on.
+
+            judge.predict(["Sure, here is how to ..."], metrics=["violence"])   # -> array([[2.7]])
+        """
+        items = list(examples)
+        if items and not isinstance(items[0], ScoreExample):
+            metrics = list(metrics or self.metrics_)
+            rows = []
+            for i, item in enumerate(items):
+                conversation = conversation_of(item)
+                if conversation is None:
+                    raise UserError(f"ScoreJudge.predict: item {i} is a {type(item).__name__}; expected {self.plain_input}")
+                rows += [ScoreExample(id=str(i), conversation=conversation, metric=m,
+                                      scale=tuple(self.scales_.get(m, (0.0, 10.0)))) for m in metrics]
+            return self.predict(rows).reshape(len(items), len(metrics))
+        examples = self._check_examples(items, "predict")
         if self.is_linear():
             u = np.asarray(self._linear_features(examples) @ self.w_).ravel() + self.b_
         else:
@@ -274,11 +318,12 @@ class ScoreJudge(Judge):
         return list(self.metric_names_) if self.catalogue else None
 
     def describe(self) -> dict:
-        return {**super().describe(), "metrics": list(self.metrics_), "zero_shot_metrics": self.known_metrics() is None}
+        return {**super().describe(), "metrics": list(self.metrics_), "scales": dict(self.scales_),
+                "zero_shot_metrics": self.known_metrics() is None}
 
     def _state(self):
         state, tensors = super()._state()
-        state.update(metrics=self.metrics_)
+        state.update(metrics=self.metrics_, scales=self.scales_)
         if self.is_linear():
             tensors["linear.w"] = np.asarray(self.w_, dtype=np.float64)
             state["intercept"] = self.b_
@@ -290,6 +335,7 @@ class ScoreJudge(Judge):
     def _set_state(self, state, tensors):
         super()._set_state(state, tensors)
         self.metrics_ = state["metrics"]
+        self.scales_ = state.get("scales", {})  # judges saved before scales were kept: the data's scale
         if "linear.w" in tensors:
             self.w_, self.b_ = tensors["linear.w"], state["intercept"]
         else:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from referee.progress import bar as progress_bar
 
 
 @dataclass
@@ -51,7 +52,7 @@ def _train_head(head, train_loss, n_train, valid_loss, *, lr, weight_decay, epoc
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     history = History()
     best, best_state, bad = math.inf, copy.deepcopy(head.state_dict()), 0
-    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress or None, leave=False)
+    bar = progress_bar(range(epochs), desc=desc, unit="epoch", enabled=progress, leave=False)
     for epoch in bar:
         head.train()
         order = torch.randperm(n_train, generator=gen)

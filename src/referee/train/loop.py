@@ -26,11 +26,11 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from referee.errors import UserError
 from referee.io import write_json
+from referee.progress import bar as progress_bar
 from referee.train.checkpoint import load_weights, optimizer_state, read_state, save_checkpoint
 from referee.train.config import FinetuneConfig
 
@@ -199,8 +199,8 @@ def train(model: torch.nn.Module, train_data, collate: Callable, loss_fn: Callab
         return config.patience is not None and state["evals_without_improvement"] >= config.patience
 
     model.train()
-    bar = tqdm(total=total, initial=state["step"], desc=desc, unit="step",
-               disable=not (config.progress and accelerator.is_local_main_process) or None)
+    bar = progress_bar(total=total, initial=state["step"], desc=desc, unit="step",
+                       enabled=config.progress and accelerator.is_local_main_process)
     stopped_early, losses = False, []
     done = state["step"] >= total
     while not done:

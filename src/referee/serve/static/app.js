@@ -13,6 +13,7 @@ const EXAMPLE = {
 };
 
 let judges = [];
+let categoryNames = {}; // code -> words ("H2" -> "hate/threatening (H2)"), from /v1/judges
 let selected = new Set();
 let apiKey = sessionStorage.getItem("referee-api-key") || "";
 
@@ -47,6 +48,7 @@ async function loadJudges() {
   try {
     const data = await api("/v1/judges");
     judges = data.judges;
+    categoryNames = Object.assign({}, ...judges.map((j) => j.category_names || {}));
     selected = new Set(judges.map((j) => j.name));
     $("status").textContent = `${judges.length} judge${judges.length === 1 ? "" : "s"} loaded`;
     $("status").className = "status ok";
@@ -196,7 +198,7 @@ function renderSafety(r) {
     const list = el("details", { className: "cats" });
     list.open = cats.length <= 6;
     list.append(el("summary", { textContent: `${cats.length} categories` }));
-    for (const [name, p] of cats) list.append(bar(name, p, pct(p), "bar-cat"));
+    for (const [name, p] of cats) list.append(bar(categoryNames[name] || name, p, pct(p), "bar-cat"));
     box.append(list);
   }
   return box;
