@@ -48,6 +48,7 @@ def fit_parts(judge, train: list) -> list:
         part._learn_labels(train)
         part._seed()
         part.oof_ = None
+        part.train_digest_ = judge.train_digest_  # the rows the stack (and so each part) learnt from
         part._fit_backend(train, None)
         part._after_fit(train, train)
         part.validation_ = {f"cv_{part.capacity_['cv_loss']}": part.capacity_.get("cv_mean")}
