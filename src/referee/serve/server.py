@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -127,6 +129,12 @@ def server_for(app, host: str, port: int, *, log_level: str = "warning", header_
                                          http=_protocol(header_timeout_s), timeout_keep_alive=keep_alive_s))
 
 
+def _not_cancelled(record: logging.LogRecord) -> bool:
+    """Ctrl+C during start-up cancels the app's lifespan task, and uvicorn logs that cancellation as an
+    error with a traceback; the person pressed Ctrl+C, so "referee: interrupted" is all they need."""
+    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
 def serve(judges: dict, host: str = "127.0.0.1", port: int = 8000, *, sock: socket.socket | None = None,
           api_keys: list[str] | None = None, allow_hosts: list[str] = (), log_level: str = "warning", **options) -> None:
     """Serve `judges` until interrupted (options: those of `create_app`). Any host but loopback
@@ -144,7 +152,9 @@ def serve(judges: dict, host: str = "127.0.0.1", port: int = 8000, *, sock: sock
         # never awaited, and Python would print a RuntimeWarning beside "interrupted".
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         try:
-            server_for(app, host, port, log_level=log_level).run(sockets=[sock])
+            server = server_for(app, host, port, log_level=log_level)  # configures uvicorn's loggers
+            logging.getLogger("uvicorn.error").addFilter(_not_cancelled)
+            server.run(sockets=[sock])
         except KeyboardInterrupt:
             interrupted = True
         gc.collect()  # the warning comes when the coroutine is collected: here, inside the filter
