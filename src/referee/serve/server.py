@@ -155,6 +155,9 @@ def serve(judges: dict, host: str = "127.0.0.1", port: int = 8000, *, sock: sock
             server = server_for(app, host, port, log_level=log_level)  # configures uvicorn's loggers
             logging.getLogger("uvicorn.error").addFilter(_not_cancelled)
             server.run(sockets=[sock])
+            # Only a signal stops this server, and newer uvicorn releases return normally after one
+            # instead of raising it again: either way the person pressed Ctrl+C (or sent SIGTERM).
+            interrupted = True
         except KeyboardInterrupt:
             interrupted = True
         gc.collect()  # the warning comes when the coroutine is collected: here, inside the filter
