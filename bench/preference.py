@@ -41,7 +41,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+
+from leaderboard import fit_symmetric, predict_symmetric  # the same swap-symmetric script as the leaderboard's
 
 from referee.data import load
 from referee.data.mix import namespaced
@@ -109,22 +110,13 @@ def script_x(fa, fb):
 
 
 def fit_script(fa, fb, t, C):
-    X = sp.vstack([script_x(fa, fb), script_x(fb, fa)], format="csr")
-    T = np.vstack([t, t[:, SWAP[: t.shape[1]]]])
-    rows, cols = np.nonzero(T > 0)
-    return LogisticRegression(C=C, max_iter=3000).fit(X[rows], cols, sample_weight=T[rows, cols])
+    return fit_symmetric(script_x(fa, fb), script_x(fb, fa), t, C)
 
 
 def predict_script(model, fa, fb) -> np.ndarray:
     """(n, 3): the mean of both orders' logits, p(tie) = 0 for a two-way model."""
-    def logits(x):
-        z = model.decision_function(x)
-        return np.stack([np.zeros_like(z), z], 1) if z.ndim == 1 else z
-    k = len(model.classes_)
-    z = (logits(script_x(fa, fb)) + logits(script_x(fb, fa))[:, SWAP[:k]]) / 2
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    return np.hstack([p, np.zeros((len(p), 3 - k))])
+    p = predict_symmetric(model, script_x(fa, fb), script_x(fb, fa))
+    return np.hstack([p, np.zeros((len(p), 3 - p.shape[1]))])
 
 
 # --- the preference model ----------------------------------------------------------------------------
