@@ -13,7 +13,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -48,7 +47,9 @@ def random_policy(shape: str, tokenizer_dir: str, folder: Path) -> Path:
     return folder
 
 
-def step_time(policy: Path, pairs: str, steps: int, batch_size: int) -> tuple[float, str]:
+def step_time(policy: Path, pairs: str, steps: int, batch_size: int) -> dict:
+    """The median step time after one warm-up step, the real (not padding) tokens of a mean step, the
+    peak GPU memory of the run and the dtype the trainer computed in."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -58,13 +59,19 @@ def step_time(policy: Path, pairs: str, steps: int, batch_size: int) -> tuple[fl
     rows, _ = read_pairs(config)
     model, tokenizer = load_policy(config.policy)
     timer = StepTimer()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as scratch, compact_lm_head():
         trainer = DPOTrainer(model=model, args=DPOConfig(**trainer_settings(config, scratch, len(rows)), beta=0.1,
                                                          precompute_ref_log_probs=True),
                              train_dataset=Dataset.from_list(dpo_rows(rows)), processing_class=tokenizer,
                              peft_config=lora_config(config), callbacks=[timer])
+        batches = list(trainer.get_train_dataloader())
         trainer.train()
-    return statistics.median(timer.times[1:]), "bf16 autocast" if trainer.args.bf16 else "fp32"
+    return {"step": statistics.median(timer.times[1:]),
+            "tokens": sum(int(b["attention_mask"].sum()) for b in batches) / len(batches),
+            "peak": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+            "dtype": "bf16 autocast" if trainer.args.bf16 else "fp16 autocast" if trainer.args.fp16 else "fp32"}
 
 
 def main() -> int:
@@ -76,12 +83,15 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=4)
     args = p.parse_args()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"| policy shape | device | s/step (median of {args.steps}, after one warm-up) | dtype |\n|---|---|---|---|")
+    print(f"| policy shape | device | s/step (median of {args.steps}, after one warm-up) | pairs/s | "
+          "tokens/s (real, chosen + rejected) | peak GPU memory | dtype |\n|---|---|---|---|---|---|---|", flush=True)
     for shape in args.shapes:
         with tempfile.TemporaryDirectory() as tmp:
-            seconds, dtype = step_time(random_policy(shape, args.tokenizer, Path(tmp) / shape), args.pairs,
-                                       args.steps, args.batch_size)
-        print(f"| SmolLM2-{shape} (random weights) | {device} | {seconds:.3f} | {dtype} |", flush=True)
+            r = step_time(random_policy(shape, args.tokenizer, Path(tmp) / shape), args.pairs, args.steps,
+                          args.batch_size)
+        peak = "-" if r["peak"] is None else f"{r['peak']:.1f} GiB"
+        print(f"| SmolLM2-{shape} (random weights) | {device} | {r['step']:.3f} | {args.batch_size / r['step']:.1f} | "
+              f"{r['tokens'] / r['step']:.0f} | {peak} | {r['dtype']} |", flush=True)
     return 0
 
 
