@@ -37,12 +37,19 @@ SHAPES = {
 
 
 def random_policy(shape: str, tokenizer_dir: str, folder: Path) -> Path:
+    """A SmolLM2-shaped policy with random weights, saved as `referee align dpo --policy` reads it: in
+    bfloat16 on a GPU, the published checkpoints' dtype, and in float32 on a CPU, the dtype of the
+    offline 135M that referee converts from GGUF (transformers loads a folder in its saved dtype)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    cuda = torch.cuda.is_available()
     config = LlamaConfig(vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=100000.0,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=2, **SHAPES[shape])
+                         rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=2, **SHAPES[shape])
     torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    with torch.device("cuda" if cuda else "cpu"):  # the 1.7B's random initialisation takes a minute on CPUs
+        LlamaForCausalLM(config).to(torch.bfloat16 if cuda else torch.float32).save_pretrained(folder)
+    if cuda:
+        torch.cuda.empty_cache()
     AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
     return folder
 
