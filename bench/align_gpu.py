@@ -75,7 +75,7 @@ def step_time(policy: Path, pairs: str, steps: int, batch_size: int) -> dict:
                              peft_config=lora_config(config), callbacks=[timer])
         batches = list(trainer.get_train_dataloader())
         trainer.train()
-    return {"step": statistics.median(timer.times[1:]),
+    return {"step": statistics.median(timer.times[1:]), "times": timer.times,
             "tokens": sum(int(b["attention_mask"].sum()) for b in batches) / len(batches),
             "peak": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
             "dtype": "bf16 autocast" if trainer.args.bf16 else "fp16 autocast" if trainer.args.fp16 else "fp32"}
@@ -96,6 +96,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             r = step_time(random_policy(shape, args.tokenizer, Path(tmp) / shape), args.pairs, args.steps,
                           args.batch_size)
+        # each step's time (the first is the warm-up), so that compiling kernels for a new shape shows
+        print(f"SmolLM2-{shape}, batch {args.batch_size}, step times (s): {' '.join(f'{t:.3f}' for t in r['times'])}",
+              file=sys.stderr, flush=True)
         peak = "-" if r["peak"] is None else f"{r['peak']:.1f} GiB"
         print(f"| SmolLM2-{shape} (random weights) | {device} | {r['step']:.3f} | {args.batch_size / r['step']:.1f} | "
               f"{r['tokens'] / r['step']:.0f} | {peak} | {r['dtype']} |", flush=True)
