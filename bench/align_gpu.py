@@ -46,7 +46,7 @@ def random_policy(shape: str, tokenizer_dir: str, folder: Path) -> Path:
     config = LlamaConfig(vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=100000.0,
                          rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=2, **SHAPES[shape])
     torch.manual_seed(0)
-    with torch.device("cuda" if cuda else "cpu"):  # the 1.7B's random initialisation takes a minute on CPUs
+    with torch.device("cuda" if cuda else "cpu"):  # drawn on the GPU where there is one: 1.7 G random numbers
         LlamaForCausalLM(config).to(torch.bfloat16 if cuda else torch.float32).save_pretrained(folder)
     if cuda:
         torch.cuda.empty_cache()
