@@ -163,7 +163,8 @@ class Judge(BaseEstimator):
         """Learn from labelled `examples`; returns the judge.
 
         valid : labelled examples for early stopping, thresholds and the `validation_` summary;
-            None = 10% of `examples` held out, grouped by prompt.
+            None = 10% of `examples` held out, grouped by prompt (torch heads), or none: linear
+            judges and stacks learn from every row and validate on their out-of-fold outputs.
 
         Steps: check parameters and rows, keep the labelled rows, learn the label set
         (`_learn_labels`), seed, split, then the backend's hook — `_fit_finetune`, `_fit_stack`, or
@@ -334,8 +335,8 @@ class Judge(BaseEstimator):
         return [render(c, self.max_chars) for c in conversations]
 
     def _split(self, train: list, valid: list | None) -> tuple[list, list]:
-        """The validation data: given, or 10% of train held out (grouped by prompt) for early
-        stopping, thresholds and the summary."""
+        """The validation data: given, none (linear judges and stacks: out-of-fold), or 10% of
+        train held out (grouped by prompt) for early stopping, thresholds and the summary."""
         if valid is not None:
             return train, valid
         if self.is_linear() or self.features == "stack":
