@@ -78,6 +78,8 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
     out = Path(out)
     if out.exists():
         raise UserError(f"--out {out} exists: --engine ray writes a new folder of Parquet shards (no --resume)")
+    # Checked here, in one line: a folder the actors refused would fail inside Ray, as a wall of tracebacks.
+    load_judge(judge_dir, trust_encoder=trust_encoder)
     files = input_files(Path(data))
     format = format or (generic_for(files[0]) if columns else detect(files[0]))
     if format not in READERS:
