@@ -13,7 +13,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -38,17 +37,26 @@ SHAPES = {
 
 
 def random_policy(shape: str, tokenizer_dir: str, folder: Path) -> Path:
+    """A SmolLM2-shaped policy with random weights, saved as `referee align dpo --policy` reads it: in
+    bfloat16 on a GPU, the published checkpoints' dtype, and in float32 on a CPU, the dtype of the
+    offline 135M that referee converts from GGUF (transformers loads a folder in its saved dtype)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    cuda = torch.cuda.is_available()
     config = LlamaConfig(vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=100000.0,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=2, **SHAPES[shape])
+                         rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=2, **SHAPES[shape])
     torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    with torch.device("cuda" if cuda else "cpu"):  # drawn on the GPU where there is one: 1.7 G random numbers
+        LlamaForCausalLM(config).to(torch.bfloat16 if cuda else torch.float32).save_pretrained(folder)
+    if cuda:
+        torch.cuda.empty_cache()
     AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
     return folder
 
 
-def step_time(policy: Path, pairs: str, steps: int, batch_size: int) -> tuple[float, str]:
+def step_time(policy: Path, pairs: str, steps: int, batch_size: int) -> dict:
+    """The median step time after one warm-up step, the real (not padding) tokens of a mean step, the
+    peak GPU memory of the run and the dtype the trainer computed in."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -58,13 +66,19 @@ def step_time(policy: Path, pairs: str, steps: int, batch_size: int) -> tuple[fl
     rows, _ = read_pairs(config)
     model, tokenizer = load_policy(config.policy)
     timer = StepTimer()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as scratch, compact_lm_head():
         trainer = DPOTrainer(model=model, args=DPOConfig(**trainer_settings(config, scratch, len(rows)), beta=0.1,
                                                          precompute_ref_log_probs=True),
                              train_dataset=Dataset.from_list(dpo_rows(rows)), processing_class=tokenizer,
                              peft_config=lora_config(config), callbacks=[timer])
+        batches = list(trainer.get_train_dataloader())
         trainer.train()
-    return statistics.median(timer.times[1:]), "bf16 autocast" if trainer.args.bf16 else "fp32"
+    return {"step": statistics.median(timer.times[1:]), "times": timer.times,
+            "tokens": sum(int(b["attention_mask"].sum()) for b in batches) / len(batches),
+            "peak": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+            "dtype": "bf16 autocast" if trainer.args.bf16 else "fp16 autocast" if trainer.args.fp16 else "fp32"}
 
 
 def main() -> int:
@@ -76,12 +90,18 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=4)
     args = p.parse_args()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"| policy shape | device | s/step (median of {args.steps}, after one warm-up) | dtype |\n|---|---|---|---|")
+    print(f"| policy shape | device | s/step (median of {args.steps}, after one warm-up) | pairs/s | "
+          "tokens/s (real, chosen + rejected) | peak GPU memory | dtype |\n|---|---|---|---|---|---|---|", flush=True)
     for shape in args.shapes:
         with tempfile.TemporaryDirectory() as tmp:
-            seconds, dtype = step_time(random_policy(shape, args.tokenizer, Path(tmp) / shape), args.pairs,
-                                       args.steps, args.batch_size)
-        print(f"| SmolLM2-{shape} (random weights) | {device} | {seconds:.3f} | {dtype} |", flush=True)
+            r = step_time(random_policy(shape, args.tokenizer, Path(tmp) / shape), args.pairs, args.steps,
+                          args.batch_size)
+        # each step's time (the first is the warm-up), so that compiling kernels for a new shape shows
+        print(f"SmolLM2-{shape}, batch {args.batch_size}, step times (s): {' '.join(f'{t:.3f}' for t in r['times'])}",
+              file=sys.stderr, flush=True)
+        peak = "-" if r["peak"] is None else f"{r['peak']:.1f} GiB"
+        print(f"| SmolLM2-{shape} (random weights) | {device} | {r['step']:.3f} | {args.batch_size / r['step']:.1f} | "
+              f"{r['tokens'] / r['step']:.0f} | {peak} | {r['dtype']} |", flush=True)
     return 0
 
 

@@ -49,8 +49,37 @@ def test_a_fixed_C_is_used_and_still_gives_out_of_fold_calibration():
 
 
 def _training_rows(judge, data):
-    """The rows the judge trained on: `fit` holds 10% out (grouped) where it can."""
+    """The rows the judge trained on: all of them (a linear judge validates out of fold)."""
     return judge._split(data, None)[0]
+
+
+@pytest.mark.parametrize("judge_class, data", [(PairJudge, pair_examples), (SafetyJudge, safety_examples),
+                                               (ScoreJudge, score_examples),
+                                               (RewardJudge, lambda: pair_examples(ties=False))])
+def test_linear_judges_learn_from_every_row_and_validate_out_of_fold(judge_class, data):
+    from referee.evaluate.evaluators import evaluate
+
+    rows = data()
+    judge = judge_class(progress=False).fit(rows)
+    labelled = [ex for ex in rows if judge.labelled(ex)]
+    assert judge._split(labelled, None) == (labelled, None)  # nothing held out
+    assert len(judge.oof_.oof) == len(labelled) and judge.validation_["n"] == len(labelled)
+    assert judge.validation_["on"] == "out-of-fold"
+    # The evaluator reads the out-of-fold outputs as it reads a judge, without the training-rows warning.
+    found = evaluate(judge.out_of_fold(labelled), labelled, name="judge", n_boot=20)
+    assert found.train_overlap == 0 and not any("TRAINING ROWS" in note for note in found.notes)
+
+
+def test_out_of_fold_figures_are_the_calibrated_out_of_fold_predictions():
+    from referee.evaluate.metrics import log_loss
+    from referee.judges.base import softmax
+
+    rows = pair_examples()
+    judge = PairJudge(progress=False).fit(rows)
+    expected = log_loss(softmax(judge.oof_.oof / judge.temperature_), judge._targets(rows))
+    assert judge.validation_["log_loss"] == pytest.approx(float(expected))
+    # On the training rows, the same judge looks better than out of fold: the figure is not in-sample.
+    assert judge.validate(rows)["log_loss"] < judge.validation_["log_loss"]
 
 
 def test_safety_threshold_and_temperature_come_from_out_of_fold_predictions():

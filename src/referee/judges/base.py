@@ -199,8 +199,22 @@ class Judge(BaseEstimator):
         else:
             self._fit_backend(train, valid)
         self._after_fit(train, valid)
-        self.validation_ = self.validate(valid)
+        self.validation_ = self.validate(valid) if valid is not None else self._validate_out_of_fold(train)
         return self
+
+    def out_of_fold(self, train: list) -> OutOfFold | None:
+        """The capacity search's out-of-fold outputs of `train` (the rows `fit` was given, labelled), as
+        an evaluator reads a judge; None when the search fell back to a default (nothing held out)."""
+        found = getattr(self, "oof_", None)
+        return None if found is None or found.oof is None else OutOfFold(self, train)
+
+    def _validate_out_of_fold(self, train: list) -> dict:
+        """`validation_` of a judge fitted on every row: its figures on the out-of-fold outputs, or on
+        the training rows (said so) when there are none."""
+        oof = self.out_of_fold(train)
+        if oof is None:
+            return dict(self.validate(train), on="training rows")
+        return dict(self._figures(oof.outputs(train), train), on="out-of-fold")
 
     def _fit_backend(self, train: list, valid: list | None) -> None:
         """An encoder and length statistics on `train`, then the linear model or the torch head."""
@@ -260,6 +274,15 @@ class Judge(BaseEstimator):
 
     def validate(self, examples) -> dict[str, float]:
         """The judge's own figures on labelled `examples` (from `referee.evaluate.metrics`), with "n"."""
+        raise NotImplementedError
+
+    def _figures(self, outputs: dict, examples) -> dict[str, float]:
+        """`validate`'s figures from `outputs`-like predictions of `examples`."""
+        raise NotImplementedError
+
+    def _oof_outputs(self, raw: np.ndarray, examples) -> dict:
+        """What `outputs(examples)` would say, from `_cv_output`'s raw outputs of `examples` (the
+        out-of-fold ones), after the judge's calibration."""
         raise NotImplementedError
 
     def _check_params(self):
@@ -322,6 +345,9 @@ class Judge(BaseEstimator):
         stopping, thresholds and the summary."""
         if valid is not None:
             return train, valid
+        if self.is_linear() or self.features == "stack":
+            # The capacity search validates these on its out-of-fold outputs: every row trains.
+            return train, None
         from referee.data.split import group_key, train_valid_split
         if len({group_key(ex) for ex in train}) < 10:
             return train, train  # too few prompts to hold any out: validate on the training rows
@@ -523,6 +549,26 @@ def read_judge_json(folder: Path, judge_class: type[Judge] | None = None) -> dic
     if judge_class is None:
         return judge_folder.read_meta(folder, "", None, FORMAT_VERSION)
     return judge_folder.read_meta(folder, judge_class.task, judge_class().get_params(), FORMAT_VERSION)
+
+
+class OutOfFold:
+    """A judge's out-of-fold outputs standing in for the judge where an evaluator asks
+    `outputs(examples)`: each training row as predicted by a fold model that never saw it (so figures
+    on them are honest, and a baseline can be compared on the same rows)."""
+
+    history_ = None
+    train_digest_ = None  # no row was seen by the model that predicted it
+
+    def __init__(self, judge: Judge, train: list):
+        self.judge, self.task, self.eval_data = judge, judge.task, judge.eval_data
+        # By object: evaluators pass (subsets of) the very rows `fit` was given; ids need not be unique.
+        self.row_of = {id(ex): i for i, ex in enumerate(train)}
+
+    def outputs(self, examples) -> dict:
+        rows = [self.row_of.get(id(ex)) for ex in examples]
+        if None in rows:
+            raise UserError("out-of-fold outputs exist only for the rows the judge was fitted on")
+        return self.judge._oof_outputs(self.judge.oof_.oof[rows], examples)
 
 
 def linear_state(W: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:

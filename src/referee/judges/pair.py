@@ -216,6 +216,10 @@ class PairJudge(Judge):
     def _calibrate_oof(self, z, examples) -> None:
         self.temperature_ = fit_temperature(z, self._targets(examples))
 
+    def _oof_outputs(self, z, examples) -> dict:
+        p = softmax(z / self.temperature_)
+        return {"proba": np.hstack([p, np.zeros((len(p), 3 - p.shape[1]))]), "temperature": float(self.temperature_)}
+
     def _build_head(self, dim, n_extra, n_classes, hidden, dropout):
         from referee.judges.heads import PairHead
 
@@ -330,8 +334,11 @@ class PairJudge(Judge):
 
     def validate(self, examples) -> dict[str, float]:
         """Log loss and accuracy of the swap-averaged prediction against the (soft) labels."""
+        return self._figures({"proba": self.predict_proba(examples)}, examples)
+
+    def _figures(self, outputs, examples) -> dict[str, float]:
         k = len(self.classes_)
-        p = self.predict_proba(examples)[:, :k]
+        p = outputs["proba"][:, :k]
         t = self._targets(examples)
         t = t / t.sum(1, keepdims=True).clip(1e-12)
         return {"log_loss": float(log_loss(p, t)),

@@ -93,13 +93,16 @@ class RewardJudge(Judge):
         self.w_ = lr.coef_[0].astype(np.float64)  # as saved: a loaded judge computes the same sums
 
     def _cv_output(self, examples) -> np.ndarray:
-        """(n,) reward of A minus reward of B."""
-        return self._raw([ex.a for ex in examples]) - self._raw([ex.b for ex in examples])
+        """(n, 2) rewards of A and B (before centring)."""
+        return np.stack([self._raw([ex.a for ex in examples]), self._raw([ex.b for ex in examples])], 1)
 
-    def _cv_loss(self, d, examples) -> float:
+    def _cv_loss(self, r, examples) -> float:
         """Bradley-Terry log loss of the labelled winner."""
         sign = np.where([ex.label == "A" for ex in examples], 1.0, -1.0)
-        return float(np.logaddexp(0, -sign * d).mean())
+        return float(np.logaddexp(0, -sign * (r[:, 0] - r[:, 1])).mean())
+
+    def _oof_outputs(self, r, examples) -> dict:
+        return {"r_a": r[:, 0], "r_b": r[:, 1]}
 
     def _build_head(self, dim, n_extra, hidden, dropout):
         from referee.judges.heads import RewardHead
@@ -182,9 +185,13 @@ class RewardJudge(Judge):
 
     def validate(self, examples) -> dict[str, float]:
         """Pairwise accuracy: the chosen response rewarded above the rejected one (a tie counts half)."""
-        r = self.reward(self._conversations(examples))
-        return {"pairwise_accuracy": float(pairwise_accuracy(r[: len(examples)], r[len(examples):])),
-                "n": len(examples)}
+        return self._figures(self.outputs(examples), examples)
+
+    def _figures(self, outputs, examples) -> dict[str, float]:
+        a_wins = np.array([ex.label == "A" for ex in examples])
+        chosen = np.where(a_wins, outputs["r_a"], outputs["r_b"])
+        rejected = np.where(a_wins, outputs["r_b"], outputs["r_a"])
+        return {"pairwise_accuracy": float(pairwise_accuracy(chosen, rejected)), "n": len(examples)}
 
     # --- what the code above asks ---------------------------------------------------------------
 

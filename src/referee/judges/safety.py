@@ -160,6 +160,11 @@ class SafetyJudge(Judge):
         self.threshold_ = choose_threshold(sigmoid(z_any / self.temperature_), y[known] == 1, self.threshold,
                                            self.target_fpr)
 
+    def _oof_outputs(self, z, examples) -> dict:
+        p = sigmoid(z / self.temperature_)
+        return {"proba": p, "flagged": p[:, -1] > self.threshold_, "categories": list(self.categories_),
+                "threshold": float(self.threshold_), "temperature": float(self.temperature_)}
+
     def _build_head(self, dim, n_extra, n_outputs, hidden, dropout):
         from referee.judges.heads import SafetyHead
 
@@ -201,7 +206,7 @@ class SafetyJudge(Judge):
 
     def _after_fit(self, train, valid):
         if self.oof_ is None or self.oof_.oof is None:  # no out-of-fold outputs: the validation rows
-            self._fit_threshold(valid)
+            self._fit_threshold(valid if valid is not None else train)
 
     def _fit_threshold(self, valid):
         p = self.predict_proba(valid)[:, -1]
@@ -251,7 +256,10 @@ class SafetyJudge(Judge):
 
     def validate(self, examples) -> dict[str, float]:
         """ROC-AUC per category and "any" (where both classes are present), F1 of "any" at `threshold_`."""
-        p = self.predict_proba(examples)
+        return self._figures({"proba": self.predict_proba(examples)}, examples)
+
+    def _figures(self, outputs, examples) -> dict[str, float]:
+        p = outputs["proba"]
         y = self._labels(examples)
         out = {}
         for j, name in enumerate(self.categories_ + ["any"]):

@@ -164,6 +164,10 @@ class ScoreJudge(Judge):
     def _cv_loss(self, u, examples) -> float:
         return float(rmse(self._targets(examples), u))
 
+    def _oof_outputs(self, u, examples) -> dict:
+        low, high = (np.array([ex.scale[i] for ex in examples], dtype=np.float64) for i in (0, 1))
+        return {"pred": low + u * (high - low)}
+
     # --- frozen / finetune -------------------------------------------------------------------
 
     def _fit_metric_embeddings(self):
@@ -305,7 +309,10 @@ class ScoreJudge(Judge):
 
     def validate(self, examples) -> dict[str, float]:
         """RMSE on each example's own scale, and normalised by the scale's span (comparable across metrics)."""
-        pred = self.predict(examples)
+        return self._figures(self.outputs(examples), examples)
+
+    def _figures(self, outputs, examples) -> dict[str, float]:
+        pred = outputs["pred"]
         truth = np.array([ex.score for ex in examples])
         span = np.array([ex.scale[1] - ex.scale[0] for ex in examples])
         return {"rmse": float(rmse(truth, pred)), "rmse_normalised": float(rmse(truth / span, pred / span)),
