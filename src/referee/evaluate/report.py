@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from referee import __version__
-from referee.evaluate import plots
 from referee.evaluate.evaluators import Evaluation
 from referee.io import write_text
 from referee.schema import category_name
@@ -251,6 +250,9 @@ def _confusion_matrix(truth: np.ndarray, decision: np.ndarray, k: int) -> np.nda
 
 
 def _judge_figures(r: Evaluation) -> list[str]:
+    # matplotlib (~0.5 s) is imported where a figure is drawn: `referee eval` without --report never needs it.
+    from referee.evaluate import plots
+
     d, m, out = r.details, r.metrics, []
     if r.task == "pair":
         labels = ["A", "B", "tie"] if d["three_way"] else ["A", "B"]
@@ -325,6 +327,8 @@ def _mistakes(r: Evaluation) -> str:
 
 
 def _section(index: int, results: list[Evaluation]) -> str:
+    from referee.evaluate import plots
+
     first = results[0]
     all_names = list(dict.fromkeys(c for r in results for c in r.metrics))
     headline = [c for c in all_names if _headline(c) and c.split("/")[0] not in DIAGNOSTICS]

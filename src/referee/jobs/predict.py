@@ -21,10 +21,10 @@ def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
 
 
 def predict(judge_dir: str, data, out: str, format: str | None = None, *, columns=None,
-            on_error: str = "raise") -> dict:
+            on_error: str = "raise", trust_encoder: bool = False) -> dict:
     """Apply a saved judge to `data` (one file or several) and write the table to `out`."""
     start = time.perf_counter()
-    judge = load_judge(judge_dir)
+    judge = load_judge(judge_dir, trust_encoder=trust_encoder)
     res = read_data(data, format, columns=columns, on_error=on_error)
     examples = judge.fill_in(res.examples) if judge.task == "score" else res.examples
     table = judge.predict_table(examples)

@@ -42,8 +42,9 @@ ROW = "__referee_row"  # the row's position in the input, for ids that come from
 class JudgeBatches:
     """One Ray actor: loads the judge folder once, then judges batch after batch of raw records."""
 
-    def __init__(self, judge_dir: str, label: str, format: str, header: list[str], columns, on_error: str):
-        self.judge = load_judge(judge_dir)
+    def __init__(self, judge_dir: str, label: str, format: str, header: list[str], columns, on_error: str,
+                 trust_encoder: bool):
+        self.judge = load_judge(judge_dir, trust_encoder=trust_encoder)
         self.build = builder(label, format, header, columns, on_error)
         self.reader = READERS[format]
 
@@ -64,7 +65,8 @@ class JudgeBatches:
 
 def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, format: str | None = None,
                 columns=None, on_error: str = "raise", actors: int = 2, actor_cpus: float = 1.0,
-                batch_rows: int = 2000, address: str | None = None, progress: bool = True) -> dict:
+                batch_rows: int = 2000, address: str | None = None, progress: bool = True,
+                trust_encoder: bool = False) -> dict:
     """Judge `data` on Ray with `actors` judge actors of `actor_cpus` CPUs each; write Parquet shards
     into the folder `out`.
 
@@ -76,6 +78,8 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
     out = Path(out)
     if out.exists():
         raise UserError(f"--out {out} exists: --engine ray writes a new folder of Parquet shards (no --resume)")
+    # Checked here, in one line: a folder the actors refused would fail inside Ray, as a wall of tracebacks.
+    load_judge(judge_dir, trust_encoder=trust_encoder)
     files = input_files(Path(data))
     format = format or (generic_for(files[0]) if columns else detect(files[0]))
     if format not in READERS:
@@ -116,7 +120,8 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.zip(ray.data.range(n_input).rename_columns({"id": ROW}))
-    ds = ds.map_batches(JudgeBatches, fn_constructor_args=(str(judge_dir), label, format, header, columns, on_error),
+    ds = ds.map_batches(JudgeBatches, fn_constructor_args=(str(judge_dir), label, format, header, columns, on_error,
+                                                              trust_encoder),
                         batch_size=batch_rows, batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus)
     failure = None

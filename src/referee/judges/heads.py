@@ -93,3 +93,45 @@ class TextModel(nn.Module):
 
     def forward(self, tokens: dict, extra: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(**tokens), extra)
+
+
+class PairModel(nn.Module):
+    """Both sides through one encoder, then the head in both orders: (n, 2, k) logits, [:, 1] for
+    the swapped pair (still in swapped column order)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, tokens: dict, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
+        e = self.encoder(**tokens)  # (2n, d): the A sides, then the B sides
+        e_a, e_b = e[: len(x_a)], e[len(x_a):]
+        return torch.stack([self.head(e_a, e_b, x_a, x_b), self.head(e_b, e_a, x_b, x_a)], dim=1)
+
+
+class ScoreModel(nn.Module):
+    """head(encoder(text), metric embedding); the metric embedding is either given (a catalogue) or
+    the encoder's own embedding of the metric's name (`metric_tokens`, one row per distinct metric
+    in the batch, and `metric_index` (n,) choosing each example's row)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, tokens: dict, metric_vectors: torch.Tensor | None = None, metric_tokens: dict | None = None,
+                metric_index: torch.Tensor | None = None) -> torch.Tensor:
+        if metric_vectors is None:
+            metric_vectors = self.encoder(**metric_tokens)[metric_index]
+        return self.head(self.encoder(**tokens), metric_vectors)
+
+
+class RewardPairModel(nn.Module):
+    """Chosen and rejected through one sequence classifier: (n, 2) rewards [chosen, rejected]."""
+
+    def __init__(self, reward: nn.Module):
+        super().__init__()
+        self.reward = reward
+
+    def forward(self, tokens: dict) -> torch.Tensor:
+        r = self.reward(**tokens)
+        return torch.stack([r[: len(r) // 2], r[len(r) // 2:]], dim=1)

@@ -18,20 +18,24 @@ against the distribution.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from sklearn.linear_model import LogisticRegression
-from torch import nn
 
 from referee.errors import UserError
 from referee.evaluate.metrics import accuracy, log_loss
 from referee.evaluate.calibration import fit_temperature
 from referee.judges.base import LENGTH_FEATURES, Judge, linear_state, softmax, tensor
-from referee.judges.heads import PairHead
-from referee.judges.losses import soft_cross_entropy
 from referee.schema import PAIR_LABELS, PairExample, pair_of
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, the heads and the losses are imported inside the methods that build, train or run a head:
+# a tfidf judge loads and predicts without torch (see `referee.judges.base.tensor`).
 
 SWAP = [1, 0, 2]  # column order of [A, B, tie] after exchanging A and B
 
@@ -217,17 +221,23 @@ class PairJudge(Judge):
         return {"proba": np.hstack([p, np.zeros((len(p), 3 - p.shape[1]))]), "temperature": float(self.temperature_)}
 
     def _build_head(self, dim, n_extra, n_classes, hidden, dropout):
+        from referee.judges.heads import PairHead
+
         return PairHead(dim, n_extra, n_classes, hidden=hidden, dropout=dropout)
 
     def _swap_loss(self, z: torch.Tensor, z_swapped: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Soft cross-entropy of (n, k) logits `z` against `t`; with swap augmentation, averaged with
         that of the swapped order's logits `z_swapped` (in swapped column order)."""
+        from referee.judges.losses import soft_cross_entropy
+
         loss = soft_cross_entropy(z, t)
         if self.swap_augment:
             loss = (loss + soft_cross_entropy(z_swapped, t[:, SWAP[: t.shape[1]]])) / 2
         return loss
 
     def _fit_head(self, train, valid):
+        from referee.judges.losses import soft_cross_entropy
+
         f_a, f_b, x_a, x_b = (tensor(v) for v in self._sides(train))
         t = tensor(self._targets(train))
         vf_a, vf_b, vx_a, vx_b = (tensor(v) for v in self._sides(valid))
@@ -248,6 +258,7 @@ class PairJudge(Judge):
 
     def _fit_finetune(self, train, valid, config):
         from referee.encoders.transformer import TransformerEncoder
+        from referee.judges.heads import PairModel
 
         encoder = TransformerEncoder.from_pretrained(config.encoder, max_length=config.max_length,
                                                      cross_encoder=config.cross_encoder)
@@ -279,6 +290,8 @@ class PairJudge(Judge):
         """(n, k) logits for A in first position, before swap averaging."""
         if self.is_linear():
             return np.asarray(self._linear_features(f_a, f_b, x_a, x_b) @ self.W_.T) + self.b_
+        import torch
+
         with torch.no_grad():
             return self.head_(*(tensor(v) for v in (f_a, f_b, x_a, x_b))).double().numpy()
 
@@ -373,20 +386,6 @@ def _log_normalise(z: np.ndarray) -> np.ndarray:
     return z - (top + np.log(np.exp(z - top).sum(1, keepdims=True)))
 
 
-class PairModel(nn.Module):
-    """Both sides through one encoder, then the head in both orders: (n, 2, k) logits, [:, 1] for
-    the swapped pair (still in swapped column order)."""
-
-    def __init__(self, encoder: nn.Module, head: nn.Module):
-        super().__init__()
-        self.encoder, self.head = encoder, head
-
-    def forward(self, tokens: dict, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
-        e = self.encoder(**tokens)  # (2n, d): the A sides, then the B sides
-        e_a, e_b = e[: len(x_a)], e[len(x_a):]
-        return torch.stack([self.head(e_a, e_b, x_a, x_b), self.head(e_b, e_a, x_b, x_a)], dim=1)
-
-
 class SwapAveragedLoss:
     """The fine-tuning loop's evaluator: log loss and accuracy of the swap-averaged prediction
     (what the judge will predict), from (n, 2, k) outputs."""
@@ -398,6 +397,8 @@ class SwapAveragedLoss:
         self.swap = swap
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        from referee.judges.losses import soft_cross_entropy
+
         z = (outputs[:, 0] + outputs[:, 1][:, self.swap]) / 2
         return {"log_loss": float(soft_cross_entropy(z, targets)),
                 "accuracy": float((z.argmax(1) == targets.argmax(1)).float().mean())}

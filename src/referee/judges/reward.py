@@ -12,19 +12,23 @@ Rewards are centred: the mean reward of the training responses is 0. Ties are dr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from sklearn.linear_model import LogisticRegression
-from torch import nn
 
 from referee.errors import UserError
 from referee.evaluate.metrics import pairwise_accuracy
 from referee.judges.base import Judge, sigmoid, tensor
-from referee.judges.heads import RewardHead
-from referee.judges.losses import bradley_terry
 from referee.schema import Conversation, PairExample, conversation_of, pair_of
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, the heads and the losses are imported inside the methods that build, train or run a head:
+# a tfidf judge loads and predicts without torch (see `referee.judges.base.tensor`).
 
 
 class RewardJudge(Judge):
@@ -101,9 +105,13 @@ class RewardJudge(Judge):
         return {"r_a": r[:, 0], "r_b": r[:, 1]}
 
     def _build_head(self, dim, n_extra, hidden, dropout):
+        from referee.judges.heads import RewardHead
+
         return RewardHead(dim, n_extra, hidden=hidden, dropout=dropout)
 
     def _fit_head(self, train, valid):
+        from referee.judges.losses import bradley_terry
+
         fc, xc = (tensor(v) for v in self._inputs([ex.chosen for ex in train]))
         fr, xr = (tensor(v) for v in self._inputs([ex.rejected for ex in train]))
         vfc, vxc = (tensor(v) for v in self._inputs([ex.chosen for ex in valid]))
@@ -114,7 +122,11 @@ class RewardJudge(Judge):
                          len(train), lambda: bradley_terry(self.head_(vfc, vxc), self.head_(vfr, vxr), self.margin))
 
     def _fit_finetune(self, train, valid, config):
+        import torch
+
         from referee.encoders.transformer import TransformerRewardModel
+        from referee.judges.heads import RewardPairModel
+        from referee.judges.losses import bradley_terry
 
         reward = TransformerRewardModel.from_pretrained(config.encoder, max_length=config.max_length)
         self._fit_lengths(self._conversations(train))  # saved with every judge; the reward model reads none
@@ -144,6 +156,8 @@ class RewardJudge(Judge):
         f, x = self._inputs(convs)
         if self.is_linear():
             return np.asarray(self._linear_features(f, x) @ self.w_).ravel()
+        import torch
+
         with torch.no_grad():
             return self.head_(tensor(f), tensor(x)).double().numpy()
 
@@ -213,18 +227,6 @@ class RewardJudge(Judge):
             self.w_ = tensors["linear.w"]
 
 
-class RewardPairModel(nn.Module):
-    """Chosen and rejected through one sequence classifier: (n, 2) rewards [chosen, rejected]."""
-
-    def __init__(self, reward: nn.Module):
-        super().__init__()
-        self.reward = reward
-
-    def forward(self, tokens: dict) -> torch.Tensor:
-        r = self.reward(**tokens)
-        return torch.stack([r[: len(r) // 2], r[len(r) // 2:]], dim=1)
-
-
 class BradleyTerryEvaluator:
     """The fine-tuning loop's evaluator: Bradley-Terry loss and pairwise accuracy (chosen scored
     above rejected) from (n, 2) rewards."""
@@ -236,5 +238,7 @@ class BradleyTerryEvaluator:
         self.margin = margin
 
     def __call__(self, outputs: torch.Tensor, targets) -> dict[str, float]:
+        from referee.judges.losses import bradley_terry
+
         return {"loss": float(bradley_terry(outputs[:, 0], outputs[:, 1], self.margin)),
                 "pairwise_accuracy": float(pairwise_accuracy(outputs[:, 0].numpy(), outputs[:, 1].numpy()))}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_curve
 
@@ -22,9 +21,10 @@ from referee.errors import UserError
 from referee.evaluate.metrics import f1, roc_auc
 from referee.evaluate.calibration import fit_temperature
 from referee.judges.base import LENGTH_FEATURES, Judge, linear_state, sigmoid, tensor
-from referee.judges.heads import SafetyHead, TextModel
-from referee.judges.losses import masked_bce
 from referee.schema import SafetyExample, category_name
+
+# torch, the heads and the losses are imported inside the methods that build, train or run a head:
+# a tfidf judge loads and predicts without torch (see `referee.judges.base.tensor`).
 
 THRESHOLDS = ("f1", "fpr")
 
@@ -166,9 +166,13 @@ class SafetyJudge(Judge):
                 "threshold": float(self.threshold_), "temperature": float(self.temperature_)}
 
     def _build_head(self, dim, n_extra, n_outputs, hidden, dropout):
+        from referee.judges.heads import SafetyHead
+
         return SafetyHead(dim, n_extra, n_outputs, hidden=hidden, dropout=dropout)
 
     def _fit_head(self, train, valid):
+        from referee.judges.losses import masked_bce
+
         f, x = (tensor(v) for v in self._inputs(train))
         y = tensor(self._labels(train))
         vf, vx = (tensor(v) for v in self._inputs(valid))
@@ -181,6 +185,8 @@ class SafetyJudge(Judge):
 
     def _fit_finetune(self, train, valid, config):
         from referee.encoders.transformer import TransformerEncoder
+        from referee.judges.heads import TextModel
+        from referee.judges.losses import masked_bce
 
         encoder = TransformerEncoder.from_pretrained(config.encoder, max_length=config.max_length)
         self._fit_lengths(self._conversations(train))
@@ -216,6 +222,8 @@ class SafetyJudge(Judge):
         f, x = self._inputs(examples)
         if self.is_linear():
             return np.asarray(sp.hstack([f, sp.csr_matrix(x)], format="csr") @ self.W_.T) + self.b_
+        import torch
+
         with torch.no_grad():
             return self.head_(tensor(f), tensor(x)).double().numpy()
 

@@ -22,16 +22,15 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from sklearn.linear_model import Ridge
-from torch import nn
 
 from referee.errors import UserError
 from referee.evaluate.metrics import rmse
 from referee.judges.base import Judge, tensor
-from referee.judges.heads import ScoreHead
-from referee.judges.losses import regression_loss
 from referee.schema import ScoreExample, conversation_of
+
+# torch, the heads and the losses are imported inside the methods that build, train or run a head:
+# a tfidf judge loads and predicts without torch (see `referee.judges.base.tensor`).
 
 HEADS = ("concat", "two-tower")
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # ridge strengths the capacity search tries
@@ -193,9 +192,15 @@ class ScoreJudge(Judge):
         return self.metric_embeddings_[self._metric_index(examples, self.metric_names_)]
 
     def _build_head(self, dim, metric_dim, kind, hidden, dropout):
+        from referee.judges.heads import ScoreHead
+
         return ScoreHead(dim, metric_dim, kind=kind, hidden=hidden, dropout=dropout)
 
     def _fit_head(self, train, valid):
+        import torch
+
+        from referee.judges.losses import regression_loss
+
         self._fit_metric_embeddings()
         e = tensor(self._embed([ex.conversation for ex in train]))
         m = tensor(self._metric_vectors(train))
@@ -209,7 +214,11 @@ class ScoreJudge(Judge):
                          lambda: regression_loss(self.head_(ve, vm), vy, torch.ones_like(vy), self.loss))
 
     def _fit_finetune(self, train, valid, config):
+        import torch
+
         from referee.encoders.transformer import TransformerEncoder
+        from referee.judges.heads import ScoreModel
+        from referee.judges.losses import regression_loss
 
         encoder = TransformerEncoder.from_pretrained(config.encoder, max_length=config.max_length)
         self._fit_lengths(self._conversations(train))
@@ -289,6 +298,8 @@ class ScoreJudge(Judge):
         if self.is_linear():
             u = np.asarray(self._linear_features(examples) @ self.w_).ravel() + self.b_
         else:
+            import torch
+
             e = tensor(self._embed([ex.conversation for ex in examples]))
             with torch.no_grad():
                 u = self.head_(e, tensor(self._metric_vectors(examples))).double().numpy()
@@ -347,19 +358,3 @@ class ScoreJudge(Judge):
             self.w_, self.b_ = tensors["linear.w"], state["intercept"]
         else:
             self.metric_names_, self.metric_embeddings_ = state["metric_names"], tensors["metric_embeddings"]
-
-
-class ScoreModel(nn.Module):
-    """head(encoder(text), metric embedding); the metric embedding is either given (a catalogue) or
-    the encoder's own embedding of the metric's name (`metric_tokens`, one row per distinct metric
-    in the batch, and `metric_index` (n,) choosing each example's row)."""
-
-    def __init__(self, encoder: nn.Module, head: nn.Module):
-        super().__init__()
-        self.encoder, self.head = encoder, head
-
-    def forward(self, tokens: dict, metric_vectors: torch.Tensor | None = None, metric_tokens: dict | None = None,
-                metric_index: torch.Tensor | None = None) -> torch.Tensor:
-        if metric_vectors is None:
-            metric_vectors = self.encoder(**metric_tokens)[metric_index]
-        return self.head(self.encoder(**tokens), metric_vectors)

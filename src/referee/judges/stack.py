@@ -32,7 +32,7 @@ class StackParts:
             part.save(folder / f"part{i}-{part.features}")
 
     @classmethod
-    def load(cls, folder: str | Path, judge_class, trust_encoder: bool = True) -> StackParts:
+    def load(cls, folder: str | Path, judge_class, trust_encoder: bool = False) -> StackParts:
         folders = sorted(p for p in Path(folder).glob("part*-*") if p.is_dir())
         if not folders:
             raise UserError(f"{folder}: a stacked judge folder without its parts (part0-tfidf, ...); re-save the judge")

@@ -2,7 +2,7 @@
 
 Endpoints (every `/v1/...` one needs an API key when the app has keys):
 
-    POST /v1/score     {"conversation": C, "metrics": [..]?, "scale": [lo, hi]?}   -> scores per metric
+    POST /v1/score     {"conversation": C, "metrics": [..]?, "scale": [lo, hi]?}   -> scores per metric (each on its training scale by default)
     POST /v1/compare   {"a": C, "b": C}  or  {"context": C, "response_a": "..", "response_b": ".."}
                                                                               -> p(A), p(B), p(tie), verdict
     POST /v1/safety    {"conversation": C}   -> p(unsafe) per category and "any", cost, verdict

@@ -89,8 +89,8 @@ class ConversationItem(_Strict):
 class ScoreItem(ConversationItem):
     metrics: list[str] | None = Field(None, min_length=1, description=f"metrics to score, at most {MAX_METRICS} "
                                       "distinct; all the judge knows when left out")
-    scale: tuple[FiniteFloat, FiniteFloat] = Field((0.0, 10.0), description="the scale scores are reported on "
-                                                   "(judges learn on 0-1)")
+    scale: tuple[FiniteFloat, FiniteFloat] | None = Field(None, description="the scale every score is reported "
+                                                          "on; each metric's training scale when left out")
 
     @field_validator("metrics")
     @classmethod
@@ -103,6 +103,8 @@ class ScoreItem(ConversationItem):
     @field_validator("scale")
     @classmethod
     def _proper(cls, scale):
+        if scale is None:
+            return scale
         low, high = scale
         # high - low must be finite too: [-1.7e308, 1.7e308] overflows to inf and scores to nan.
         if not (low < high and math.isfinite(high - low)):

@@ -71,7 +71,9 @@ def to_examples(task: str, judge, items: list) -> tuple[list, list[int]]:
                 shown = ", ".join(known[:30]) + (" ..." if len(known) > 30 else "")
                 raise ClientError(422, f"unknown metric(s) {unknown}; this judge knows: {shown}")
             conv = item.conversation.to_conversation()
-            examples += [ScoreExample(id=f"request-{i}", conversation=conv, metric=m, scale=item.scale) for m in metrics]
+            # Without a scale, each metric comes back on the scale the judge learnt it on (0-10 if unknown).
+            examples += [ScoreExample(id=f"request-{i}", conversation=conv, metric=m,
+                                      scale=item.scale or tuple(judge.scales_.get(m, (0.0, 10.0)))) for m in metrics]
             counts.append(len(metrics))
         return examples, counts
     if task == "pair":
@@ -101,8 +103,10 @@ def per_item(task: str, examples: list, counts: list[int], results: list) -> lis
     for n in counts:
         chunk = results[start:start + n]
         if task == "score":
-            metrics = [ex.metric for ex in examples[start:start + n]]
-            out.append({"scores": dict(zip(metrics, chunk)), "scale": list(examples[start].scale)})
+            rows = examples[start:start + n]
+            scales = {ex.metric: list(ex.scale) for ex in rows}
+            shared = next(iter(scales.values())) if len({tuple(v) for v in scales.values()}) == 1 else None
+            out.append({"scores": dict(zip(scales, chunk)), "scales": scales, "scale": shared})
         else:
             out.append(chunk[0])
         start += n

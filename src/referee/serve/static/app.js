@@ -206,11 +206,10 @@ function renderSafety(r) {
 
 function renderScore(r) {
   const box = el("div", {});
-  const [low, high] = r.scale;
   for (const [metric, value] of Object.entries(r.scores)) {
-    box.append(bar(metric, (value - low) / (high - low), value.toFixed(1), "bar-score"));
+    const [low, high] = r.scales[metric];  // each metric on the scale the judge learnt it on
+    box.append(bar(`${metric} (${low}–${high})`, (value - low) / (high - low), value.toFixed(1), "bar-score"));
   }
-  box.append(el("div", { className: "muted small", textContent: `scale ${low}–${high}` }));
   return box;
 }
 
