@@ -88,6 +88,8 @@ class TrainConfig(Config):
                                  "referee eval --predictions reads (pair CSV, PandaLM JSON), matched to the rows by id")
     teacher_weight: float | None = option(None, "pair: the teacher's share w of each target, (1 - w) x human + w x "
                                           "teacher; None = chosen by grouped CV against the human labels", low=0, high=1)
+    trust_encoder: bool = option(False, "--teacher: load a teacher judge whose encoder or LM is named by a path or hub id "
+                                 "(default: only those referee ships)")
     progress: bool = option(True, "show progress bars")
     finetune: dict | None = option(None, "features=finetune: FinetuneConfig fields (lr, epochs, batch_size, max_length, "
                                    "cross_encoder, ...), the YAML's `finetune:` section or the --finetune-* flags")

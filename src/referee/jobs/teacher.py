@@ -75,12 +75,13 @@ class Teacher:
                 f" ({c['failed']} failed, {c['rows'] - c['matched'] - c['failed']} unknown: those keep their human label)")
 
 
-def read_teacher(path: str | Path, examples) -> Teacher:
+def read_teacher(path: str | Path, examples, trust_encoder: bool = False) -> Teacher:
     """The teacher at `path` (a pair judge folder, or a pair predictions file), with its verdicts on
-    `examples`; a UserError when it is not a pair teacher or matches no row by id."""
+    `examples`; a UserError when it is not a pair teacher or matches no row by id. `trust_encoder`:
+    as for `referee.judges.load_judge`."""
     path = Path(path)
     if path.is_dir():
-        targets = _judge_targets(path, examples)
+        targets = _judge_targets(path, examples, trust_encoder)
     elif path.is_file():
         targets = _file_targets(path)
     else:
@@ -93,11 +94,11 @@ def read_teacher(path: str | Path, examples) -> Teacher:
     return Teacher(path, targets)
 
 
-def _judge_targets(folder: Path, examples) -> dict[str, np.ndarray]:
+def _judge_targets(folder: Path, examples, trust_encoder: bool) -> dict[str, np.ndarray]:
     from referee.data.split import overlap
     from referee.judges import load_judge
 
-    judge = load_judge(folder)
+    judge = load_judge(folder, trust_encoder)
     if judge.task != "pair":
         raise UserError(f"{folder}: holds a {judge.task} judge; the teacher of a pair judge is a pair judge "
                         "or a file of pair predictions")

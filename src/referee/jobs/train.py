@@ -71,7 +71,7 @@ def train(config: TrainConfig) -> dict:
     teacher = prepare = None
     if config.teacher:
         from referee.jobs.teacher import choose_weight, read_teacher
-        teacher = read_teacher(config.teacher, examples)
+        teacher = read_teacher(config.teacher, examples, config.trust_encoder)
         notes.append(teacher.note(examples))
         choice = choose_weight(judge, examples, teacher, config.teacher_weight, seed=config.seed, progress=config.progress)
         prepare = partial(teacher.mix, weight=choice["chosen"])
