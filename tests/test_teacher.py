@@ -9,16 +9,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from judges_fixtures import pair_examples, safety_examples
+from test_judges_cli import arena_csv
+
 from referee.cli import main
 from referee.config import ConfigError
 from referee.errors import UserError
 from referee.jobs.config import TrainConfig
-from referee.jobs.teacher import Teacher, choose_weight, distil, read_teacher, weight_search
+from referee.jobs.teacher import (
+    Teacher,
+    choose_weight,
+    distil,
+    read_teacher,
+    weight_search,
+)
 from referee.judges import PairJudge, SafetyJudge, load_judge
 from referee.schema import Conversation, PairExample
-from test_judges_cli import arena_csv
 
 SWAP = [1, 0, 2]
 
@@ -155,8 +161,8 @@ def test_teachers_that_cannot_teach_stop_with_one_line(tmp_path):
     bad.write_text("id,winner_model_a,winner_model_b,winner_tie\np0,-1,0.5,0.5\n")
     with pytest.raises(UserError, match=r"bad.csv: id 'p0': expected probabilities >= 0"):
         read_teacher(bad, rows)
-    for fields, message in [(dict(task="reward", teacher="t.csv"), "field 'teacher' applies to pair judges"),
-                            (dict(teacher_weight=0.5), "field 'teacher_weight' needs a 'teacher'"),
-                            (dict(teacher="t.csv", teacher_weight=1.5), "field 'teacher_weight': expected a number in")]:
+    for fields, message in [({"task": "reward", "teacher": "t.csv"}, "field 'teacher' applies to pair judges"),
+                            ({"teacher_weight": 0.5}, "field 'teacher_weight' needs a 'teacher'"),
+                            ({"teacher": "t.csv", "teacher_weight": 1.5}, "field 'teacher_weight': expected a number in")]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig(data="x", out="j", **fields)
