@@ -132,6 +132,9 @@ def _train(args):
         for part in summary["capacity"].get("parts", []):
             print(f"  part {part['features']}: " + _capacity(part))
         print(("  meta-learner: " if "parts" in summary["capacity"] else "  capacity: ") + _capacity(summary["capacity"]))
+    if "teacher" in summary:
+        t = summary["teacher"]
+        print(f"  teacher {t['source']} ({t['matched']} of {t['rows']} rows): " + _capacity(t))
     b = summary["baseline"]
     print(f"  {b['metric']} {b['judge']:.4f} against the baseline: {b['verdict']}")
     for key in ("temperature", "threshold"):

@@ -84,6 +84,12 @@ class TrainConfig(Config):
                             choices=("f1", "fpr"))
     target_fpr: float = option(0.05, "safety: the false-positive rate for threshold='fpr'", low=0, high=1)
     margin: float = option(0.0, "reward: Bradley-Terry margin (frozen/finetune)", low=0)
+    teacher: str | None = option(None, "pair: distil a teacher into the judge: a pair judge folder, or a predictions file "
+                                 "referee eval --predictions reads (pair CSV, PandaLM JSON), matched to the rows by id")
+    teacher_weight: float | None = option(None, "pair: the teacher's share w of each target, (1 - w) x human + w x "
+                                          "teacher; None = chosen by grouped CV against the human labels", low=0, high=1)
+    trust_encoder: bool = option(False, "--teacher: load a teacher judge whose encoder or LM is named by a path or hub id "
+                                 "(default: only those referee ships)")
     progress: bool = option(True, "show progress bars")
     finetune: dict | None = option(None, "features=finetune: FinetuneConfig fields (lr, epochs, batch_size, max_length, "
                                    "cross_encoder, ...), the YAML's `finetune:` section or the --finetune-* flags")
@@ -103,6 +109,10 @@ class TrainConfig(Config):
             raise ConfigError(f"TrainConfig: field 'categories' applies to safety judges, not to a {self.task} judge")
         if self.finetune is not None:  # checked by its own config, which names the bad field
             FinetuneConfig.from_dict(self.finetune, "TrainConfig: field 'finetune'")
+        if self.teacher and self.task != "pair":
+            raise ConfigError(f"TrainConfig: field 'teacher' applies to pair judges, not to a {self.task} judge")
+        if self.teacher_weight is not None and not self.teacher:
+            raise ConfigError("TrainConfig: field 'teacher_weight' needs a 'teacher'")
         if self.valid and self.valid_split:
             raise ConfigError("TrainConfig: give either 'valid' (a file) or 'valid_split' (a share), not both")
 

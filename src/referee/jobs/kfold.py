@@ -55,8 +55,11 @@ class CrossValidation:
         return oof_path, folds_path
 
 
-def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: bool = True) -> CrossValidation:
-    """Train a clone of `judge` k times, each time holding out one prompt-grouped fold, and predict it."""
+def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: bool = True,
+                   prepare=None) -> CrossValidation:
+    """Train a clone of `judge` k times, each time holding out one prompt-grouped fold, and predict it.
+    `prepare(rows)`: what each fold trains on instead of its rows (a teacher's mix, `referee.jobs.teacher`);
+    the held-out fold is scored on its own labels."""
     from referee.data.split import kfold
 
     examples = list(examples)
@@ -70,7 +73,8 @@ def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: 
     for fold, (train_idx, valid_idx) in enumerate(folds_bar):
         start = time.perf_counter()
         held_out = [examples[i] for i in valid_idx]
-        fitted = clone(judge).fit([examples[i] for i in train_idx])
+        train = [examples[i] for i in train_idx]
+        fitted = clone(judge).fit(prepare(train) if prepare else train)
         parts[fold] = fitted.predict_table(held_out).drop(columns="id").set_index(pd.Index(valid_idx))
         fold_of[valid_idx] = fold
         labelled = [ex for ex in held_out if fitted.labelled(ex)]

@@ -4,6 +4,7 @@ when asked), save it, and return a summary. The CLI only parses flags and prints
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from referee.errors import UserError
@@ -67,14 +68,27 @@ def train(config: TrainConfig) -> dict:
     judge = JUDGES[config.task](**config.judge_options())
     summary = {"task": config.task, "features": config.features, "train_rows": len(examples),
                "valid_rows": len(valid) if valid else None, "data_notes": notes}
+    teacher = prepare = None
+    if config.teacher:
+        from referee.jobs.teacher import choose_weight, read_teacher
+        teacher = read_teacher(config.teacher, examples, config.trust_encoder)
+        notes.append(teacher.note(examples))
+        choice = choose_weight(judge, examples, teacher, config.teacher_weight, seed=config.seed, progress=config.progress)
+        prepare = partial(teacher.mix, weight=choice["chosen"])
     if config.folds:
         # Each fold early-stops on a split of its own training folds, never on the held-out fold; the
-        # out-of-fold predictions are written beside the judge once it is saved.
+        # out-of-fold predictions are written beside the judge once it is saved. With a teacher, each
+        # fold learns from the mix and is scored on the human labels.
         from referee.jobs.kfold import cross_validate
-        cv = cross_validate(judge, examples, k=config.folds, seed=config.seed, progress=config.progress)
+        cv = cross_validate(judge, examples, k=config.folds, seed=config.seed, progress=config.progress, prepare=prepare)
         summary["cv"] = dict(cv.mean(), folds=config.folds)
         summary["cv_baseline"] = cv_baseline(judge, examples, summary["cv"], seed=config.seed)
-    judge.fit(examples, valid)
+    if teacher is None:
+        judge.fit(examples, valid)
+    else:
+        from referee.jobs.teacher import distil
+        distil(judge, examples, teacher, choice, valid)
+        summary["teacher"] = judge.teacher_
     # Linear judges and stacks calibrate on their out-of-fold predictions while fitting; the others
     # on the validation rows, when given.
     calibrated_oof = getattr(judge, "oof_", None) is not None and judge.oof_.oof is not None

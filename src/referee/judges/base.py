@@ -118,6 +118,7 @@ class Judge(BaseEstimator):
     columns: tuple[str, ...] = ()     # `predict_table`'s columns after "id" (safety adds categories)
     label_name: str = "a label"        # what `labelled` looks for, in error messages
     history_: list[dict] | None = None  # training curve rows, for judges trained in this process
+    teacher_: dict | None = None  # distilled: the teacher and its weight (`referee.jobs.teacher.distil`)
     capacity_param: str = "C"  # the linear model's strength that CV chooses, and its grid
     capacity_grid: tuple[float, ...] = GRID
     cv_loss_name: str = "log_loss"  # what the capacity search minimises
@@ -190,6 +191,7 @@ class Judge(BaseEstimator):
         # shown rows the judge learnt from (`referee.data.split.overlap`).
         self.train_digest_ = prompt_digest(train + (valid or []))
         self.history_ = None  # a tfidf fit has no curve; a refit must not keep the last one
+        self.teacher_ = None  # `referee.jobs.teacher.distil` sets it after a fit on mixed labels
         self._seed()
         train, valid = self._split(train, valid)
         self.oof_ = None
@@ -452,6 +454,8 @@ class Judge(BaseEstimator):
         state = {"validation": self.validation_, "train_prompts": self.train_digest_}
         if hasattr(self, "capacity_"):
             state["capacity"] = self.capacity_
+        if self.teacher_:
+            state["teacher"] = self.teacher_
         if hasattr(self, "head_"):
             state["head_args"] = self.head_args_
             tensors.update({f"head.{k}": v.detach().cpu().numpy() for k, v in self.head_.state_dict().items()})
@@ -462,6 +466,7 @@ class Judge(BaseEstimator):
         self.validation_ = state.get("validation", {})
         if "capacity" in state:
             self.capacity_ = state["capacity"]
+        self.teacher_ = state.get("teacher")
         self.train_digest_ = state.get("train_prompts")  # None: saved before digests were kept
         if "head_args" in state:
             import torch
