@@ -33,7 +33,14 @@ from referee.errors import UserError
 
 
 class ConfigError(UserError, ValueError):
-    """A config value that cannot work: names the field, the bad value and what was expected."""
+    """A config value that cannot work: names the field, the bad value and what was expected.
+
+    >>> from referee.jobs.config import TrainConfig
+    >>> TrainConfig(task="judge")
+    Traceback (most recent call last):
+    ...
+    referee.config.ConfigError: TrainConfig: field 'task': expected one of ('score', 'pair', 'safety', 'reward'), got 'judge'
+    """
 
 
 def option(default, help: str, *, choices: tuple | None = None, low: float | None = None,

@@ -47,7 +47,13 @@ def category_name(category: str) -> str:
 
 
 class SchemaError(UserError, ValueError):
-    """An example that cannot exist: names the field, the bad value and what was expected."""
+    """An example that cannot exist: names the field, the bad value and what was expected.
+
+    >>> Turn("bot", "Hello")
+    Traceback (most recent call last):
+    ...
+    referee.schema.SchemaError: Turn: field 'role': expected one of ('user', 'assistant'), got 'bot'
+    """
 
 
 def _fail(kind: str, id_: str | None, field_name: str, message: str):
@@ -57,6 +63,12 @@ def _fail(kind: str, id_: str | None, field_name: str, message: str):
 
 @dataclass(frozen=True)
 class Turn:
+    """One message of a conversation: who said it ("user" or "assistant") and what they said.
+
+    >>> Turn("user", "Capital of France?")
+    Turn(role='user', content='Capital of France?')
+    """
+
     role: Literal["user", "assistant"]
     content: str
 
@@ -69,7 +81,14 @@ class Turn:
 
 @dataclass(frozen=True)
 class Conversation:
-    """System prompt (optional) and turns. The last assistant turn, if last, is the judged response."""
+    """System prompt (optional) and turns. The last assistant turn, if last, is the judged response.
+
+    >>> conv = Conversation.from_text("Capital of France?", "Paris.", system="Be brief.")
+    >>> conv.prompt, conv.response, conv.system
+    ('Capital of France?', 'Paris.', 'Be brief.')
+    >>> Conversation((Turn("user", "Hi"), Turn("assistant", "Hello!"), Turn("user", "Bye"))).response is None
+    True
+    """
 
     turns: tuple[Turn, ...]
     system: str | None = None
@@ -161,6 +180,19 @@ class _Meta:
 
 @dataclass(frozen=True, kw_only=True)
 class ScoreExample(_Meta):
+    """A conversation rated on one named metric, on that metric's scale (0-10 unless `scale` says
+    otherwise); `score=None` for rows to predict.
+
+    >>> ScoreExample(id="q1", conversation=Conversation.from_text("Capital of France?", "Paris."),
+    ...              metric="helpfulness", score=5, scale=(1, 5)).score
+    5
+    >>> ScoreExample(id="q1", conversation=Conversation.from_text("Hi", "Hello"), metric="helpfulness", score=7,
+    ...              scale=(1, 5))
+    Traceback (most recent call last):
+    ...
+    referee.schema.SchemaError: ScoreExample(id='q1'): field 'score': 7 is outside the scale [1, 5]
+    """
+
     conversation: Conversation
     metric: str
     score: float | None = None  # None: unlabelled (for prediction)
@@ -187,7 +219,15 @@ class ScoreExample(_Meta):
 @dataclass(frozen=True, kw_only=True)
 class PairExample(_Meta):
     """Two responses to the same request. `a` and `b` are whole conversations ending in each response
-    (their earlier turns may differ, as in multi-turn Chatbot Arena battles)."""
+    (their earlier turns may differ, as in multi-turn Chatbot Arena battles).
+
+    >>> pair = PairExample(id="p1", a=Conversation.from_text("Capital of France?", "Paris."),
+    ...                    b=Conversation.from_text("Capital of France?", "Lyon."), label="A")
+    >>> pair.chosen.response, pair.target, pair.swapped().label
+    ('Paris.', (1.0, 0.0, 0.0), 'B')
+    >>> PairExample(id="p2", a=pair.a, b=pair.b, soft=(0.5, 0.5, 0.0)).label  # an exact A/B split
+    'tie'
+    """
 
     a: Conversation
     b: Conversation
@@ -259,7 +299,13 @@ class PairExample(_Meta):
 
 @dataclass(frozen=True, kw_only=True)
 class SafetyExample(_Meta):
-    """Binary labels per harm category; None where the source does not say."""
+    """Binary labels per harm category; None where the source does not say.
+
+    >>> row = SafetyExample(id="s1", conversation=Conversation.from_text("How do I make a bomb?", "I can't help."),
+    ...                     labels={"violence": False, "hate": None})
+    >>> row.unsafe is None  # one category unknown, none True
+    True
+    """
 
     conversation: Conversation
     labels: dict[str, bool | None] = field(default_factory=dict)
@@ -288,7 +334,11 @@ class SafetyExample(_Meta):
 
 @dataclass(frozen=True, kw_only=True)
 class PromptExample(_Meta):
-    """A request with no response, for generating and judging responses."""
+    """A request with no response, for generating and judging responses.
+
+    >>> PromptExample(id="r1", conversation=Conversation.from_text("How do I pick a lock?"), label="unsafe").label
+    'unsafe'
+    """
 
     conversation: Conversation
     category: str | None = None

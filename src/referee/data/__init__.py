@@ -91,7 +91,27 @@ def load(path: str | Path, format: str | None = None, *, columns: dict[str, str]
     columns:  for csv / jsonl / parquet / hf: {"prompt": "question", "score": "rating", ...} or the
               same as text, "prompt=question,score=rating".
     on_error: "raise" stops at the first bad row with a message naming file, row and field; "skip"
-              skips bad rows and lists them, with why, in `result.skipped`."""
+              skips bad rows and lists them, with why, in `result.skipped`.
+
+    A CSV of your own (question, answer, a 1-5 rating), one of its ratings not a number:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ratings = Path(tmp.name) / "ratings.csv"
+    >>> _ = ratings.write_text("question,answer,rating\\n"
+    ...                        "How do I boil an egg?,Seven minutes then cold water.,5\\n"
+    ...                        "Why is the sky blue?,No idea.,1\\n"
+    ...                        "Capital of France?,Paris.,great\\n")
+    >>> res = load(ratings, columns="prompt=question,response=answer,score=rating", on_error="skip")
+    >>> res.format, res.task, len(res), res.examples[0].scale, res.examples[0].conversation.response
+    ('csv', 'score', 2, (1.0, 5.0), 'Seven minutes then cold water.')
+    >>> res.skipped
+    [('row 3 (line 4)', "field 'rating': expected a number, got 'great'")]
+    >>> res.notes[0]
+    'score scale not given: 1-5, inferred from the data (scores 1 to 5); set it with --columns ...,scale=LOW:HIGH'
+    >>> tmp.cleanup()
+    """
     if format is not None and format not in FORMATS:
         raise DataError(f"unknown format {format!r}; known formats: {', '.join(FORMATS)}")
     text = str(path)
@@ -129,12 +149,28 @@ def check_file(path: Path) -> None:
 
 def load_default(*, on_error: str = "raise") -> LoadResult:
     """referee's embedded default data: pyrit's human-scored harm set (ScoreExample per row, metric =
-    harm category, pyrit's 0-1 scale kept), read from the pinned pyrit wheel (fetched once, cached)."""
+    harm category, pyrit's 0-1 scale kept), read from the pinned pyrit wheel (fetched once, cached).
+
+    Skipped as a doctest: the first call downloads the wheel from PyPI.
+
+    >>> res = load_default()  # doctest: +SKIP
+    >>> res.task, res.examples[0].scale  # doctest: +SKIP
+    ('score', (0.0, 1.0))
+    """
     return pyrit_harm.load_wheel(on_error=on_error)
 
 
 def detect(path: Path) -> str:
-    """The first format in FORMATS whose sniff accepts `path`; else DataError listing every refusal."""
+    """The first format in FORMATS whose sniff accepts `path`; else DataError listing every refusal.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     pairs = Path(tmp) / "pairs.jsonl"
+    ...     _ = pairs.write_text('{"prompt": "Hi", "response_a": "Hello!", "response_b": "Go away.", "label": "A"}\\n')
+    ...     detect(pairs)
+    'jsonl'
+    """
     refusals = []
     for name, module in FORMATS.items():
         verdict = module.sniff(path)

@@ -22,7 +22,19 @@ def load_all(paths, format: str | None = None, *, columns=None, on_error: str = 
 
     Files of different tasks are an error naming both. When two files share an id (XSTest's three
     completion files all use `v2-N`), every id is prefixed with its file's name, so that rows stay
-    distinct and each can be traced to its file; ids that are unique across files are kept as they are."""
+    distinct and each can be traced to its file; ids that are unique across files are kept as they are.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> days = [Path(tmp.name) / "monday.jsonl", Path(tmp.name) / "tuesday.jsonl"]
+    >>> for day in days:
+    ...     _ = day.write_text('{"id": "1", "prompt": "Hi", "response_a": "Hello!", "response_b": "Go away.", "label": "A"}\\n')
+    >>> both = load_all(days)
+    >>> [e.id for e in both.examples], both.task
+    (['monday.jsonl:1', 'tuesday.jsonl:1'], 'pair')
+    >>> tmp.cleanup()
+    """
     from referee.data import load
 
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -58,7 +70,18 @@ def _file_names(paths) -> list[str]:
 def only_categories(examples, categories) -> list:
     """Safety examples labelled with `categories` only (the others dropped from each row's labels);
     rows that label none of them are left out. A category no row labels is an error listing those
-    that exist, spelt out."""
+    that exist, spelt out.
+
+    >>> from referee.schema import Conversation, SafetyExample
+    >>> rows = [SafetyExample(id="1", conversation=Conversation.from_text("Hi", "Get lost."), labels={"HR": True, "V": False}),
+    ...         SafetyExample(id="2", conversation=Conversation.from_text("Hi", "Hello!"), labels={"V": False})]
+    >>> [(e.id, e.labels) for e in only_categories(rows, ["HR"])]
+    [('1', {'HR': True})]
+    >>> only_categories(rows, ["S3"])
+    Traceback (most recent call last):
+    ...
+    referee.data.files.DataError: --categories: no row labels 'S3'; the data labels: harassment (HR), violence (V)
+    """
     categories = list(categories)
     present = {c for e in examples for c, v in e.labels.items() if v is not None}
     missing = [c for c in categories if c not in present]

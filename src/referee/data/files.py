@@ -22,7 +22,14 @@ _scalars: ContextVar[list | None] = ContextVar("scalars", default=None)
 
 
 class DataError(UserError):
-    """A data file referee cannot read as asked: names the file, the row and the field."""
+    """A data file referee cannot read as asked: names the file, the row and the field.
+
+    >>> from referee.data import load
+    >>> load("no/such/file.csv")
+    Traceback (most recent call last):
+    ...
+    referee.data.files.DataError: no/such/file.csv: no such file or folder (named sources: ...)
+    """
 
 
 @dataclass
@@ -30,7 +37,14 @@ class LoadResult:
     """What a loader read: the examples, their format and task, and every row it skipped (where, why).
 
     `notes` are facts about the data worth a look that did not stop it from loading (for example
-    `null` turns read as empty text); `referee data inspect` lists them under problems."""
+    `null` turns read as empty text); `referee data inspect` lists them under problems.
+
+    >>> from referee.schema import Conversation, ScoreExample
+    >>> row = ScoreExample(id="1", conversation=Conversation.from_text("Hi", "Hello!"), metric="politeness", score=9)
+    >>> res = LoadResult(examples=[row], format="csv", task="score", path="mine.csv", skipped=[("row 2", "no prompt")])
+    >>> len(res), res.skipped
+    (1, [('row 2', 'no prompt')])
+    """
 
     examples: list
     format: str

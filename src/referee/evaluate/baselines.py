@@ -37,7 +37,31 @@ DATA_TASK = {"pair": "pair", "reward": "pair", "score": "score", "safety": "safe
 
 def baselines(task: str, examples, learn_from=None) -> list[Predictions]:
     """The trivial baselines of a `task` judge for `examples` of its own task (see the module's table);
-    none for a safety judge on prompt data (XSTest), where "flag nothing" is not a fair yardstick."""
+    none for a safety judge on prompt data (XSTest), where "flag nothing" is not a fair yardstick.
+    `learn_from`: the rows a baseline's prior or mean comes from (default: `examples` themselves).
+
+    >>> from referee import Conversation, ScoreExample, ScoreJudge
+    >>> rated = [("How do I boil an egg?", "Boil it for seven minutes, then cool it in cold water.", 5),
+    ...          ("How do I boil an egg?", "No idea.", 1),
+    ...          ("What is the capital of France?", "Paris is the capital of France.", 5),
+    ...          ("What is the capital of France?", "Not sure, look it up.", 2),
+    ...          ("How many legs has a spider?", "A spider has eight legs.", 5),
+    ...          ("How many legs has a spider?", "No idea, sorry.", 1),
+    ...          ("What colour is the sky?", "The sky is blue on a clear day.", 5),
+    ...          ("What colour is the sky?", "Not sure, sorry.", 1)]
+    >>> rows = [ScoreExample(id=str(i), conversation=Conversation.from_text(prompt, response),
+    ...                      metric="helpfulness", score=score, scale=(1, 5))
+    ...         for i, (prompt, response, score) in enumerate(rated)]
+    >>> train, test = rows[:6], rows[6:]  # the sky question is held out
+    >>> judge = ScoreJudge(progress=False).fit(train)
+    >>> from referee.evaluate.evaluators import evaluate
+    >>> [b.name for b in baselines("score", test, learn_from=train)]
+    ['baseline: metric mean']
+    >>> results = [evaluate(judge, test, name="mine", n_boot=100)]
+    >>> results += [evaluate(b, test, name=b.name, n_boot=100) for b in baselines("score", test, learn_from=train)]
+    >>> [(r.judge, round(r.metrics["rmse"], 2)) for r in results]
+    [('mine', 0.93), ('baseline: metric mean', 2.01)]
+    """
     examples = list(examples)
     if not examples or examples[0].task != DATA_TASK[task]:
         return []  # data a judge of this task is not evaluated on: its evaluation says so

@@ -351,7 +351,28 @@ def evaluate(judge, examples, *, name: str | None = None, n_boot: int = 1000, se
     """Evaluate a fitted judge (or `Predictions`) on labelled examples of its task.
 
     `where` names the data in error messages; `folder` is the judge folder, whose training history
-    (history.json) the report draws when there is one."""
+    (history.json) the report draws when there is one.
+
+    >>> from referee import Conversation, ScoreExample, ScoreJudge
+    >>> rated = [("How do I boil an egg?", "Boil it for seven minutes, then cool it in cold water.", 5),
+    ...          ("How do I boil an egg?", "No idea.", 1),
+    ...          ("What is the capital of France?", "Paris is the capital of France.", 5),
+    ...          ("What is the capital of France?", "Not sure, look it up.", 2),
+    ...          ("How many legs has a spider?", "A spider has eight legs.", 5),
+    ...          ("How many legs has a spider?", "No idea, sorry.", 1),
+    ...          ("What colour is the sky?", "The sky is blue on a clear day.", 5),
+    ...          ("What colour is the sky?", "Not sure, sorry.", 1)]
+    >>> rows = [ScoreExample(id=str(i), conversation=Conversation.from_text(prompt, response),
+    ...                      metric="helpfulness", score=score, scale=(1, 5))
+    ...         for i, (prompt, response, score) in enumerate(rated)]
+    >>> train, test = rows[:6], rows[6:]  # the sky question is held out
+    >>> judge = ScoreJudge(progress=False).fit(train)
+    >>> held_out = evaluate(judge, test, name="mine", n_boot=100)
+    >>> held_out.primary, held_out.n, round(held_out.metrics["rmse"], 2), held_out.train_overlap
+    ('rmse', 2, 0.93, 0)
+    >>> evaluate(judge, rows, n_boot=100).notes[0][:60]  # rows it learnt from: said first, in capitals
+    'TRAINING ROWS: 6 of 8 rows open with a request the judge was'
+    """
     examples = list(examples)
     outside = isinstance(judge, Predictions)
     name = name or (judge.name if outside else type(judge).__name__)

@@ -378,7 +378,32 @@ def _groups(results: list[Evaluation]) -> dict[tuple, list[Evaluation]]:
 
 def write_report(out_dir: str | Path, results: list[Evaluation], title: str = "referee evaluation report") -> Path:
     """Write `index.html` and `metrics.json` for evaluations of one or more judges and tasks into
-    `out_dir`; returns the path of index.html."""
+    `out_dir`; returns the path of index.html.
+
+    >>> from referee import Conversation, ScoreExample, ScoreJudge
+    >>> rated = [("How do I boil an egg?", "Boil it for seven minutes, then cool it in cold water.", 5),
+    ...          ("How do I boil an egg?", "No idea.", 1),
+    ...          ("What is the capital of France?", "Paris is the capital of France.", 5),
+    ...          ("What is the capital of France?", "Not sure, look it up.", 2),
+    ...          ("How many legs has a spider?", "A spider has eight legs.", 5),
+    ...          ("How many legs has a spider?", "No idea, sorry.", 1),
+    ...          ("What colour is the sky?", "The sky is blue on a clear day.", 5),
+    ...          ("What colour is the sky?", "Not sure, sorry.", 1)]
+    >>> rows = [ScoreExample(id=str(i), conversation=Conversation.from_text(prompt, response),
+    ...                      metric="helpfulness", score=score, scale=(1, 5))
+    ...         for i, (prompt, response, score) in enumerate(rated)]
+    >>> train, test = rows[:6], rows[6:]  # the sky question is held out
+    >>> judge = ScoreJudge(progress=False).fit(train)
+    >>> import tempfile
+    >>> from referee.evaluate.baselines import baselines
+    >>> from referee.evaluate.evaluators import evaluate
+    >>> results = [evaluate(judge, test, name="mine", n_boot=100)]
+    >>> results += [evaluate(b, test, name=b.name, n_boot=100) for b in baselines("score", test, learn_from=train)]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     page = write_report(f"{tmp}/report", results)
+    ...     sorted(p.name for p in page.parent.iterdir()), "In short" in page.read_text()
+    (['index.html', 'metrics.json'], True)
+    """
     out_dir = Path(out_dir)
     groups = _groups(results)
     sections = [_section(i, group) for i, group in enumerate(groups.values())]

@@ -30,7 +30,16 @@ FEATURES = ("tfidf", "frozen", "finetune", "llm", "stack")
 
 @dataclass
 class TrainConfig(Config):
-    """What `referee train` does: which judge, on which data, with which features and head."""
+    """What `referee train` does: which judge, on which data, with which features and head.
+
+    Each field is a `referee train` flag (`--valid-split` for valid_split) and a YAML key; `help`
+    text and checks come with it.
+
+    >>> config = TrainConfig(task="score", data="ratings.csv", columns="prompt=question,response=answer,score=rating",
+    ...                      out="my-judge")
+    >>> config.data, config.features, config.judge_options()["alpha"]
+    (['ratings.csv'], 'tfidf', None)
+    """
 
     task: str = option("pair", "which judge: score, pair, safety or reward", choices=TASKS)
     data: list[str] | None = option(None, "training data: a file or folder referee.data.load reads (or a named "

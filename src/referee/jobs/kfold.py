@@ -59,7 +59,26 @@ def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: 
                    prepare=None) -> CrossValidation:
     """Train a clone of `judge` k times, each time holding out one prompt-grouped fold, and predict it.
     `prepare(rows)`: what each fold trains on instead of its rows (a teacher's mix, `referee.jobs.teacher`);
-    the held-out fold is scored on its own labels."""
+    the held-out fold is scored on its own labels.
+
+    >>> from referee import Conversation, ScoreExample, ScoreJudge
+    >>> rated = [("How do I boil an egg?", "Boil it for seven minutes, then cool it in cold water.", 5),
+    ...          ("How do I boil an egg?", "No idea.", 1),
+    ...          ("What is the capital of France?", "Paris is the capital of France.", 5),
+    ...          ("What is the capital of France?", "Not sure, look it up.", 2),
+    ...          ("How many legs has a spider?", "A spider has eight legs.", 5),
+    ...          ("How many legs has a spider?", "No idea, sorry.", 1),
+    ...          ("What colour is the sky?", "The sky is blue on a clear day.", 5),
+    ...          ("What colour is the sky?", "Not sure, sorry.", 1)]
+    >>> rows = [ScoreExample(id=str(i), conversation=Conversation.from_text(prompt, response),
+    ...                      metric="helpfulness", score=score, scale=(1, 5))
+    ...         for i, (prompt, response, score) in enumerate(rated)]
+    >>> cv = cross_validate(ScoreJudge(progress=False), rows, k=4, progress=False)  # 4 prompts, one a fold
+    >>> cv.oof.columns.tolist(), len(cv.folds), cv.fold_of.tolist()
+    (['metric', 'score'], 4, [3, 3, 1, 1, 2, 2, 0, 0])
+    >>> {name: round(value, 2) for name, value in cv.mean().items()}  # on rows no fold trained on
+    {'rmse': 1.31, 'rmse_normalised': 0.33}
+    """
     from referee.data.split import kfold
 
     examples = list(examples)

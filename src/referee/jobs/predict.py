@@ -22,7 +22,32 @@ def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
 
 def predict(judge_dir: str, data, out: str, format: str | None = None, *, columns=None,
             on_error: str = "raise", trust_encoder: bool = False) -> dict:
-    """Apply a saved judge to `data` (one file or several) and write the table to `out`."""
+    """Apply a saved judge to `data` (one file or several) and write the table to `out`, in memory
+    (`referee predict` streams instead: `referee.jobs.stream.predict_stream`, the same columns).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ratings = Path(tmp.name) / "ratings.csv"
+    >>> _ = ratings.write_text("question,answer,rating\\n"
+    ...                        "How do I boil an egg?,Boil it for seven minutes then cool it.,5\\n"
+    ...                        "How do I boil an egg?,No idea.,1\\n"
+    ...                        "Capital of France?,Paris is the capital of France.,5\\n"
+    ...                        "Capital of France?,Not sure.,2\\n"
+    ...                        "How many legs has a spider?,A spider has eight legs.,4\\n"
+    ...                        "How many legs has a spider?,No idea sorry.,1\\n")
+    >>> from referee.jobs.config import TrainConfig
+    >>> from referee.jobs.train import train
+    >>> _ = train(TrainConfig(task="score", data=str(ratings), out=f"{tmp.name}/judge", progress=False,
+    ...                       columns="prompt=question,response=answer,score=rating"))
+    >>> done = predict(f"{tmp.name}/judge", str(ratings), f"{tmp.name}/scores.csv",
+    ...                columns="prompt=question,response=answer")
+    >>> done["rows"], done["columns"]
+    (6, ['id', 'metric', 'score'])
+    >>> Path(f"{tmp.name}/scores.csv").read_text().splitlines()[1][:12]  # on the judge's 1-5 scale
+    '0,rating,4.9'
+    >>> tmp.cleanup()
+    """
     start = time.perf_counter()
     judge = load_judge(judge_dir, trust_encoder=trust_encoder)
     res = read_data(data, format, columns=columns, on_error=on_error)

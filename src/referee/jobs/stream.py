@@ -38,7 +38,32 @@ def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, 
     """Judge `data` with the judge saved in `judge_dir`, a chunk at a time, into `out` (.csv or .parquet).
 
     Returns a summary: rows judged now, rows found already written (resume), bad rows skipped and
-    why, seconds, rows per second and the process's peak resident memory."""
+    why, seconds, rows per second and the process's peak resident memory.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ratings = Path(tmp.name) / "ratings.csv"
+    >>> _ = ratings.write_text("question,answer,rating\\n"
+    ...                        "How do I boil an egg?,Boil it for seven minutes then cool it.,5\\n"
+    ...                        "How do I boil an egg?,No idea.,1\\n"
+    ...                        "Capital of France?,Paris is the capital of France.,5\\n"
+    ...                        "Capital of France?,Not sure.,2\\n"
+    ...                        "How many legs has a spider?,A spider has eight legs.,4\\n"
+    ...                        "How many legs has a spider?,No idea sorry.,1\\n")
+    >>> from referee.jobs.config import TrainConfig
+    >>> from referee.jobs.train import train
+    >>> _ = train(TrainConfig(task="score", data=str(ratings), out=f"{tmp.name}/judge", progress=False,
+    ...                       columns="prompt=question,response=answer,score=rating"))
+    >>> done = predict_stream(f"{tmp.name}/judge", ratings, f"{tmp.name}/scores.csv", progress=False,
+    ...                       columns="prompt=question,response=answer")
+    >>> done["rows"], done["columns"], done["streamed"]
+    (6, ['id', 'metric', 'score'], True)
+    >>> predict_stream(f"{tmp.name}/judge", ratings, f"{tmp.name}/scores.csv", resume=True, progress=False,
+    ...                columns="prompt=question,response=answer")["resumed"]  # every id already written
+    6
+    >>> tmp.cleanup()
+    """
     start = time.perf_counter()
     output = open_output(out, resume)
     done = output.done_ids()

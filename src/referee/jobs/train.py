@@ -39,7 +39,28 @@ def data_notes(res, what: str = "--data") -> list[str]:
 
 
 def train(config: TrainConfig) -> dict:
-    """Fit the judge `config` describes, save it, and return a summary (metrics, time, folder)."""
+    """Fit the judge `config` describes, save it, and return a summary (metrics, time, folder):
+    what `referee train` prints.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ratings = Path(tmp.name) / "ratings.csv"
+    >>> _ = ratings.write_text("question,answer,rating\\n"
+    ...                        "How do I boil an egg?,Boil it for seven minutes then cool it.,5\\n"
+    ...                        "How do I boil an egg?,No idea.,1\\n"
+    ...                        "Capital of France?,Paris is the capital of France.,5\\n"
+    ...                        "Capital of France?,Not sure.,2\\n"
+    ...                        "How many legs has a spider?,A spider has eight legs.,4\\n"
+    ...                        "How many legs has a spider?,No idea sorry.,1\\n")
+    >>> summary = train(TrainConfig(task="score", data=str(ratings), out=f"{tmp.name}/judge", progress=False,
+    ...                             columns="prompt=question,response=answer,score=rating"))
+    >>> summary["data_notes"][0]
+    '--data: score scale not given: 1-5, inferred from the data (scores 1 to 5); set it with --columns ...,scale=LOW:HIGH'
+    >>> summary["validation"]["on"], summary["baseline"]["baseline"], sorted(Path(summary["saved"]).iterdir())[1].name
+    ('out-of-fold', 'metric mean', 'judge.json')
+    >>> tmp.cleanup()
+    """
     if not config.data:
         raise UserError("referee train: --data is required")
     if not config.out:

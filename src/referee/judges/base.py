@@ -109,6 +109,14 @@ class Judge(BaseEstimator):
     progress : show progress bars.
     finetune : `referee.train.config.FinetuneConfig` fields for features="finetune" (its own lr,
         epochs, ...); the judge's `encoder`, `seed` and `progress` win over the dict.
+
+    Every judge answers scikit-learn's calls (each judge's own docstring fits and predicts):
+
+    >>> from sklearn.base import clone
+    >>> from referee import PairJudge
+    >>> judge = PairJudge(features="tfidf", C=1.0, progress=False)
+    >>> judge.get_params()["C"], clone(judge).set_params(C=0.1).C
+    (1.0, 0.1)
     """
 
     task: str = ""

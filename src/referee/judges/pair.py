@@ -52,6 +52,28 @@ class PairJudge(Judge):
     predictions of the capacity search for linear models and stacks, else 1 until `calibrate`),
     `capacity_` (the chosen C, the CV curve and loss), `validation_` (log loss and accuracy on the
     validation rows); with features="stack", `parts_` (the part judges) and `meta_` (the meta-learner).
+
+    Example: six labelled pairs (A the helpful answer each time: swap augmentation shows the judge
+    every pair both ways round), then plain (prompt, response_a, response_b) tuples:
+
+    >>> from referee import Conversation, PairExample, PairJudge
+    >>> rows = [("How do I boil an egg?", "Boil it for seven minutes, then cool it in cold water.", "No idea."),
+    ...         ("What is the capital of France?", "Paris is the capital of France.", "Not sure, look it up."),
+    ...         ("How do I reverse a list in Python?", "Use reversed(xs) or the slice xs[::-1].", "No idea."),
+    ...         ("Name a primary colour.", "Red is a primary colour.", "Not sure."),
+    ...         ("How many legs has a spider?", "A spider has eight legs.", "No idea, sorry."),
+    ...         ("Translate 'thank you' into French.", "'Thank you' is 'merci' in French.", "Not sure, sorry.")]
+    >>> pairs = [PairExample(id=str(i), a=Conversation.from_text(prompt, good),
+    ...                      b=Conversation.from_text(prompt, bad), label="A")
+    ...          for i, (prompt, good, bad) in enumerate(rows)]
+    >>> judge = PairJudge(progress=False).fit(pairs)
+    >>> judge.classes_  # no ties in the data: two-way
+    ['A', 'B']
+    >>> egg = ("How do I fry an egg?", "Heat oil in a pan, crack the egg in and cook it for three minutes.", "No idea.")
+    >>> judge.predict([egg, (egg[0], egg[2], egg[1])]).tolist()
+    ['A', 'B']
+    >>> judge.predict_proba([egg]).round(2)  # p(A), p(B), p(tie), averaged over both orders
+    array([[1., 0., 0.]])
     """
 
     task = "pair"

@@ -40,6 +40,28 @@ class RewardJudge(Judge):
     margin : Bradley-Terry margin (frozen / finetune).
 
     Learned: `offset_` (the centring still to subtract), `validation_` (pairwise accuracy).
+
+    Example: learn from chosen (A) / rejected (B) pairs, then reward single responses (text, or
+    (prompt, response)) and compare pairs given as (prompt, response_a, response_b):
+
+    >>> from referee import Conversation, PairExample, RewardJudge
+    >>> rows = [("How do I boil an egg?", "Boil it for seven minutes, then cool it in cold water.", "No idea."),
+    ...         ("What is the capital of France?", "Paris is the capital of France.", "Not sure, look it up."),
+    ...         ("How do I reverse a list in Python?", "Use reversed(xs) or the slice xs[::-1].", "No idea."),
+    ...         ("Name a primary colour.", "Red is a primary colour.", "Not sure."),
+    ...         ("How many legs has a spider?", "A spider has eight legs.", "No idea, sorry."),
+    ...         ("Translate 'thank you' into French.", "'Thank you' is 'merci' in French.", "Not sure, sorry.")]
+    >>> pairs = [PairExample(id=str(i), a=Conversation.from_text(prompt, good),
+    ...                      b=Conversation.from_text(prompt, bad), label="A")
+    ...          for i, (prompt, good, bad) in enumerate(rows)]
+    >>> judge = RewardJudge(progress=False).fit(pairs)
+    >>> good, bad = judge.reward(["Heat oil in a pan, crack the egg in and cook it for three minutes.",
+    ...                           ("How do I fry an egg?", "No idea.")])
+    >>> bool(good > 0 > bad)  # centred: the training responses average 0
+    True
+    >>> egg = ("How do I fry an egg?", "No idea.", "Heat oil in a pan and cook the egg for three minutes.")
+    >>> judge.predict([egg]).tolist(), judge.predict_proba([egg]).round(2)  # p(A preferred)
+    (['B'], array([0.]))
     """
 
     task = "reward"

@@ -72,6 +72,28 @@ class ScoreJudge(Judge):
 
     Learned: `metrics_` (the metrics seen in training), `scales_` (each metric's scale in training, which
     `fill_in` gives unlabelled rows), `validation_` (RMSE on the validation rows).
+
+    Example: learn 1-5 helpfulness ratings, then rate plain text (a response, or (prompt, response)),
+    one column per metric, on the judge's own 1-5 scale:
+
+    >>> from referee import Conversation, ScoreExample, ScoreJudge
+    >>> rated = [("How do I boil an egg?", "Boil it for seven minutes, then cool it in cold water.", 5),
+    ...          ("How do I boil an egg?", "No idea.", 1),
+    ...          ("What is the capital of France?", "Paris is the capital of France.", 5),
+    ...          ("What is the capital of France?", "Not sure, look it up.", 2),
+    ...          ("How many legs has a spider?", "A spider has eight legs.", 5),
+    ...          ("How many legs has a spider?", "No idea, sorry.", 1)]
+    >>> rows = [ScoreExample(id=str(i), conversation=Conversation.from_text(prompt, response),
+    ...                      metric="helpfulness", score=score, scale=(1, 5))
+    ...         for i, (prompt, response, score) in enumerate(rated)]
+    >>> judge = ScoreJudge(progress=False).fit(rows)
+    >>> judge.metrics_, judge.scales_
+    (['helpfulness'], {'helpfulness': [1.0, 5.0]})
+    >>> judge.predict(["A spider has eight legs and spins webs.", ("How do I fry an egg?", "No idea.")]).round(1)
+    array([[5.],
+           [1.]])
+    >>> judge.predict(rows[:2]).round(1)  # examples: (n,), each on its own scale
+    array([4.9, 1.1])
     """
 
     task = "score"
