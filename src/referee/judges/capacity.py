@@ -111,7 +111,12 @@ def search(judge, train: list, param: str, grid, k: int = FOLDS) -> Search:
         note = f"{type(judge).__name__}: cannot cross-validate {param} ({why}); using {param}={chosen:g}"
         print(note, file=sys.stderr)
         return Search(param, grid, [], chosen, judge.cv_loss_name, note=note)
+    from referee.progress import bar
+
     curve, per_fold, oofs = [], [], []
+    # grid x k fits: a minute on a few hundred Arena rows, so it shows progress like any long step.
+    fits = bar(total=len(grid) * len(folds), desc=f"choosing {param} by {len(folds)}-fold CV", unit="fit",
+               enabled=getattr(judge, "progress", False))
     for value in grid:
         judge._set_capacity(value)
         oof, losses = None, []
@@ -121,9 +126,12 @@ def search(judge, train: list, param: str, grid, k: int = FOLDS) -> Search:
             oof = np.zeros((len(train), *out.shape[1:])) if oof is None else oof
             oof[valid_idx] = out
             losses.append(judge._cv_loss(out, [train[i] for i in valid_idx]))
+            fits.set_postfix_str(f"{param}={value:g}", refresh=False)
+            fits.update(1)
         curve.append(float(judge._cv_loss(oof, train)))
         per_fold.append(losses)
         oofs.append(oof)
+    fits.close()
     best = int(np.argmin(curve))
     fold_of = np.zeros(len(train), dtype=int)
     for fold, (_, valid_idx) in enumerate(folds):
