@@ -45,8 +45,9 @@ def generate(model, tokenizer, prompts, decoding: Decoding = Decoding(), *, prog
     Prompts are batched by length (less padding), padded on the left so every row's generation starts
     right after its prompt, and returned in the input order."""
     import torch
-    from tqdm.auto import tqdm
     from transformers import set_seed
+
+    from referee.progress import bar
 
     texts = [tokenizer.apply_chat_template(prompt_messages(p.conversation), tokenize=False, add_generation_prompt=True)
              for p in prompts]
@@ -58,7 +59,7 @@ def generate(model, tokenizer, prompts, decoding: Decoding = Decoding(), *, prog
     sampling = dict(temperature=decoding.temperature, top_p=decoding.top_p) if decoding.do_sample else {}
     responses: list[str] = [""] * len(texts)
     batches = [order[i:i + decoding.batch_size] for i in range(0, len(order), decoding.batch_size)]
-    for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
+    for batch in bar(batches, desc=desc, unit="batch", enabled=progress):
         # The template already wrote the special tokens (BOS, role markers): add none twice.
         enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
                         max_length=decoding.max_prompt_tokens, add_special_tokens=False).to(device)

@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from tqdm.auto import tqdm
 
 from referee.encoders.frozen import FrozenEncoder, _folder_fingerprint, text_key
 from referee.errors import UserError
+from referee.progress import bar as progress_bar
 from referee.text import render_context
 
 DEFAULT_MODEL = "smollm2"
@@ -380,7 +380,7 @@ class CausalLM:
         index = cache._read_index()
         todo = sorted({t for t in texts if text_key(t) not in index}, key=len)
         if todo:
-            bar = tqdm(total=len(todo), desc=desc, unit="prompt", disable=not self.progress or None)
+            bar = progress_bar(total=len(todo), desc=desc, unit="prompt", enabled=self.progress)
             for start in range(0, len(todo), SHARD):
                 cache.transform(todo[start:start + SHARD])
                 bar.update(len(todo[start:start + SHARD]))

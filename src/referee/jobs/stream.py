@@ -24,12 +24,12 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from referee.data.stream import open_stream
 from referee.errors import UserError
 from referee.io import atomic_file
 from referee.judges import load_judge
+from referee.progress import bar as progress_bar
 
 
 def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, format: str | None = None,
@@ -71,7 +71,7 @@ def predict_stream(judge_dir: str | Path, data: str | Path, out: str | Path, *, 
     stream = open_stream(data, format, columns=columns, on_error=on_error, chunk_rows=chunk_rows)
     judged = resumed = 0
     skipped: Counter = Counter()
-    bar = tqdm(total=stream.total, unit="row", desc=f"judging {Path(str(data)).name}", disable=not progress or None)
+    bar = progress_bar(total=stream.total, unit="row", desc=f"judging {Path(str(data)).name}", enabled=progress)
     try:
         for chunk in stream.chunks():
             todo = [ex for ex in chunk.examples if ex.id not in done]
