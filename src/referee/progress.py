@@ -23,7 +23,7 @@ class LogLines(tqdm):
     def __init__(self, *args, **kwargs):
         self._last = time.monotonic()  # before tqdm's __init__, which may display already
         self._shown = None  # the count the last line showed: the end is written once
-        kwargs.setdefault("mininterval", LOG_EVERY)
+        kwargs.setdefault("mininterval", 0)  # tqdm keeps its count current; `display` chooses when to write
         super().__init__(*args, **kwargs)
 
     def display(self, msg=None, pos=None):
