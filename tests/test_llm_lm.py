@@ -142,7 +142,7 @@ def test_max_tokens_cuts_long_responses(model_dir):
     ("kind: point\nprompt: '{instruction} {response} {rubric}'\nverdicts: {good: [Yes]}\n", "are numbers"),
     ("kind: pair\nprompt: x\nverdicts: {}\nextra: 1\n", "unknown field"),
     ("kind: pair\nprompt: '{instruction} {response_1} {response_2}'\nverdicts: {A: [A], B: [B], tie: [C]}\n"
-     "rubrics: {toxicity: Is it toxic?}\n", "field 'rubrics': expected \\(in a point template\\)"),
+     "rubrics: {toxicity: Is it toxic}\n", r"field 'rubrics': expected \(in a point template\)"),
 ])
 def test_bad_templates_name_the_file_and_field(tmp_path, text, message):
     path = tmp_path / "mine.yaml"
