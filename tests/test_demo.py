@@ -45,9 +45,19 @@ def test_labels_derived_from_human_scores():
     assert tie.label == "tie"
 
 
+def test_demo_uses_the_default_judge(tmp_path):
+    data = score_file(tmp_path / "scores.json")
+    result = run_demo(tmp_path / "out", data=str(data))
+    for task, folder in result["judges"].items():
+        judge = load_judge(folder)
+        assert judge.task == task and judge.features == "tfidf" and judge.capacity_["grid"][0] != judge.capacity_["grid"][-1]
+    assert {r.judge for r in result["results"] if not r.judge.startswith("baseline")} == \
+        {"score judge (TF-IDF)", "safety judge (TF-IDF)", "pair judge (TF-IDF)"}
+
+
 def test_demo_trains_evaluates_and_reports(tmp_path):
     data = score_file(tmp_path / "scores.json")
-    result = run_demo(tmp_path / "out", data=str(data), encoder=tiny_bert(tmp_path / "bert"))
+    result = run_demo(tmp_path / "out", data=str(data), features="frozen", encoder=tiny_bert(tmp_path / "bert"))
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert result["report"].is_file() and "<img" in result["report"].read_text()
     assert sorted(m["task"] for m in metrics) == ["pair", "pair", "pair", "safety", "safety", "score", "score"]

@@ -1,6 +1,7 @@
 """The pair judge's `features="llm"` backend on a tiny random Llama: the judge contract (fit returns
 self, shapes, save / load predicts exactly the same, exact swap symmetry, two-way without ties), the
-template travelling with the saved judge, serving, and the CLI flag."""
+template travelling with the saved judge, serving, and the CLI flag. The score and safety judges'
+llm backend: tests/test_llm_point_judges.py."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import numpy as np
 import pytest
 from align_fixtures import tiny_policy
 from fastapi.testclient import TestClient
-from judges_fixtures import pair_examples, score_examples
+from judges_fixtures import pair_examples
 
-from referee import PairJudge, ScoreJudge, load_judge
-from referee.errors import UserError
+from referee import PairJudge, load_judge
 from referee.schema import Conversation, PairExample
 from referee.serve import create_app
 
@@ -75,11 +75,6 @@ def test_serve_answers_what_the_judge_answers(judge):
     assert "probabilities" in body, body
     expected = judge.predict_proba([ex])[0]
     assert [body["probabilities"][k] for k in ("A", "B", "tie")] == pytest.approx(expected.tolist(), abs=1e-12)
-
-
-def test_other_judges_say_llm_is_not_theirs_yet(model_dir):
-    with pytest.raises(UserError, match="features='llm' is not available for the score judge"):
-        ScoreJudge(features="llm", encoder=str(model_dir), progress=False).fit(score_examples())
 
 
 def test_cli_train_pair_with_llm_features(model_dir, tmp_path):

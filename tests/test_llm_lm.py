@@ -141,6 +141,8 @@ def test_max_tokens_cuts_long_responses(model_dir):
     ("kind: pair\nprompt: '{instruction} {response_1} {response_2}'\nverdicts: {A: [A], B: [B]}\n", "names A, B and tie"),
     ("kind: point\nprompt: '{instruction} {response} {rubric}'\nverdicts: {good: [Yes]}\n", "are numbers"),
     ("kind: pair\nprompt: x\nverdicts: {}\nextra: 1\n", "unknown field"),
+    ("kind: pair\nprompt: '{instruction} {response_1} {response_2}'\nverdicts: {A: [A], B: [B], tie: [C]}\n"
+     "rubrics: {toxicity: Is it toxic}\n", r"field 'rubrics': expected \(in a point template\)"),
 ])
 def test_bad_templates_name_the_file_and_field(tmp_path, text, message):
     path = tmp_path / "mine.yaml"
@@ -148,6 +150,15 @@ def test_bad_templates_name_the_file_and_field(tmp_path, text, message):
     with pytest.raises(TemplateError, match=message) as err:
         Template.load(path)
     assert str(path) in str(err.value)
+
+
+def test_rubrics_per_metric_and_the_default(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("kind: point\nprompt: '{instruction} {response} {rubric}'\nverdicts: {0: ['No'], 1: ['Yes']}\n"
+                    "rubric: 'Is it {metric}?'\nrubrics: {violence: 'Does it help hurt {metric} victims?'}\n")
+    template = Template.load(path)
+    assert template.rubric_for("violence") == "Does it help hurt violence victims?"
+    assert template.rubric_for("fraud") == "Is it fraud?"  # not listed: the default
 
 
 def test_unknown_template_and_colliding_verdicts(tmp_path, lm):

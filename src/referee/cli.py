@@ -332,7 +332,9 @@ def _add_demo(sub):
     demo = sub.add_parser("demo", help="train score, safety and pair judges on real human harm scores, evaluate, report")
     demo.add_argument("--out", default="referee-demo", help="folder for the judges, report/index.html and metrics.json")
     _add_data_flags(demo, "a score-labelled data file instead of the embedded pyrit harm set", required=False)
-    demo.add_argument("--encoder", help="frozen encoder (default: the packaged all-MiniLM-L6-v2)")
+    demo.add_argument("--features", choices=("tfidf", "frozen"), default="tfidf",
+                      help="the judges' backend: tfidf (referee train's default, C by CV) or frozen (default: %(default)s)")
+    demo.add_argument("--encoder", help="with --features frozen: the encoder (default: the packaged all-MiniLM-L6-v2)")
     demo.add_argument("--serve", action="store_true", help="then serve the three judges with the web page")
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (binds 127.0.0.1)")
     demo.set_defaults(func=_demo)
@@ -343,8 +345,10 @@ def _demo(args):
 
     if args.serve:
         require_extra("serve", *SERVE_NEEDS)  # before the training, not after
-    result = run_demo(args.out, data=args.data, encoder=args.encoder, format=args.format, columns=args.columns,
-                      on_error=args.on_error)
+    if args.encoder and args.features != "frozen":
+        raise UserError("referee demo: --encoder is for --features frozen")
+    result = run_demo(args.out, data=args.data, features=args.features, encoder=args.encoder, format=args.format,
+                      columns=args.columns, on_error=args.on_error)
     if args.serve:
         from referee.serve import load_judges, serve
 

@@ -1,7 +1,8 @@
 """`referee demo`: the whole loop on real human-labelled data, with nothing to configure.
 
 Human harm scores (the pyrit scorer-evaluation set, read from its wheel, or `--data` with any
-score-labelled file) become three judges on frozen all-MiniLM-L6-v2 features (embeddings cached):
+score-labelled file) become three judges of `referee train`'s default backend (TF-IDF, C chosen by
+grouped CV, calibrated out of fold; `features="frozen"` for all-MiniLM-L6-v2 embeddings, cached):
 
 - score  — harm 0-10 per category (the source scale mapped to 0-10);
 - safety — harmful or not (human score at or above the middle of the scale), with a signed cost;
@@ -67,8 +68,8 @@ def pair_examples(examples: list[ScoreExample], seed: int = 0) -> list[PairExamp
 
 
 def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder: str | None = None,
-             console: Console | None = None, seed: int = 0, *, format: str | None = None, columns=None,
-             on_error: str = "raise") -> dict:
+             console: Console | None = None, seed: int = 0, *, features: str = "tfidf", format: str | None = None,
+             columns=None, on_error: str = "raise") -> dict:
     """Train, evaluate and report; returns {"judges": {task: folder}, "results": [...], "report": path}."""
     from referee.data import load, load_default
     from referee.data.split import train_valid_split
@@ -102,12 +103,12 @@ def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder:
         tr, te = sets[task]
         console.print(f"[bold]{task}[/]: training on {len(tr)} rows, holding out {len(te)} (grouped by prompt)")
         t0 = time.perf_counter()
-        judge = cls(features="frozen", encoder=encoder, seed=seed).fit(tr)
+        judge = cls(features=features, encoder=encoder if features == "frozen" else None, seed=seed).fit(tr)
         folders[task] = out / "judges" / task
         judge.save(folders[task])
         console.print(f"  trained in {time.perf_counter() - t0:.1f} s -> {folders[task]}")
-        results.append(evaluate(judge, te, name=f"{task} judge (MiniLM, frozen)", where="held-out",
-                                folder=folders[task]))
+        backend = "TF-IDF" if features == "tfidf" else f"{encoder or 'MiniLM'}, frozen"
+        results.append(evaluate(judge, te, name=f"{task} judge ({backend})", where="held-out", folder=folders[task]))
     for task in judges:  # what the training labels alone predict, on the same held-out rows
         train_set, test_set = sets[task]
         results += [evaluate(b, test_set, name=b.name, where="held-out") for b in baselines(task, test_set, train_set)]

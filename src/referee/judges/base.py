@@ -301,7 +301,7 @@ class Judge(BaseEstimator):
             raise UserError(f"{type(self).__name__}: features must be one of {FEATURES}, got {self.features!r}")
         if self.features == "llm" and not self.llm_template:
             raise UserError(f"{type(self).__name__}: features='llm' is not available for the {self.task} judge "
-                            "yet (the pair judge has it)")
+                            "yet (the pair, score and safety judges have it)")
 
     def _learn_labels(self, train: list) -> None:
         """Check the labels can teach something (two classes at least); learn the label set."""

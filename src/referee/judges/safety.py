@@ -4,7 +4,11 @@ One sigmoid per category plus "any" (the last column). Unknown labels (None) are
 loss. `cost` is a signed score as in safe-rlhf's cost model: cost > 0 means unsafe at the threshold
 chosen on validation data (maximum F1, or a target false-positive rate), which is saved.
 
-- tfidf: one logistic regression per column on the rows where that label is known;
+- tfidf: one logistic regression per column on the rows where that label is known, over the text's
+  TF-IDF row and length features;
+- llm: the same, over what a causal LM says of the response (`referee.encoders.lm`, the `safety`
+  template): log p(Yes) - log p(No), "is it harmful?", under each category's rubric (one reading per
+  row and category; "any kind" alone for a judge without categories), and length features;
 - frozen: `heads.SafetyHead` with a masked binary cross-entropy;
 - finetune: the same head and loss over a transformer trained end to end.
 """
@@ -27,6 +31,7 @@ from referee.schema import SafetyExample, category_name
 # a tfidf judge loads and predicts without torch (see `referee.judges.base.tensor`).
 
 THRESHOLDS = ("f1", "fpr")
+ANY_RUBRIC = "any kind"  # llm: what a judge without categories asks the LM about
 
 
 def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str = "f1", target_fpr: float = 0.05) -> float:
@@ -95,6 +100,7 @@ class SafetyJudge(Judge):
     eval_data = ("safety", "prompts")
     columns = ("p_unsafe", "cost")  # then p(unsafe) per category
     label_name = "a known safe/unsafe label"
+    llm_template = "safety"
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, threshold: str = "f1",
                  target_fpr: float = 0.05, hidden: int = 256, dropout: float = 0.1, lr: float = 1e-3,
@@ -141,7 +147,22 @@ class SafetyJudge(Judge):
 
     def _inputs(self, examples):
         convs = [ex.conversation for ex in examples]
-        return self._embed(convs), self._lengths(convs)
+        f = self._llm_margins(convs) if self.features == "llm" else self._embed(convs)
+        return f, self._lengths(convs)
+
+    def _llm_margins(self, convs) -> sp.csr_matrix:
+        """(n, max(C, 1)) the LM's log p(unsafe) - log p(safe) of each response under each category's
+        rubric (its readable name, `category_name`), or under ANY_RUBRIC when there is no category."""
+        from referee.encoders.lm import TemplateError
+
+        template = self.encoder_.template
+        if template.labels != [0, 1]:
+            raise TemplateError(f"{template.name}: field 'verdicts': a safety judge reads 1 (unsafe) and 0 (safe), "
+                                f"got {template.labels}")
+        names = [category_name(c) for c in self.categories_] or [ANY_RUBRIC]
+        n = len(convs)
+        logp = self.encoder_.points(convs * len(names), [name for name in names for _ in range(n)])
+        return sp.csr_matrix((logp[:, 1] - logp[:, 0]).reshape(len(names), n).T)
 
     def _fit_linear(self, train):
         f, x = self._inputs(train)

@@ -5,6 +5,9 @@ Scores are learned in a normalised [0, 1] space per example (`(score - low) / (h
 
 - tfidf: ridge regression on [f(text), f(text) per metric, one-hot(metric)] — a shared text model
   plus one per metric. A metric not seen in training has no weights: predicting it is an error.
+- llm: the same ridge regression, f(text) being what a causal LM says of the response under its
+  metric's rubric (`referee.encoders.lm`, the `score` template): its distribution over the score
+  tokens 1-5, the expected score on [0, 1], and length features.
 - frozen / finetune: `heads.ScoreHead` (concat or two-tower) over the text embedding and a metric
   embedding. Metric embeddings come from a catalogue (a folder with `metric_names.json` and
   `metric_name_embeddings.npy`, as DA5401 ships them) or, without one, from the encoder itself on
@@ -26,7 +29,7 @@ from sklearn.linear_model import Ridge
 
 from referee.errors import UserError
 from referee.evaluate.metrics import rmse
-from referee.judges.base import Judge, tensor
+from referee.judges.base import LINEAR, Judge, tensor
 from referee.schema import ScoreExample, conversation_of
 
 # torch, the heads and the losses are imported inside the methods that build, train or run a head:
@@ -102,6 +105,7 @@ class ScoreJudge(Judge):
     eval_data = ("score",)
     columns = ("metric", "score")
     label_name = "a score"
+    llm_template = "score"
 
     def __init__(self, features: str = "tfidf", encoder: str | None = None, *, head: str = "concat",
                  catalogue: str | None = None, loss: str = "mse", reweight: bool = False, alpha: float | None = None,
@@ -129,8 +133,9 @@ class ScoreJudge(Judge):
             raise UserError(f"ScoreJudge: head must be one of {HEADS}, got {self.head!r}")
         if self.loss not in LOSSES:
             raise UserError(f"ScoreJudge: loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.loss == "huber" and self.features == "tfidf":
-            raise UserError("ScoreJudge: loss='huber' needs features='frozen' or 'finetune' (tfidf fits a ridge regression)")
+        if self.loss == "huber" and self.features in LINEAR:
+            raise UserError(f"ScoreJudge: loss='huber' needs features='frozen' or 'finetune' ({self.features} fits a "
+                            "ridge regression)")
 
     def _targets(self, examples) -> np.ndarray:
         return np.asarray([(ex.score - ex.scale[0]) / (ex.scale[1] - ex.scale[0]) for ex in examples])
@@ -157,10 +162,24 @@ class ScoreJudge(Judge):
             raise UserError(f"ScoreJudge: unknown metric(s) {unknown}; this judge knows: {shown}")
         return np.array([lookup[ex.metric] for ex in examples])
 
+    def _text_features(self, examples) -> sp.csr_matrix:
+        """(n, D) what the linear model reads of each example: its TF-IDF row; or (llm) the LM's
+        probabilities of the score tokens under its metric's rubric, the expected score on [0, 1],
+        then the standardised length features."""
+        convs = [ex.conversation for ex in examples]
+        if self.features != "llm":
+            return sp.csr_matrix(self._embed(convs))
+        from referee.encoders.lm import normalise
+
+        p = normalise(self.encoder_.points(convs, [ex.metric for ex in examples]))
+        values = np.asarray(self.encoder_.template.labels, dtype=np.float64)
+        expected = (p @ values - values.min()) / (np.ptp(values) or 1.0)
+        return sp.csr_matrix(np.hstack([p, expected[:, None], self._lengths(convs)]))
+
     def _linear_features(self, examples) -> sp.csr_matrix:
         """[text, text placed in its metric's block, one-hot metric]: (n, D + M*D + M)."""
         m = self._metric_index(examples, self.metrics_)
-        f = sp.csr_matrix(self._embed([ex.conversation for ex in examples]))
+        f = self._text_features(examples)
         n, D, M = f.shape[0], f.shape[1], len(self.metrics_)
         row_metric = np.repeat(m, np.diff(f.indptr))
         per_metric = sp.csr_matrix((f.data, f.indices + row_metric * D, f.indptr), shape=(n, M * D))
