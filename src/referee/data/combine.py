@@ -29,7 +29,8 @@ def load_all(paths, format: str | None = None, *, columns=None, on_error: str = 
     >>> tmp = tempfile.TemporaryDirectory()
     >>> days = [Path(tmp.name) / "monday.jsonl", Path(tmp.name) / "tuesday.jsonl"]
     >>> for day in days:
-    ...     _ = day.write_text('{"id": "1", "prompt": "Hi", "response_a": "Hello!", "response_b": "Go away.", "label": "A"}\\n')
+    ...     _ = day.write_text('{"id": "1", "prompt": "Hi", "response_a": "Hello!", "response_b": "Go away.", '
+    ...                        '"label": "A"}\\n')
     >>> both = load_all(days)
     >>> [e.id for e in both.examples], both.task
     (['monday.jsonl:1', 'tuesday.jsonl:1'], 'pair')
@@ -73,7 +74,8 @@ def only_categories(examples, categories) -> list:
     that exist, spelt out.
 
     >>> from referee.schema import Conversation, SafetyExample
-    >>> rows = [SafetyExample(id="1", conversation=Conversation.from_text("Hi", "Get lost."), labels={"HR": True, "V": False}),
+    >>> rows = [SafetyExample(id="1", conversation=Conversation.from_text("Hi", "Get lost."),
+    ...                       labels={"HR": True, "V": False}),
     ...         SafetyExample(id="2", conversation=Conversation.from_text("Hi", "Hello!"), labels={"V": False})]
     >>> [(e.id, e.labels) for e in only_categories(rows, ["HR"])]
     [('1', {'HR': True})]

@@ -51,9 +51,10 @@ class TrainConfig(Config):
                            choices=("raise", "skip"))
     categories: list[str] | None = option(None, "safety: learn only these categories (repeat, or comma-separated); "
                                           "None = every category the data labels")
-    valid: str | None = option(None, "validation data file; None = hold out --valid-split of the training data")
+    valid: str | None = option(None, "validation data file; None = --valid-split, or what the judge does without one")
     valid_split: float | None = option(None, "share of the training data held out for validation (grouped by prompt); "
-                                       "None = 0.1 inside the judge", low=0, high=1, open=True)
+                                       "None = linear judges (tfidf, llm, stack, frozen with --hidden 0) validate "
+                                       "out of fold on every row, torch heads hold out 0.1", low=0, high=1, open=True)
     # TF-IDF with C chosen by grouped CV is the default for every task: on the folds bench/leaderboard.py
     # finished, it tied the tuned script on Arena (1.047 vs 1.046, fold 0) where the stack lost (1.062),
     # and it needs no encoder. The stack is opt-in until a full leaderboard run says otherwise.
