@@ -5,6 +5,7 @@ config dataclasses (`referee.config.add_flags`)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from referee import __version__
@@ -485,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"referee: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # A second Ctrl+C while the interpreter shuts down (slow on a loaded machine) would end the
+        # process by the signal instead of exit 130: the interruption is already decided.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("referee: interrupted", file=sys.stderr)
         return 130
 
