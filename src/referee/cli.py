@@ -330,7 +330,10 @@ def _serve(args):
 # --- referee demo ------------------------------------------------------------------------------
 
 def _add_demo(sub):
-    demo = sub.add_parser("demo", help="train score, safety and pair judges on real human harm scores, evaluate, report")
+    what = "train score, safety and pair judges on real human harm scores, evaluate, report"
+    demo = sub.add_parser("demo", help=what, description=what[0].upper() + what[1:] + " (pyrit's 990 human-scored "
+                          "responses unless --data is given; a 75/25 split grouped by prompt; each judge beside a "
+                          "trivial baseline; an HTML report in --out).")
     demo.add_argument("--out", default="referee-demo", help="folder for the judges, report/index.html and metrics.json")
     _add_data_flags(demo, "a score-labelled data file instead of the embedded pyrit harm set", required=False)
     demo.add_argument("--features", choices=("tfidf", "frozen"), default="tfidf",

@@ -88,8 +88,10 @@ def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: 
     fold_of = np.full(len(examples), -1)
     parts: dict[int, pd.DataFrame] = {}
     folds = []
-    folds_bar = bar(splits, desc=f"{k}-fold", unit="fold", enabled=progress)
-    for fold, (train_idx, valid_idx) in enumerate(folds_bar):
+    # Counted by hand, after each fold: a bar over `splits` would count a fold when it starts, one
+    # behind the "fold i" figure beside it.
+    folds_bar = bar(total=len(splits), desc=f"{k}-fold", unit="fold", enabled=progress)
+    for fold, (train_idx, valid_idx) in enumerate(splits):
         start = time.perf_counter()
         held_out = [examples[i] for i in valid_idx]
         train = [examples[i] for i in train_idx]
@@ -103,7 +105,9 @@ def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: 
                       **{name: float(v) for name, v in metrics.items() if name != "n"}})
         first = next((name for name in metrics if name != "n"), None)  # the judge's headline figure
         if first:
-            folds_bar.set_postfix({f"fold {fold + 1} {first}": f"{metrics[first]:.4f}"})
+            folds_bar.set_postfix({f"fold {fold + 1} {first}": f"{metrics[first]:.4f}"}, refresh=False)
+        folds_bar.update(1)
+    folds_bar.close()
     # Safety folds may know different categories: the union of columns, NaN where a fold had none.
     oof = pd.concat(parts.values()).sort_index().reset_index(drop=True)
     return CrossValidation(ids=[ex.id for ex in examples], fold_of=fold_of, oof=oof, folds=folds)
