@@ -14,7 +14,7 @@ from referee import Conversation, PairJudge, RewardJudge, SafetyJudge, ScoreJudg
 from referee.errors import UserError
 from referee.evaluate.calibration import fit_temperature
 from referee.judges.base import sigmoid
-from referee.judges.capacity import FOLDS, GRID, Remembered
+from referee.judges.capacity import EXTEND, FOLDS, GRID, Remembered
 from referee.judges.safety import choose_threshold
 from referee.schema import PairExample
 
@@ -30,12 +30,28 @@ def bert(tmp_path_factory):
 def test_the_search_chooses_the_lowest_cv_loss_and_keeps_its_curve(judge_class, data, tmp_path):
     judge = judge_class(progress=False).fit(data())
     found = judge.capacity_
-    assert found["grid"] == list(judge.capacity_grid) and len(found["cv_curve"]) == len(GRID)
+    grid = found["grid"]  # the judge's grid, and the values past an edge that the search stepped to
+    assert set(judge.capacity_grid) <= set(grid) and grid == sorted(grid) and len(found["cv_curve"]) == len(grid)
+    assert len(grid) <= len(judge.capacity_grid) + EXTEND
     assert found["chosen"] == found["grid"][int(np.argmin(found["cv_curve"]))]
     low, high = found["cv_interval_95"]
     assert low <= found["cv_mean"] <= high and found["folds"] == FOLDS
     saved = json.loads((judge.save(tmp_path / "j") / "judge.json").read_text())
     assert saved["state"]["capacity"] == found and saved["params"][judge.capacity_param] is None
+
+
+def test_a_best_value_on_the_grid_edge_makes_the_search_step_past_it():
+    # Labels that no text predicts: the strongest regularisation wins, so the search goes below the grid.
+    rng = np.random.default_rng(0)
+    data = [PairExample(id=ex.id, a=ex.a, b=ex.b, label=("A", "B")[rng.integers(2)]) for ex in pair_examples(ties=False)]
+    found = PairJudge(progress=False).fit(data).capacity_
+    grid = found["grid"]
+    assert grid[0] < GRID[0] and grid[len(grid) - len(GRID):] == list(GRID) and len(grid) <= len(GRID) + EXTEND
+    assert grid[1] / grid[0] == pytest.approx(GRID[1] / GRID[0], rel=0.01)  # the grid's own ratio, past its edge
+    assert found["chosen"] == grid[int(np.argmin(found["cv_curve"]))]
+    # The fixture's words separate its labels: the weakest regularisation wins, and the search steps up.
+    up = PairJudge(progress=False).fit(pair_examples()).capacity_["grid"]
+    assert up[: len(GRID)] == list(GRID) and up[-1] > GRID[-1]
 
 
 def test_a_fixed_C_is_used_and_still_gives_out_of_fold_calibration():
@@ -74,7 +90,9 @@ def test_out_of_fold_figures_are_the_calibrated_out_of_fold_predictions():
     from referee.evaluate.metrics import log_loss
     from referee.judges.base import softmax
 
-    rows = pair_examples()
+    # A label in four flipped: the words no longer separate the labels, so fitting them shows.
+    rows = [PairExample(id=ex.id, a=ex.a, b=ex.b, label={"A": "B", "B": "A"}.get(ex.label, ex.label) if i % 4 == 0
+                        else ex.label) for i, ex in enumerate(pair_examples())]
     judge = PairJudge(progress=False).fit(rows)
     expected = log_loss(softmax(judge.oof_.oof / judge.temperature_), judge._targets(rows))
     assert judge.validation_["log_loss"] == pytest.approx(float(expected))

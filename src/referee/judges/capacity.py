@@ -23,6 +23,7 @@ from scipy.stats import t as student_t
 GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # C of the logistic models
 FOLDS = 3  # enough to rank six values; each fold refits only the linear model
 FALLBACK = 1.0  # the stated default when the grid cannot be searched
+EXTEND = 3  # at most this many values past the grid's edge when the best value lies on it
 
 
 @dataclass
@@ -123,11 +124,12 @@ def _search(judge, train: list, param: str, grid: list[float], folds) -> Search:
     # (same C, same numbers; OPENBLAS_NUM_THREADS=1 against the default 2, on this 2-core machine).
     from referee.progress import bar
 
-    curve, per_fold, oofs = [], [], []
     # grid x k fits: a minute on a few hundred Arena rows, so it shows progress like any long step.
     fits = bar(total=len(grid) * len(folds), desc=f"choosing {param} by {len(folds)}-fold CV", unit="fit",
                enabled=getattr(judge, "progress", False))
-    for value in grid:
+    found = {}  # value -> (CV loss, per-fold losses, out-of-fold outputs)
+
+    def cross_validate(value: float) -> None:
         judge._set_capacity(value)
         oof, losses = None, []
         for train_idx, valid_idx in folds:
@@ -138,12 +140,29 @@ def _search(judge, train: list, param: str, grid: list[float], folds) -> Search:
             losses.append(judge._cv_loss(out, [train[i] for i in valid_idx]))
             fits.set_postfix_str(f"{param}={value:g}", refresh=False)
             fits.update(1)
-        curve.append(float(judge._cv_loss(oof, train)))
-        per_fold.append(losses)
-        oofs.append(oof)
+        found[value] = (float(judge._cv_loss(oof, train)), losses, oof)
+
+    for value in grid:
+        cross_validate(value)
+    # A best value on the edge of the grid says the optimum may lie beyond it (PandaLM and Arena chose
+    # the smallest C of the grid): step past that edge, by the grid's own ratio there, while it helps.
+    for _ in range(EXTEND if len(grid) > 1 else 0):
+        values = sorted(found)
+        best = min(values, key=lambda v: found[v][0])
+        if best == values[0]:
+            step = values[0] * values[0] / values[1]
+        elif best == values[-1]:
+            step = values[-1] * values[-1] / values[-2]
+        else:
+            break
+        fits.total += len(folds)
+        cross_validate(float(f"{step:.3g}"))
     fits.close()
+    grid = sorted(found)
+    curve = [found[v][0] for v in grid]
     best = int(np.argmin(curve))
     fold_of = np.zeros(len(train), dtype=int)
     for fold, (_, valid_idx) in enumerate(folds):
         fold_of[valid_idx] = fold
+    per_fold, oofs = [found[v][1] for v in grid], [found[v][2] for v in grid]
     return Search(param, grid, curve, grid[best], judge.cv_loss_name, per_fold[best], oofs[best], fold_of)
