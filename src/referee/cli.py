@@ -259,6 +259,9 @@ def _eval(args):
         for key, value in r.metrics.items():
             if "/" in key and not key.endswith("/any"):
                 continue
+            if value is None or value != value:  # NaN: e.g. a rank correlation of constant predictions
+                print(f"  {key:<28}{'—':>9}  (undefined for these predictions)")
+                continue
             interval = f"  [{r.ci[key][0]:.4f}, {r.ci[key][1]:.4f}]" if key in r.ci else ""
             print(f"  {key:<28}{value:9.4f}{interval}{'   (primary)' if key == r.primary else ''}")
         if said:
