@@ -196,3 +196,25 @@ def test_cli_predict_streams_skips_and_resumes(pair_judge, tmp_path, capsys):
     assert len(pd.read_parquet(tmp_path / "p.parquet")) == 9
     assert main(args[:-1] + ["--engine", "ray", "--resume"]) == 2
     assert "--resume is for --engine local" in capsys.readouterr().err
+
+
+def test_opening_a_big_log_reads_only_its_head(tmp_path):
+    """Checking and sniffing a file must not read it whole: a 1.4 GB log once cost 1.4 GB of memory
+    before its first row was judged (`is_empty` read every byte to look at 4 KB)."""
+    import tracemalloc
+
+    from referee.data import check_file, detect
+
+    row = json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: " + "hello " * 200,
+                      "rejected": "\n\nHuman: hi\n\nAssistant: " + "bye " * 200}) + "\n"
+    path = tmp_path / "big.jsonl"
+    path.write_text(row * 12000)  # ~30 MB
+    tracemalloc.start()
+    try:
+        check_file(path)
+        assert detect(path) == "hh_rlhf"
+        chunk = next(iter(open_stream(path, chunk_rows=100).chunks()))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(chunk.examples) == 100 and peak < 8 * 2**20  # MiB: the head and one chunk, not the file
