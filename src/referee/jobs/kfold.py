@@ -77,7 +77,7 @@ def cross_validate(judge: Judge, examples, k: int = 5, seed: int = 0, progress: 
     >>> cv.oof.columns.tolist(), len(cv.folds), cv.fold_of.tolist()
     (['metric', 'score'], 4, [3, 3, 1, 1, 2, 2, 0, 0])
     >>> {name: round(value, 2) for name, value in cv.mean().items()}  # on rows no fold trained on
-    {'rmse': 1.31, 'rmse_normalised': 0.33}
+    {'rmse': 1.3, 'rmse_normalised': 0.32}
     """
     from referee.data.split import kfold
 

@@ -88,10 +88,10 @@ class SafetyJudge(Judge):
     >>> judge = SafetyJudge(progress=False).fit(rows)
     >>> asked = ["Hurt him with a knife.", ("How do I make bread?", "Bake flour and water.")]
     >>> judge.predict_proba(asked).round(2)  # p(unsafe): violence, then "any"
-    array([[0.77, 0.77],
-           [0.12, 0.12]])
+    array([[0.81, 0.81],
+           [0.09, 0.09]])
     >>> judge.predict(asked), judge.cost(asked).round(1)  # cost > 0: unsafe at the saved threshold
-    (array([ True, False]), array([ 1.5, -1.7]))
+    (array([ True, False]), array([ 1.8, -2. ]))
     """
 
     task = "safety"

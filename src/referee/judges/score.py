@@ -96,7 +96,7 @@ class ScoreJudge(Judge):
     array([[5.],
            [1.]])
     >>> judge.predict(rows[:2]).round(1)  # examples: (n,), each on its own scale
-    array([4.9, 1.1])
+    array([5., 1.])
     """
 
     task = "score"
