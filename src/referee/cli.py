@@ -5,6 +5,7 @@ config dataclasses (`referee.config.add_flags`)."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -482,7 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted_in_a_callback(unraisable) -> None:
+    """Ctrl+C that lands in a callback (importlib's module locks while a command still imports, a
+    weakref finaliser) cannot raise there: Python would print "Exception ignored ... KeyboardInterrupt"
+    and carry on. End as any Ctrl+C ends: one line, exit 130 (atomic writes leave nothing half-made)."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        print("referee: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+    sys.__unraisablehook__(unraisable)
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _interrupted_in_a_callback
     try:
         # Inside the try: building the parser imports the judges (and torch), a second or two in
         # which Ctrl+C must still end with one line.
@@ -497,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("referee: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.unraisablehook = previous_hook
 
 
 if __name__ == "__main__":
