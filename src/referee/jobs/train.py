@@ -136,13 +136,11 @@ def against_baseline(judge, examples, valid, seed: int = 0) -> dict:
     from referee.evaluate.evaluators import evaluate
     from referee.evaluate.report import best_baseline, verdict
 
-    # The rows fit validated on: those given, every row through its out-of-fold output (linear judges
-    # and stacks), or the judge's own hold-out (deterministic in its seed).
+    # The rows fit validated on: those given, the judge's own hold-out (torch heads; deterministic in its
+    # seed), or every row (linear judges and stacks hold none out), read through their out-of-fold outputs.
     labelled = [ex for ex in examples if judge.labelled(ex)]
-    oof = judge.out_of_fold(labelled) if valid is None else None
-    held = valid if valid is not None else labelled if oof is not None else judge._split(labelled, None)[1]
-    if held is None:  # fitted on every row without out-of-fold outputs (too few rows to cross-validate)
-        held = labelled
+    held = valid if valid is not None else judge._split(labelled, None)[1] or labelled
+    oof = judge.out_of_fold(held) if held is labelled else None
     results = [evaluate(oof or judge, held, name="judge", n_boot=200, seed=seed)]
     results += [evaluate(b, held, name=b.name, n_boot=200, seed=seed) for b in baselines(judge.task, held, examples)]
     ours, base = results[0], best_baseline(results, results[0])
