@@ -3,6 +3,7 @@ the rows and values of the in-memory path, from JSON lines, CSV and a folder of 
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sys
@@ -16,6 +17,7 @@ from referee.errors import UserError
 from referee.jobs.ray_engine import predict_ray
 from referee.judges import PairJudge
 from referee.jobs.predict import predict
+from referee.jobs.stream import predict_stream
 from test_predict_stream import real_hh
 
 
@@ -71,6 +73,31 @@ def test_parquet_shards_with_bad_rows(local_ray, pair_judge, tmp_path):
     # Last: a failed pipeline's actors live until its exception is collected, and pytest's log capture
     # keeps that exception (Ray logs it) for the rest of the test, so a pipeline after it would wait.
     with pytest.raises(UserError, match=r"shards: record 34: field 'response_b' is empty"):
+        ray_predict(pair_judge, shards, tmp_path / "a.parquet")
+
+
+def test_json_lines_shards_split_count_and_name_lines_as_the_streaming_engine(local_ray, pair_judge, tmp_path):
+    def hh(i, answer="Sure."):
+        return json.dumps({"chosen": f"\n\nHuman: question {i}?\n\nAssistant: {answer}",
+                           "rejected": f"\n\nHuman: question {i}?\n\nAssistant: No."}, ensure_ascii=False)
+
+    # A raw U+2028 inside a JSON string is valid JSON, and not a line break in a JSON-lines file.
+    first = [hh(0), "", hh(1, "Line one\u2028line two."), hh(2)]
+    second = [hh(3), "{not json", hh(5)]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "a.jsonl").write_text("\n".join(first) + "\n", encoding="utf-8")
+    with gzip.open(shards / "b.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(second) + "\n")
+    summary = ray_predict(pair_judge, shards, tmp_path / "ray.parquet", batch_rows=2, on_error="skip")
+    assert (summary["rows"], summary["skipped"]) == (5, 1)
+    whole = tmp_path / "whole.jsonl"  # the shards one after the other: ids are positions across them
+    whole.write_text("\n".join(first + second) + "\n", encoding="utf-8")
+    predict_stream(pair_judge, whole, tmp_path / "stream.parquet", on_error="skip", progress=False)
+    ray_rows = pd.read_parquet(tmp_path / "ray.parquet")
+    assert list(ray_rows["id"]) == ["0", "1", "2", "3", "5"]
+    pd.testing.assert_frame_equal(ray_rows, pd.read_parquet(tmp_path / "stream.parquet"), check_exact=True)
+    with pytest.raises(UserError, match=r"shards: b.jsonl.gz: line 2: invalid JSON"):
         ray_predict(pair_judge, shards, tmp_path / "a.parquet")
 
 

@@ -180,11 +180,17 @@ def csv_records(handle, path: Path) -> tuple[list[str], Iterator[tuple[str, dict
 
 def jsonl_records(handle, path: Path) -> Iterator[tuple[str, Callable[[], object]]]:
     """Lazy rows of a JSON-lines handle as (where, parse), like `files.jsonl_rows`; blank lines are not rows."""
+    for number, line in jsonl_lines(handle, path):
+        yield f"line {number}", (lambda line=line: parse_json_line(line))
+
+
+def jsonl_lines(handle, path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a JSON-lines handle's non-blank lines; the handle is closed at the end."""
     number = 0
     try:
         for number, line in enumerate(handle, start=1):
             if line.strip():
-                yield f"line {number}", (lambda line=line: parse_json_line(line))
+                yield number, line
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: line {number + 1}: not UTF-8 text ({err.reason})") from None
     except (EOFError, gzip.BadGzipFile, OSError) as err:

@@ -23,13 +23,14 @@ import gc
 import logging
 import time
 import warnings
+from itertools import accumulate
 from pathlib import Path
 
 import pandas as pd
 
 from referee.data import detect, generic_for
-from referee.data.files import DataError, csv_header, first_json_record, parse_json_line
-from referee.data.stream import builder
+from referee.data.files import DataError, csv_header, first_json_record, open_text, parse_json_line
+from referee.data.stream import builder, jsonl_lines
 from referee.errors import UserError, require_extra
 from referee.judges import load_judge
 
@@ -37,25 +38,32 @@ from referee.judges import load_judge
 READERS = {"parquet": "parquet", "jsonl": "text", "hh_rlhf": "text", "csv": "csv", "arena": "csv"}
 SUFFIXES = {"parquet": (".parquet",), "text": (".jsonl", ".jsonl.gz", ".ndjson", ".json"), "csv": (".csv", ".csv.gz")}
 ROW = "__referee_row"  # the row's position in the input, for ids that come from it
+LINE, FILE = "__referee_line", "__referee_file"  # a JSON line's number in its file, and the file's index
+BLOCK_LINES = 1000  # JSON lines per block read: the actors start on the first block, not the whole file
 
 
 class JudgeBatches:
     """One Ray actor: loads the judge folder once, then judges batch after batch of raw records."""
 
     def __init__(self, judge_dir: str, label: str, format: str, header: list[str], columns, on_error: str,
-                 trust_encoder: bool):
+                 trust_encoder: bool, files: list[str]):
         self.judge = load_judge(judge_dir, trust_encoder=trust_encoder)
         self.build = builder(label, format, header, columns, on_error)
         self.reader = READERS[format]
+        self.files = files  # names of the input's files, for naming a bad JSON line when there are several
 
     def __call__(self, batch) -> pd.DataFrame:
         # batch: a pyarrow Table of contiguous rows; ROW holds their positions in the input.
         start = batch.column(ROW)[0].as_py()
-        records = batch.drop_columns([ROW]).to_pylist()
+        if batch.column(ROW)[-1].as_py() - start != batch.num_rows - 1:
+            raise RuntimeError("referee: Ray handed an actor rows out of order")  # ids would be wrong
         if self.reader == "text":
-            rows = [(f"record {start + i + 1}", (lambda line=r["text"]: parse_json_line(line)))
-                    for i, r in enumerate(records)]
+            many = len(self.files) > 1
+            rows = [(f"{self.files[file]}: line {number}" if many else f"line {number}",
+                     (lambda line=line: parse_json_line(line)))
+                    for line, number, file in zip(*(batch.column(c).to_pylist() for c in ("text", LINE, FILE)))]
         else:
+            records = batch.drop_columns([ROW]).to_pylist()
             rows = [(f"record {start + i + 1}", r) for i, r in enumerate(records)]
         examples = self.build(rows, start).examples
         if not examples:  # every row of the batch was bad and skipped
@@ -101,10 +109,14 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
     context.raise_original_map_exception = True  # a bad row's DataError reaches us, not a wrapper
     start = time.perf_counter()
     paths = [str(f) for f in files]
-    if reader == "parquet":
+    if reader == "text":
+        # Every JSON line carries its position, counted here first: a pass over the text at a few
+        # hundred MB/s, where Ray's count would read the input twice through the cluster.
+        sizes = [sum(1 for _ in jsonl_lines(open_text(f), f)) for f in files]
+        ds = ray.data.read_datasource(json_lines(paths, sizes))
+        n_input = sum(sizes)
+    elif reader == "parquet":
         ds = ray.data.read_parquet(paths)
-    elif reader == "text":
-        ds = ray.data.read_text(paths)  # one row per non-blank line: what `files.jsonl_rows` reads
     else:
         import pyarrow as pa
         import pyarrow.csv as pacsv
@@ -113,15 +125,16 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
                                convert_options=pacsv.ConvertOptions(
                                    column_types={h: pa.string() for h in header},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
-    # Every row gets its position in the input: ids of formats without an id column are positions, and
-    # a bad row is named by it. zip is deprecated from Ray 2.64 because it relies on a deterministic
-    # order, which preserve_order above gives; the extra pins ray below 2.64.
-    n_input = ds.count()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.zip(ray.data.range(n_input).rename_columns({"id": ROW}))
+    if reader != "text":
+        # Every row gets its position in the input: ids of formats without an id column are positions,
+        # and a bad row is named by it. zip is deprecated from Ray 2.64 because it relies on a
+        # deterministic order, which preserve_order above gives; the extra pins ray below 2.64.
+        n_input = ds.count()  # Parquet: from the files' metadata; CSV: one extra read
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ds.zip(ray.data.range(n_input).rename_columns({"id": ROW}))
     ds = ds.map_batches(JudgeBatches, fn_constructor_args=(str(judge_dir), label, format, header, columns, on_error,
-                                                              trust_encoder),
+                                                              trust_encoder, [f.name for f in files]),
                         batch_size=batch_rows, batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus)
     failure = None
@@ -143,6 +156,42 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
     written = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(out.glob("*.parquet")))
     return {"rows": written, "skipped": n_input - written, "out": str(out), "format": format, "actors": actors,
             "seconds": seconds, "rows_per_s": written / seconds if seconds else 0.0}
+
+
+def json_lines(paths: list[str], sizes: list[int]):
+    """A Ray datasource of JSON-lines files: one row per non-blank line, with its line number, its file and
+    its position in the whole input (`sizes`: the non-blank lines of each file).
+
+    Written here because `ray.data.read_text` differs from the streaming engine in two ways that change
+    results: it splits on every Unicode line break (a raw U+2028 inside a JSON string cuts the record
+    in two) and it reads a whole file into memory before the first row moves on. This splits lines
+    exactly as `referee.data.stream` does (the same function) and yields a block every BLOCK_LINES lines."""
+    import io
+
+    import pyarrow as pa
+    from ray.data.datasource import FileBasedDatasource
+
+    starts = dict(zip((Path(p).name for p in paths), zip(range(len(paths)), [0, *accumulate(sizes)])))
+
+    class JsonLines(FileBasedDatasource):
+        def _read_stream(self, f, path: str):
+            file, position = starts[Path(path).name]  # the input's files share one folder: names are unique
+            lines, numbers = [], []
+            for number, line in jsonl_lines(io.TextIOWrapper(f, encoding="utf-8-sig", newline=""), path):
+                lines.append(line)
+                numbers.append(number)
+                if len(lines) == BLOCK_LINES:
+                    yield _block(lines, numbers, file, position)
+                    position += len(lines)
+                    lines, numbers = [], []
+            if lines:
+                yield _block(lines, numbers, file, position)
+
+    def _block(lines, numbers, file, position):
+        return pa.table({"text": lines, LINE: numbers, FILE: [file] * len(lines),
+                         ROW: list(range(position, position + len(lines)))})
+
+    return JsonLines(paths)
 
 
 def input_files(data: Path) -> list[Path]:
