@@ -69,6 +69,12 @@ def test_onnx_matches_torch_and_int8_stays_close(bert, cache):
     again = FrozenEncoder(bert, backend="onnx-int8", progress=False)
     assert np.array_equal(again.transform(TEXTS), int8) and again.texts_encoded == 0
     assert exported.stat().st_mtime_ns == stamp
+    # Eager attention: no IsNaN / Where guard over every attention score (sdpa's export has one, and it
+    # took 40% of int8 MiniLM's time); the torch model keeps its own attention.
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(exported.with_name("model.onnx"))).graph.node}
+    assert "IsNaN" not in ops and "Softmax" in ops
+    assert FrozenEncoder(bert, backend="torch")._sentence_transformer()[0].auto_model.config._attn_implementation == "sdpa"
 
 
 def test_each_backend_has_its_own_cache_and_round_trips(bert, cache, tmp_path):
