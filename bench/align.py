@@ -95,7 +95,9 @@ def hh_rows(n: int, skip: int = 0, max_chars: int = 500) -> list[dict]:
         for line in handle:
             row = json.loads(line)
             single = all(t.count("\n\nHuman:") == 1 and t.count("\n\nAssistant:") == 1 for t in row.values())
-            if single and row["chosen"] != row["rejected"] and max(map(len, row.values())) <= max_chars:
+            # Both responses said something: `align dpo` refuses an empty one.
+            answered = single and all(t.split("\n\nAssistant:", 1)[1].strip() for t in row.values())
+            if answered and row["chosen"] != row["rejected"] and max(map(len, row.values())) <= max_chars:
                 rows.append(row)
             if len(rows) == skip + n:
                 break
