@@ -6,9 +6,9 @@
 
 latency: a frozen all-MiniLM-L6-v2 pair judge (trained on Arena by bench/serve_judges.py) answers real
   Arena compares (two whole conversations, responses cut at MiniLM's 256 tokens) at each concurrency,
-  micro-batching on (--max-batch 32 --max-wait-ms 5) and off (--max-batch 1 --max-wait-ms 0). One
-  server per setting, with a fresh embedding cache, and a fresh block of Arena rows per concurrency,
-  so every text is encoded for real. The baseline, in the same run: the same judge's predict_proba
+  micro-batching on (the defaults, --max-batch 32 --max-wait-ms 0: what waits while the judge is busy)
+  and off (--max-batch 1 --max-wait-ms 0). One server per setting, with a fresh embedding cache, and
+  a fresh block of Arena rows per concurrency, so every text is encoded for real. The baseline, in the same run: the same judge's predict_proba
   in this process on the same pairs with a fresh cache (what the encoder does offline).
 memory: the server's RSS after warm-up and every --requests/6 distinct requests (short texts, made
   distinct by a counter), with the in-memory embedding cache capped at --cache-mib and uncapped.
@@ -45,7 +45,7 @@ from referee.data import load, load_default
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_judges import DATA, train_judges  # noqa: E402
 
-SETTINGS = {"off": ["--max-batch", "1", "--max-wait-ms", "0"], "on": ["--max-batch", "32", "--max-wait-ms", "5"]}
+SETTINGS = {"off": ["--max-batch", "1", "--max-wait-ms", "0"], "on": ["--max-batch", "32", "--max-wait-ms", "0"]}
 
 
 # --- a real server --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import httpx
 import pytest
@@ -147,3 +148,27 @@ def test_batch_never_splits_a_request_and_respects_max_batch():
     out, sizes = asyncio.run(run())
     assert out == [[0] * 3, [1] * 3, [2] * 3, list(range(6))]
     assert sizes == [3, 3, 3, 6]  # 3 + 3 > 4: each 3 alone; 6 > 4 runs alone, whole
+
+
+def test_without_a_wait_a_batch_is_what_waited_while_the_judge_was_busy():
+    """The default (max_wait_ms=0): a lone request runs at once, and requests that arrive while the
+    judge computes go together into the next call."""
+    async def run():
+        sizes = []
+
+        def slow(xs):
+            time.sleep(0.2)
+            sizes.append(len(xs))
+            return xs
+
+        batcher = MicroBatcher(slow, max_batch=32)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit([0]))
+        await asyncio.sleep(0.05)  # the judge is now busy with the first request
+        rest = await asyncio.gather(*(batcher.submit([i]) for i in range(1, 6)))
+        await first
+        await batcher.stop()
+        return rest, sizes
+
+    rest, sizes = asyncio.run(run())
+    assert rest == [[1], [2], [3], [4], [5]] and sizes == [1, 5]

@@ -300,7 +300,9 @@ def _add_serve(sub):
                        help="a name clients reach this server by, besides loopback and --host (repeatable); other "
                             "Host headers get 400, against DNS rebinding")
     serve.add_argument("--max-batch", type=int, default=32, help="most items in one judge call (1 = no batching)")
-    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to batch with")
+    serve.add_argument("--max-wait-ms", type=float, default=0.0,
+                       help="how long a request may wait for others to batch with (0: batch only what is already "
+                            "waiting when the judge is free)")
     serve.add_argument("--max-items", type=int, default=64, help="most items in one request")
     serve.add_argument("--max-chars", type=int, default=32_000, help="longest text field (422 past it)")
     serve.add_argument("--max-work", type=int, default=1024,

@@ -54,7 +54,7 @@ OFFLOAD_BYTES = 64_000  # bodies larger than this are parsed and validated in a 
 
 # --- the app ---------------------------------------------------------------------------------
 
-def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: int = 32, max_wait_ms: float = 5.0,
+def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: int = 32, max_wait_ms: float = 0.0,
                max_body_bytes: int = 1_000_000, max_items: int = 64, max_chars: int = 32_000, max_work: int = 1024,
                timeout_s: float = 30.0, max_queue: int = 256, hosts: list[str] = (), cache_mib: float | None = 256) -> FastAPI:
     """A FastAPI app serving `judges` (name -> loaded judge). With `api_keys`, every `/v1/` route

@@ -58,7 +58,7 @@ class MicroBatcher:
     """
 
     def __init__(self, run: Callable[[list], Sequence[Any]], *, name: str = "judge", max_batch: int = 32,
-                 max_wait_ms: float = 5.0, max_queue: int = 256, timeout_s: float = 30.0, chunk: int = 64):
+                 max_wait_ms: float = 0.0, max_queue: int = 256, timeout_s: float = 30.0, chunk: int = 64):
         if max_batch < 1:
             raise ValueError(f"max_batch: expected at least 1, got {max_batch}")
         if max_wait_ms < 0:
