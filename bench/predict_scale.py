@@ -43,10 +43,10 @@ def run_one(engine: str, judge: str, data: str, out: str) -> dict:
         import ray
         from referee.jobs.ray_engine import predict_ray
         ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)  # two actors + one for reads
-        start = time.perf_counter()  # a cluster is started once, not per job
         # Batches of 2,000 rows (the CLI's default), fewer on small inputs: at least 40 batches, so that
         # both actors have work until the end.
         rows = sum(1 for _ in open(data, encoding="utf-8"))
+        start = time.perf_counter()  # a cluster is started once, not per job
         summary = predict_ray(judge, data, out, actors=2, batch_rows=max(100, min(2000, rows // 40)), progress=False)
     return {"rows": summary["rows"], "seconds": time.perf_counter() - start}
 

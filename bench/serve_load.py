@@ -41,6 +41,7 @@ import numpy as np
 import psutil
 
 from referee.data import load, load_default
+from referee.paths import cache_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_judges import DATA, train_judges  # noqa: E402
@@ -58,18 +59,17 @@ def server(folders: list[Path], *args: str, cache: str | None = None):
     cache, is linked into it (exporting is a one-off cost, not serving)."""
     if cache is None:
         cache = tempfile.mkdtemp(prefix="serve-load-cache-")
-        exports = Path(os.environ.get("REFEREE_CACHE", "")) / "onnx"
-        if os.environ.get("REFEREE_CACHE") and exports.is_dir():
-            os.symlink(exports, Path(cache) / "onnx")
+        os.symlink(cache_dir("onnx"), Path(cache) / "onnx")
     env = dict(os.environ, REFEREE_CACHE=cache)
     proc = subprocess.Popen([sys.executable, "-m", "referee.cli", "serve", *map(str, folders), "--port", "0",
                              "--max-queue", "1024", *args], env=env, stdout=subprocess.PIPE, text=True)
     try:
         lines = []
-        while not lines or ("http://" not in lines[-1] and lines[-1]):  # the URL is printed once the port listens
-            lines.append(proc.stdout.readline())
-        line = lines[-1]
-        if "http://" not in line:
+        for line in iter(proc.stdout.readline, ""):  # the URL, once the port listens (after an export's line)
+            lines.append(line)
+            if "http://" in line:
+                break
+        else:
             raise RuntimeError(f"the server did not start: {''.join(lines)!r}")
         url = "http://" + line.split("http://")[1].split("/")[0]
         deadline = time.monotonic() + 300

