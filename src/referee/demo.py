@@ -1,8 +1,9 @@
 """`referee demo`: the whole loop on real human-labelled data, with nothing to configure.
 
 Human harm scores (the pyrit scorer-evaluation set, read from its wheel, or `--data` with any
-score-labelled file) become three judges of `referee train`'s default backend (TF-IDF, C chosen by
-grouped CV, calibrated out of fold; `features="frozen"` for all-MiniLM-L6-v2 embeddings, cached):
+score-labelled file) become three judges of `referee train`'s default backends (the score judge a stack
+of TF-IDF and MiniLM parts, the safety and pair judges TF-IDF; C or alpha chosen by grouped CV,
+calibrated out of fold; `features="frozen"` for all-MiniLM-L6-v2 embeddings alone, cached):
 
 - score  — harm 0-10 per category (the source scale mapped to 0-10);
 - safety — harmful or not (human score at or above the middle of the scale), with a signed cost;
@@ -68,7 +69,7 @@ def pair_examples(examples: list[ScoreExample], seed: int = 0) -> list[PairExamp
 
 
 def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder: str | None = None,
-             console: Console | None = None, seed: int = 0, *, features: str = "tfidf", format: str | None = None,
+             console: Console | None = None, seed: int = 0, *, features: str | None = None, format: str | None = None,
              columns=None, on_error: str = "raise") -> dict:
     """Train, evaluate and report; returns {"judges": {task: folder}, "results": [...], "report": path}."""
     from referee.data import load, load_default
@@ -76,6 +77,7 @@ def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder:
     from referee.evaluate import evaluate, write_report
     from referee.evaluate.baselines import baselines
     from referee.evaluate.report import best_baseline, is_baseline
+    from referee.jobs.train import default_features
     from referee.judges import PairJudge, SafetyJudge, ScoreJudge
 
     console = console or Console()
@@ -103,11 +105,14 @@ def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder:
         tr, te = sets[task]
         console.print(f"[bold]{task}[/]: training on {len(tr)} rows, holding out {len(te)} (grouped by prompt)")
         t0 = time.perf_counter()
-        judge = cls(features=features, encoder=encoder if features == "frozen" else None, seed=seed).fit(tr)
+        chosen = features or default_features(task, tr)[0]
+        judge = cls(features=chosen, encoder=encoder if chosen == "frozen" else None, seed=seed).fit(tr)
         folders[task] = out / "judges" / task
         judge.save(folders[task])
         console.print(f"  trained in {time.perf_counter() - t0:.1f} s -> {folders[task]}")
-        backend = "TF-IDF" if features == "tfidf" else f"{encoder or 'MiniLM'}, frozen"
+        backend = {"tfidf": "TF-IDF", "frozen": f"{encoder or 'MiniLM'}, frozen"}.get(chosen, chosen)
+        if chosen == "stack":
+            backend = f"stack of TF-IDF + {judge.encoder_.parts[-1].encoder}"
         results.append(evaluate(judge, te, name=f"{task} judge ({backend})", where="held-out", folder=folders[task]))
     for task in judges:  # what the training labels alone predict, on the same held-out rows
         train_set, test_set = sets[task]

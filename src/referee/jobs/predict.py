@@ -45,7 +45,7 @@ def predict(judge_dir: str, data, out: str, format: str | None = None, *, column
     >>> done["rows"], done["columns"]
     (6, ['id', 'metric', 'score'])
     >>> Path(f"{tmp.name}/scores.csv").read_text().splitlines()[1][:12]  # on the judge's 1-5 scale
-    '0,rating,4.9'
+    '0,rating,5.0'
     >>> tmp.cleanup()
     """
     start = time.perf_counter()

