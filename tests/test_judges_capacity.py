@@ -1,5 +1,5 @@
 """Judges set their own capacity by grouped k-fold CV, calibrate on the out-of-fold predictions,
-fall back to a stated default when the grid cannot be searched, and stack into one pair or score judge."""
+fall back to a stated default when the grid cannot be searched, and stack into one pair, score or safety judge."""
 
 from __future__ import annotations
 
@@ -166,9 +166,22 @@ def test_a_score_stack_learns_from_its_parts_out_of_fold_and_round_trips(bert, t
     assert judge.predict(["good kind helpful"], metrics=["politeness"]).shape == (1, 1)
 
 
-def test_stack_is_for_pair_and_score_judges_so_far():
-    with pytest.raises(UserError, match="features='stack' is built for pair and score judges"):
-        SafetyJudge(features="stack", progress=False).fit(safety_examples())
+def test_a_safety_stack_calibrates_on_its_own_out_of_fold_logits_and_round_trips(bert, tmp_path):
+    data = safety_examples()
+    judge = SafetyJudge(features="stack", encoder=bert, progress=False).fit(data)
+    assert [p["features"] for p in judge.capacity_["parts"]] == ["tfidf", "frozen"]
+    assert judge.capacity_["chosen"] == judge.C_ and judge.validation_["on"] == "out-of-fold"
+    assert judge.oof_.oof.shape == (len(data), 3) and judge.temperature_ != 1.0
+    p = judge.predict_proba(data)
+    assert p.shape == (len(data), 3) and ((judge.cost(data) > 0) == (p[:, -1] > judge.threshold_)).all()
+    assert judge.validation_["roc_auc_any"] > 0.9  # the fixture's words say which rows are harsh
+    folder = judge.save(tmp_path / "stack")
+    assert np.array_equal(load_judge(folder, trust_encoder=True).predict_proba(data), p)
+
+
+def test_stack_is_for_pair_score_and_safety_judges_so_far():
+    with pytest.raises(UserError, match="features='stack' is built for pair, score and safety judges"):
+        RewardJudge(features="stack", progress=False).fit(pair_examples(ties=False))
 
 
 def test_the_frozen_part_reads_english_with_minilm_and_other_languages_with_e5():
@@ -191,8 +204,10 @@ def test_the_default_judge_of_referee_train():
     hindi = [ScoreExample(id=str(i), conversation=Conversation.from_text("सवाल", "बुरा जवाब"), metric="toxicity",
                           score=float(1 + i % 5), scale=(1.0, 5.0)) for i in range(6)]
     assert default_features("score", score_examples()) == ("stack", "features: stack (tfidf + MiniLM parts under a "
-                                                           "ridge meta-learner), the default for score judges; "
+                                                           "meta-learner), the default for score judges; "
                                                            "--features tfidf for TF-IDF alone")
     assert "multilingual e5" in default_features("score", hindi)[1]
-    assert default_features("safety", safety_examples()) == ("tfidf", None)
+    assert default_features("safety", safety_examples())[0] == "stack"
+    assert "MiniLM" in default_features("safety", safety_examples())[1]
+    assert default_features("reward", pair_examples(ties=False)) == ("tfidf", None)
     assert default_features("pair", pair_examples())[0] == "tfidf"  # English pairs: the stack lost on Arena

