@@ -630,8 +630,9 @@ def main(argv=None):
         key = name if args.fold is None else f"{name} (fold {args.fold} only)"
         run_set(SETS[name], judges, k=3 if args.quick else 5, save=lambda result, key=key: save(key, result),
                 only=args.fold)
-    print_tables({key: results[key] for key in ([f"{n} (fold {args.fold} only)" for n in args.sets.split(",")]
-                                              if args.fold is not None else args.sets.split(","))})
+    keys = [f"{n} (fold {args.fold} only)" for n in args.sets.split(",")] if args.fold is not None else args.sets.split(",")
+    # A set none of the asked judges is built for (e.g. "referee stack" on HH-RLHF's reward task) has no results.
+    print_tables({key: results[key] for key in keys if key in results})
     print(f"\nwrote {out}", file=sys.stderr)
 
 
