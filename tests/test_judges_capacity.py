@@ -179,6 +179,12 @@ def test_a_safety_stack_calibrates_on_its_own_out_of_fold_logits_and_round_trips
     assert np.array_equal(load_judge(folder, trust_encoder=True).predict_proba(data), p)
 
 
+def test_a_stack_that_cannot_cross_validate_still_names_its_parts(bert, capsys):
+    # `referee train` prints each part by its features: the fallback's summary must say them too.
+    judge = PairJudge(features="stack", encoder=bert, progress=False).fit(pair_examples()[:2])
+    assert "note" in judge.capacity_ and [p["features"] for p in judge.capacity_["parts"]] == ["tfidf", "frozen"]
+
+
 def test_stack_is_for_pair_score_and_safety_judges_so_far():
     with pytest.raises(UserError, match="features='stack' is built for pair, score and safety judges"):
         RewardJudge(features="stack", progress=False).fit(pair_examples(ties=False))

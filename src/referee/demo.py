@@ -110,9 +110,8 @@ def run_demo(out: str | Path = "referee-demo", data: str | None = None, encoder:
         folders[task] = out / "judges" / task
         judge.save(folders[task])
         console.print(f"  trained in {time.perf_counter() - t0:.1f} s -> {folders[task]}")
-        backend = {"tfidf": "TF-IDF", "frozen": f"{encoder or 'MiniLM'}, frozen"}.get(chosen, chosen)
-        if chosen == "stack":
-            backend = f"stack of TF-IDF + {judge.encoder_.parts[-1].encoder}"
+        backend = (f"stack of TF-IDF + {judge.encoder_.parts[-1].encoder}" if chosen == "stack"
+                   else "TF-IDF" if chosen == "tfidf" else f"{encoder or 'MiniLM'}, frozen")
         results.append(evaluate(judge, te, name=f"{task} judge ({backend})", where="held-out", folder=folders[task]))
     for task in judges:  # what the training labels alone predict, on the same held-out rows
         train_set, test_set = sets[task]

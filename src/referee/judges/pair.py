@@ -183,43 +183,21 @@ class PairJudge(Judge):
     def _fit_stack(self, train):
         """Parts' out-of-fold logits + length features -> a symmetric logistic meta-learner, its C
         chosen by CV on the parts' own folds; the temperature fitted on its out-of-fold logits."""
-        from referee.judges.capacity import GRID, Search
-        from referee.judges.stack import StackParts, fit_parts
+        from referee.judges.capacity import GRID
+        from referee.judges.stack import fit_stack
 
-        parts = fit_parts(self, train)
-        self.encoder_ = StackParts(parts)
         self._fit_lengths(self._conversations(train))
         x_a, x_b = self._lengths([ex.a for ex in train]), self._lengths([ex.b for ex in train])
         t = self._targets(train)
-        if any(part.oof_.oof is None for part in parts):  # too few rows or prompts to cross-validate
-            self.C_ = 1.0
-            x_ab, x_ba = self._stack_features([part._cv_output(train) for part in parts], x_a, x_b)
-            self.W_, self.b_ = self._logistic(x_ab, x_ba, t, self.C_)
-            note = "no out-of-fold predictions: meta-learner fitted on the parts' training outputs with C=1"
-            self.capacity_ = dict(Search("C", [1.0], [], 1.0, "log_loss", note=note).summary(),
-                                  parts=[part.capacity_ for part in parts])
-            return
-        x_ab, x_ba = self._stack_features([part.oof_.oof for part in parts], x_a, x_b)
-        fold_of = parts[0].oof_.fold_of
-        curve, per_fold, oofs = [], [], []
-        for C in GRID:
-            z = np.zeros_like(t)
-            for fold in np.unique(fold_of):
-                held = fold_of == fold
-                W, b = self._logistic(x_ab[~held], x_ba[~held], t[~held], C)
-                z[held] = self._meta_logits(W, b, x_ab[held], x_ba[held])
-            per_fold.append([float(log_loss(softmax(z[fold_of == f]), t[fold_of == f])) for f in np.unique(fold_of)])
-            curve.append(float(log_loss(softmax(z), t)))
-            oofs.append(z)
-        best = int(np.argmin(curve))
-        self.C_ = GRID[best]
-        self.W_, self.b_ = self._logistic(x_ab, x_ba, t, self.C_)
-        self.temperature_ = fit_temperature(oofs[best], t)
-        found = Search("C", list(GRID), curve, self.C_, "log_loss", per_fold[best], oofs[best], fold_of)
-        self.oof_ = found
-        self.capacity_ = dict(found.summary(), parts=[dict(part.capacity_, features=part.features,
-                                                           encoder=part.encoder if part.features == "frozen" else None)
-                                                      for part in parts])
+        (self.W_, self.b_), found = fit_stack(
+            self, train, "C", GRID, lambda z: self._stack_features(z, x_a, x_b),
+            fit=lambda X, rows, C: self._logistic(X[0][rows], X[1][rows], t[rows], C),
+            predict=lambda Wb, X, rows: self._meta_logits(*Wb, X[0][rows], X[1][rows]),
+            loss=lambda z, rows: float(log_loss(softmax(z), t[rows])))
+        self.C_ = found.chosen
+        if found.oof is not None:
+            self.temperature_ = fit_temperature(found.oof, t)
+            self.oof_ = found
 
     def _meta_logits(self, W, b, x_ab, x_ba, swap_average: bool = True) -> np.ndarray:
         """(n, k) meta logits; averaged over both orders, they are exactly swap-symmetric."""

@@ -60,6 +60,12 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str = "f1", target_fpr:
     return float(cuts[len(f1) - 1 - np.argmax(f1[::-1])])
 
 
+def binary_cross_entropy(z: np.ndarray, y: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits `z` over every known label of `y` (NaN: unknown)."""
+    known = ~np.isnan(y)
+    return float((np.logaddexp(0, z[known]) - y[known] * z[known]).mean())
+
+
 class SafetyJudge(Judge):
     """Harm per category and overall ("any"), with a signed cost.
 
@@ -188,10 +194,7 @@ class SafetyJudge(Judge):
         return self.decision_function(examples)
 
     def _cv_loss(self, z, examples) -> float:
-        """Binary cross-entropy over every known label."""
-        y = self._labels(examples)
-        known = ~np.isnan(y)
-        return float((np.logaddexp(0, z[known]) - y[known] * z[known]).mean())
+        return binary_cross_entropy(z, self._labels(examples))
 
     def _calibrate_oof(self, z, examples) -> None:
         """Temperature of "any", then the threshold on the calibrated out-of-fold probabilities."""
@@ -234,42 +237,21 @@ class SafetyJudge(Judge):
     def _fit_stack(self, train):
         """Parts' out-of-fold logits + lengths -> a logistic meta-learner per column, its C chosen by
         CV on the parts' own folds; temperature and threshold fitted on its out-of-fold logits."""
-        from referee.judges.capacity import GRID, Search
-        from referee.judges.stack import StackParts, fit_parts
+        from referee.judges.capacity import GRID
+        from referee.judges.stack import fit_stack
 
-        parts = fit_parts(self, train)
-        self.encoder_ = StackParts(parts)
         convs = self._conversations(train)
         self._fit_lengths(convs)
         x, y = self._lengths(convs), self._labels(train)
-        if any(part.oof_.oof is None for part in parts):  # too few rows or prompts to cross-validate
-            self.C_ = 1.0
-            self.W_, self.b_ = self._fit_meta([part._cv_output(train) for part in parts], x, y, self.C_)
-            note = "no out-of-fold predictions: meta-learner fitted on the parts' training outputs with C=1"
-            self.capacity_ = dict(Search("C", [1.0], [], 1.0, self.cv_loss_name, note=note).summary(),
-                                  parts=[part.capacity_ for part in parts])
-            return
-        z_parts = [part.oof_.oof for part in parts]
-        fold_of = parts[0].oof_.fold_of
-        folds = np.unique(fold_of)
-        curve, per_fold, oofs = [], [], []
-        for C in GRID:
-            z = np.zeros_like(y)
-            for fold in folds:
-                held = fold_of == fold
-                W, b = self._fit_meta([p[~held] for p in z_parts], x[~held], y[~held], C)
-                z[held] = self._meta_logits(W, b, [p[held] for p in z_parts], x[held])
-            per_fold.append([self._cv_loss(z[fold_of == f], [ex for ex, k in zip(train, fold_of == f) if k])
-                             for f in folds])
-            curve.append(self._cv_loss(z, train))
-            oofs.append(z)
-        best = int(np.argmin(curve))
-        self.C_ = GRID[best]
-        self.W_, self.b_ = self._fit_meta(z_parts, x, y, self.C_)
-        self.oof_ = Search("C", list(GRID), curve, self.C_, self.cv_loss_name, per_fold[best], oofs[best], fold_of)
-        self._calibrate_oof(oofs[best], train)
-        self.capacity_ = dict(self.oof_.summary(), parts=[dict(part.capacity_, features=part.features,
-                                                               encoder=part.encoder) for part in parts])
+        (self.W_, self.b_), found = fit_stack(
+            self, train, "C", GRID, lambda z: (z, x),
+            fit=lambda X, rows, C: self._fit_meta([z[rows] for z in X[0]], X[1][rows], y[rows], C),
+            predict=lambda Wb, X, rows: self._meta_logits(*Wb, [z[rows] for z in X[0]], X[1][rows]),
+            loss=lambda z, rows: binary_cross_entropy(z, y[rows]))
+        self.C_ = found.chosen
+        if found.oof is not None:
+            self.oof_ = found
+            self._calibrate_oof(found.oof, train)
 
     def _build_head(self, dim, n_extra, n_outputs, hidden, dropout):
         from referee.judges.heads import SafetyHead

@@ -220,40 +220,19 @@ class ScoreJudge(Judge):
     def _fit_stack(self, train):
         """Parts' out-of-fold predictions + lengths + metric -> a ridge meta-learner, its alpha chosen
         by CV on the parts' own folds (out-of-fold predictions of the meta-learner come with it)."""
-        from referee.judges.capacity import Search
-        from referee.judges.stack import StackParts, fit_parts
+        from referee.judges.stack import fit_stack
 
-        parts = fit_parts(self, train)
-        self.encoder_ = StackParts(parts)
         self._fit_lengths(self._conversations(train))
         y, w = self._targets(train), self._weights(train)
-        fit = lambda X, rows: Ridge(alpha=self.alpha_).fit(X[rows], y[rows], sample_weight=w[rows])
-        if any(part.oof_.oof is None for part in parts):  # too few rows or prompts to cross-validate
-            self.alpha_ = 1.0
-            model = fit(self._stack_features([part._cv_output(train) for part in parts], train), slice(None))
-            note = "no out-of-fold predictions: meta-learner fitted on the parts' training outputs with alpha=1"
-            found = Search("alpha", [1.0], [], 1.0, self.cv_loss_name, note=note)
-        else:
-            X = self._stack_features([part.oof_.oof for part in parts], train)
-            fold_of = parts[0].oof_.fold_of
-            curve, per_fold, oofs = [], [], []
-            for alpha in ALPHAS:
-                self.alpha_, u = alpha, np.zeros(len(y))
-                for fold in np.unique(fold_of):
-                    held = fold_of == fold
-                    u[held] = np.clip(fit(X, ~held).predict(X[held]), 0.0, 1.0)
-                per_fold.append([float(rmse(y[fold_of == f], u[fold_of == f])) for f in np.unique(fold_of)])
-                curve.append(float(rmse(y, u)))
-                oofs.append(u)
-            best = int(np.argmin(curve))
-            self.alpha_ = ALPHAS[best]
-            model = fit(X, slice(None))
-            found = Search("alpha", list(ALPHAS), curve, self.alpha_, self.cv_loss_name, per_fold[best], oofs[best],
-                           fold_of)
-            self.oof_ = found
+        model, found = fit_stack(
+            self, train, "alpha", ALPHAS, lambda u: self._stack_features(u, train),
+            fit=lambda X, rows, alpha: Ridge(alpha=alpha).fit(X[rows], y[rows], sample_weight=w[rows]),
+            predict=lambda model, X, rows: np.clip(model.predict(X[rows]), 0.0, 1.0),
+            loss=lambda u, rows: float(rmse(y[rows], u)))
+        self.alpha_ = found.chosen
         self.w_, self.b_ = model.coef_.astype(np.float64), float(model.intercept_)
-        self.capacity_ = dict(found.summary(), parts=[dict(part.capacity_, features=part.features, encoder=part.encoder)
-                                                      for part in parts])
+        if found.oof is not None:
+            self.oof_ = found
 
     def _stack_output(self, examples) -> np.ndarray:
         """(n,) the stack's prediction on the [0, 1] scale, before clipping."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from sklearn.base import clone
 
 from referee.errors import UserError
@@ -81,3 +82,44 @@ def fit_parts(judge, train: list) -> list:
         part.validation_ = {f"cv_{part.capacity_['cv_loss']}": part.capacity_.get("cv_mean")}
         parts.append(part)
     return parts
+
+
+def fit_stack(judge, train: list, param: str, grid, meta_features, fit, predict, loss):
+    """The parts of `judge` fitted on `train` (`judge.encoder_`), then its meta-learner's `param` chosen
+    from `grid` by CV on the parts' own folds, and the meta-learner fitted on every row at that value.
+    Returns (model, Search): the Search's `oof` holds the meta-learner's out-of-fold outputs, or is None
+    (with a note) when the parts have none to learn from — too few rows or prompts — and the
+    meta-learner was fitted on the parts' training outputs with param = 1. Sets `judge.capacity_`.
+
+    The judge says what its meta-learner is: `meta_features(z_parts)` -> X from the parts' outputs
+    (one array per part), `fit(X, rows, value)` -> a model, `predict(model, X, rows)` -> outputs and
+    `loss(outputs, rows)` -> a float, `rows` a boolean mask over `train`."""
+    from referee.judges.capacity import Search
+
+    parts = fit_parts(judge, train)
+    judge.encoder_ = StackParts(parts)
+    everything = np.ones(len(train), dtype=bool)
+    if any(part.oof_.oof is None for part in parts):
+        X = meta_features([part._cv_output(train) for part in parts])
+        note = f"no out-of-fold predictions: meta-learner fitted on the parts' training outputs with {param}=1"
+        found = Search(param, [1.0], [], 1.0, judge.cv_loss_name, note=note)
+    else:
+        X = meta_features([part.oof_.oof for part in parts])
+        fold_of = parts[0].oof_.fold_of
+        folds = np.unique(fold_of)
+        curve, per_fold, oofs = [], [], []
+        for value in grid:
+            oof = None
+            for fold in folds:
+                held = fold_of == fold
+                out = predict(fit(X, ~held, value), X, held)
+                oof = np.zeros((len(train), *out.shape[1:])) if oof is None else oof
+                oof[held] = out
+            per_fold.append([loss(oof[fold_of == f], fold_of == f) for f in folds])
+            curve.append(loss(oof, everything))
+            oofs.append(oof)
+        best = int(np.argmin(curve))
+        found = Search(param, list(grid), curve, grid[best], judge.cv_loss_name, per_fold[best], oofs[best], fold_of)
+    judge.capacity_ = dict(found.summary(), parts=[dict(part.capacity_, features=part.features, encoder=part.encoder)
+                                                   for part in parts])
+    return fit(X, everything, found.chosen), found
