@@ -211,7 +211,7 @@ def print_set(name: str, result: dict, args, lm) -> None:
     if s["prompts read"]:
         print(f"\nspeed: {s['prompts read']} prompts read in {s['wall s']:.0f} s wall, {s['cpu s']:.0f} s CPU: "
               f"{s['wall s per pair (both orders)']:.2f} s wall, {s['cpu s per pair (both orders)']:.2f} s CPU per pair "
-              "(both orders; 2 cores shared with other jobs)")
+              f"(both orders, on {lm.device})")
     else:
         print("\nspeed: every prompt came from the cache (delete the cache folder to time it)")
     if result["likelihood cost"]:

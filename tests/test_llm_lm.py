@@ -176,3 +176,17 @@ def test_every_builtin_template_loads():
     assert {"pair", "pandalm", "autoj", "score", "safety", "prometheus"} <= set(names)
     for name in names:
         assert Template.load(name).kind in ("pair", "point")
+
+
+def test_the_kv_cache_goes_by_the_name_the_installed_transformers_takes():
+    """transformers 5.17 takes `past_key_values` and silently ignores `cache`; later 5.x take `cache`."""
+    from referee.encoders.lm import _cache_kwarg
+
+    class Old:
+        def forward(self, input_ids, past_key_values=None, **kwargs): ...
+
+    class New:
+        def forward(self, input_ids, cache=None, **kwargs): ...
+
+    assert _cache_kwarg(Old()) == "past_key_values"
+    assert _cache_kwarg(New()) == "cache"

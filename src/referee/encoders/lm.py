@@ -25,6 +25,7 @@ What makes it affordable on a CPU:
 from __future__ import annotations
 
 import copy
+import inspect
 import hashlib
 import json
 import math
@@ -339,7 +340,7 @@ class CausalLM:
             net, _ = self._load()
             with torch.inference_mode():
                 out = net.base_model(input_ids=torch.tensor([prefix_ids], device=self.device), use_cache=True)
-            self._prefixes[key] = out.cache
+            self._prefixes[key] = out.cache if hasattr(out, "cache") else out.past_key_values
         return self._prefixes[key]
 
     def _forward(self, prefix_ids: list[int], rows: list[list[int]], continuations: list[list[int]] = ()):
@@ -363,7 +364,7 @@ class CausalLM:
         ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
         with torch.inference_mode():
             out = net.base_model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                 cache=cache, use_cache=bool(continuations))
+                                 **{_cache_kwarg(net.base_model): cache}, use_cache=bool(continuations))
             hidden = out.last_hidden_state  # (n, width, d)
             scores = torch.zeros((n, len(continuations)), dtype=torch.float64)
             for c, tokens in enumerate(continuations):
@@ -644,3 +645,9 @@ class LLMFeatures:
         template = replace(template, name=meta["template"])
         return cls(meta["model"], meta["template"], max_tokens=meta["max_tokens"], batch_size=meta["batch_size"],
                    dtype=meta["dtype"], template=template)
+
+
+def _cache_kwarg(model) -> str:
+    """The name a model's forward takes its KV cache by: `cache` in recent transformers 5 releases,
+    `past_key_values` before (5.17 accepts and ignores an unknown `cache`)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
