@@ -14,6 +14,7 @@ the reported figure never saw the rows it is scored on. The teacher itself is sc
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +22,30 @@ import numpy as np
 from referee.data import pandalm
 from referee.data.split import kfold
 from referee.evaluate.metrics import accuracy, bootstrap_ci, log_loss
-from referee.jobs.teacher import GRID, choose_weight, read_teacher, weight_search
+from referee.jobs.teacher import GRID, read_teacher, weight_search
 from referee.judges import PairJudge
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 LABELS = {"A": 0, "B": 1, "tie": 2}
+STUDENTS = {  # name: PairJudge settings (the frozen encoder is MiniLM; "frozen" has an MLP head)
+    "tfidf": {"features": "tfidf"},
+    "frozen": {"features": "frozen"},
+    "frozen-linear": {"features": "frozen", "hidden": 0},
+    "stack": {"features": "stack"},
+    "finetune": {"features": "finetune"},  # MiniLM trained end to end (a GPU); --finetune sets its FinetuneConfig
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", nargs="+", default=["tfidf", "frozen"], choices=["tfidf", "frozen"])
+    parser.add_argument("--students", nargs="+", default=["tfidf", "frozen"], choices=list(STUDENTS))
     parser.add_argument("--weights", nargs="+", type=float, default=list(GRID))
     parser.add_argument("--C", type=float, default=None,
                         help="fix the students' C (None: each fit chooses it by its own 3-fold CV, 6x the time)")
     parser.add_argument("--no-inner-cv", action="store_true", help="report each weight alone (the inner CV costs 3x the fits)")
+    parser.add_argument("--encoder", default=None, help="the students' encoder (default: the packaged MiniLM)")
+    parser.add_argument("--finetune", type=json.loads, default={},
+                        help='the finetune student\'s FinetuneConfig fields as JSON, e.g. \'{"encoder": "/tmp/minilm", "max_length": 512}\'')
     parser.add_argument("--teacher", default="gpt-3.5-turbo-testset-v1.dev.json", help="a file in --data")
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
@@ -52,25 +63,31 @@ def main() -> None:
     lo, hi = bootstrap_ci(lambda h: h.mean(axis=-1), hits)
     print(f"| teacher alone | — | — | {hits.mean():.3f} [{lo:.2f}, {hi:.2f}] |", flush=True)
     for student in args.students:
-        judge = PairJudge(features=student, progress=False, epochs=100, patience=10, C=args.C)
+        settings = {**STUDENTS[student], **({"finetune": {"progress": False, **args.finetune}} if student == "finetune" else {})}
+        if student != "tfidf":
+            settings["encoder"] = args.encoder
+        judge = PairJudge(**settings, progress=False, epochs=100, patience=10, C=args.C)
         _, oof = weight_search(judge, examples, teacher, grid=args.weights, k=5, seed=0, progress=True)
-        rows = [(f"w = {w:g}" + (" (humans only)" if w == 0 else ""), oof[w]) for w in args.weights]
-        if not args.no_inner_cv:
+        for w in args.weights:
+            row(student, f"w = {w:g}" + (" (humans only)" if w == 0 else ""), oof[w], human, majority)
+        if not args.no_inner_cv:  # what `referee train --teacher` does, on each outer training part alone
             picked, chosen = np.zeros((len(examples), 3)), []
             for train, valid in folds:
-                w = choose_weight(judge, [examples[i] for i in train], teacher, progress=True)["chosen"]
-                chosen.append(w)
-                picked[valid] = oof[w][valid]  # the outer fold's student at that weight
-            rows.append((f"w picked by inner CV ({', '.join(f'{w:g}' for w in chosen)})", picked))
-        for label, proba in rows:
-            lo_ll, hi_ll = bootstrap_ci(log_loss, proba, human)
-            lo_acc, hi_acc = bootstrap_ci(lambda p, y: accuracy(p, y, three_way=True), proba, majority)
-            print(f"| {student} | {label} | {float(log_loss(proba, human)):.3f} [{lo_ll:.3f}, {hi_ll:.3f}] | "
-                  f"{float(accuracy(proba, majority, three_way=True)):.3f} [{lo_acc:.2f}, {hi_acc:.2f}] |", flush=True)
+                search, _ = weight_search(judge, [examples[i] for i in train], teacher, grid=args.weights, progress=True)
+                chosen.append(search.chosen)
+                picked[valid] = oof[search.chosen][valid]  # the outer fold's student at that weight
+            row(student, f"w picked by inner CV ({', '.join(f'{w:g}' for w in chosen)})", picked, human, majority)
         if not args.no_inner_cv and 0.0 in oof:
             gain = bootstrap_ci(lambda p, q, y: log_loss(p, y) - log_loss(q, y), picked, oof[0.0], human)
             print(f"\n{student}: log loss of w by CV minus humans only {float(log_loss(picked, human) - log_loss(oof[0.0], human)):+.4f} "
                   f"[{gain[0]:+.4f}, {gain[1]:+.4f}] (paired bootstrap; below 0: the teacher helps)\n", flush=True)
+
+
+def row(student, label, proba, human, majority) -> None:
+    lo_ll, hi_ll = bootstrap_ci(log_loss, proba, human)
+    lo_acc, hi_acc = bootstrap_ci(lambda p, y: accuracy(p, y, three_way=True), proba, majority)
+    print(f"| {student} | {label} | {float(log_loss(proba, human)):.3f} [{lo_ll:.3f}, {hi_ll:.3f}] | "
+          f"{float(accuracy(proba, majority, three_way=True)):.3f} [{lo_acc:.2f}, {hi_acc:.2f}] |", flush=True)
 
 
 if __name__ == "__main__":
