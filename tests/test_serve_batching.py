@@ -172,3 +172,23 @@ def test_without_a_wait_a_batch_is_what_waited_while_the_judge_was_busy():
 
     rest, sizes = asyncio.run(run())
     assert rest == [[1], [2], [3], [4], [5]] and sizes == [1, 5]
+
+
+def test_native_memory_is_trimmed_at_most_once_a_second(monkeypatch):
+    """glibc's arena limit takes, and `trim` hands freed pages back at most once every TRIM_EVERY_S."""
+    import sys
+
+    from referee.serve import memory
+
+    if not sys.platform.startswith("linux") or memory._libc is None:
+        pytest.skip("glibc only")
+    assert memory.limit_arenas(2) is True
+    calls = []
+    monkeypatch.setattr(memory, "_libc", type("Libc", (), {"malloc_trim": staticmethod(lambda pad: calls.append(pad))})())
+    monkeypatch.setattr(memory, "_last_trim", 0.0)
+    memory.trim()
+    memory.trim()
+    assert calls == [0]
+    monkeypatch.setattr(memory, "_last_trim", memory._last_trim - memory.TRIM_EVERY_S)
+    memory.trim()
+    assert calls == [0, 0]

@@ -326,8 +326,9 @@ class FrozenEncoder:
             todo = list(missing.items())
             budget = self.batch_tokens or BATCH_TOKENS[self.backend_in_use]
             batches = token_batches(self._lengths([t for _, t in todo]), budget)
-            progress = bar(total=len(todo), desc=f"encoding ({self.name})", unit="text", enabled=self.progress,
-                           leave=False)
+            # one batch is over at once: no bar for it (a served or one-text predict would print one per call)
+            progress = bar(total=len(todo), desc=f"encoding ({self.name})", unit="text",
+                           enabled=self.progress and len(batches) > 1, leave=False)
             done_keys: list[bytes] = []
             done: list[np.ndarray] = []
             for n, batch in enumerate(batches):

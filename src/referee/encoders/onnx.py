@@ -99,11 +99,17 @@ class OnnxModel:
         options = ort.SessionOptions()
         # Spinning worker threads steal the CPU from everything else on a shared machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Each new (batch, length) shape would add a memory pattern that ONNX Runtime keeps for good, and
+        # grow its arena to the largest batch seen: a server's memory crept up for thousands of requests.
+        # No patterns, and the arena shrunk back after each run (`encode`).
+        options.enable_mem_pattern = False
         self.session = ort.InferenceSession(str(folder / ("model-int8.onnx" if int8 else "model.onnx")),
                                             options, providers=["CPUExecutionProvider"])
+        self.shrink = ort.RunOptions()
+        self.shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def encode(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np")
         ids = batch["input_ids"].astype(np.int64)
         feed = {name: batch[name].astype(np.int64) if name in batch else np.zeros_like(ids) for name in INPUTS}
-        return self.session.run(None, feed)[0].astype(np.float32, copy=False)
+        return self.session.run(None, feed, self.shrink)[0].astype(np.float32, copy=False)

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from referee.serve.memory import trim
+
 log = logging.getLogger("referee.serve")
 
 
@@ -206,6 +208,7 @@ class MicroBatcher:
             if len(out) != len(part):
                 raise RuntimeError(f"judge {self.name!r} returned {len(out)} results for {len(part)} items")
             results.extend(out)
+        trim()  # the batch's freed native memory back to the system (see `referee.serve.memory`)
         return results
 
 

@@ -19,6 +19,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from referee.errors import UserError
 from referee.serve.app import create_app
+from referee.serve.memory import limit_arenas
 
 LOOPBACK_NAMES = ("localhost",)
 HEADER_TIMEOUT_S = 10.0  # a connection must send a request's headers within this, else it is closed
@@ -62,6 +63,7 @@ def load_judges(folders: list[str | Path], trust_encoder: bool = False) -> dict:
     each folder checked whole, and a frozen encoder must be one referee ships unless `trust_encoder`."""
     from referee.judges import load_judge
 
+    limit_arenas()  # before torch's and ONNX Runtime's threads start (see `referee.serve.memory`)
     judges = {}
     for folder in folders:
         name = Path(folder).resolve().name
