@@ -148,7 +148,7 @@ def latency(args) -> None:
     print(f"offline predict_proba: {offline:.2f} pairs/s on {len(pairs)} pairs", flush=True)
 
     rows = []
-    for setting in ("off", "on"):
+    for setting in args.batching:
         with server([folder], *SETTINGS[setting]) as (url, _):
             asyncio.run(send_all(url, as_requests(arena[:16]), 4))  # warm-up on rows not measured
             for c in levels:
@@ -312,6 +312,8 @@ def main():
     parser.add_argument("--judges", type=Path, help="folder of judge folders from bench/serve_judges.py (else trained)")
     parser.add_argument("--requests", type=int, help="per concurrency (latency, default 48) or in all (memory, 6000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--batching", nargs="+", default=["off", "on"], choices=list(SETTINGS),
+                        help="latency: the servers to run, in this order (one after the other on the same cores)")
     parser.add_argument("--cache-mib", type=float, default=1.0, help="memory: the capped server's --cache-mib")
     args = parser.parse_args()
     args.requests = args.requests or {"latency": 48, "memory": 6000, "abuse": 0}[args.mode]
