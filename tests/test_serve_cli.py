@@ -60,13 +60,15 @@ def serve_process(folder: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 
-def interrupt(proc: subprocess.Popen, tries: int = 10) -> tuple[str, str]:
-    """Ctrl+C, again every 3 s while the process runs (as a person would): on a fresh, slow machine a
-    first SIGINT has landed where a library or uvicorn's start-up swallowed it (seen in fresh-check)."""
+def interrupt(proc: subprocess.Popen, tries: int = 5) -> tuple[str, str]:
+    """Ctrl+C, again every 8 s while the process runs (as a person would): on a fresh, slow machine a
+    first SIGINT has landed where a library or uvicorn's start-up swallowed it (seen in fresh-check).
+    Not sooner: a process still shutting down after the first (3 s was once too short in fresh-check)
+    would end by the second signal, exit -2, and the test would blame the command."""
     for _ in range(tries):
         proc.send_signal(signal.SIGINT)
         try:
-            return proc.communicate(timeout=3)
+            return proc.communicate(timeout=8)
         except subprocess.TimeoutExpired:
             continue
     proc.kill()

@@ -67,7 +67,9 @@ class JudgeBatches:
         examples = self.build(rows, start).examples
         if not examples:  # every row of the batch was bad and skipped
             return pd.DataFrame()
-        return self.judge.predict_table(examples)
+        table = self.judge.predict_table(examples)
+        table[ROW] = start  # the batch's place in the input, for `in_input_order`; dropped there
+        return table
 
 
 def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, format: str | None = None,
@@ -150,11 +152,40 @@ def predict_ray(judge_dir: str | Path, data: str | Path, out: str | Path, *, for
         del ds
         gc.collect()
         raise UserError(failure)
+    written = in_input_order(out)
     seconds = time.perf_counter() - start
-    import pyarrow.parquet as pq
-    written = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(out.glob("*.parquet")))
     return {"rows": written, "skipped": n_input - written, "out": str(out), "format": format, "actors": actors,
             "seconds": seconds, "rows_per_s": written / seconds if seconds else 0.0}
+
+
+def in_input_order(out: Path) -> int:
+    """Rewrite Ray's output files as part-000000.parquet, ... in the input's order, without the ROW
+    column; returns the rows written. Ray names each file by its write task, and the tasks' numbers do
+    not always follow the input (seen: the last batch's file sorted first, one run in three), even with
+    preserve_order; every row carries its batch's first position, so the order is restored here, one
+    file in memory at a time."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    files = []
+    for path in out.glob("*.parquet"):
+        positions = pq.read_table(path, columns=[ROW])[ROW].to_numpy()
+        files.append((int(positions.min()) if len(positions) else -1, int(positions.max()) if len(positions) else -1, path))
+    files.sort()
+    for (_, last, _), (first, _, path) in zip(files, files[1:]):
+        if 0 <= first < last:  # batches interleaved across files: renaming cannot order them
+            raise RuntimeError(f"referee: Ray wrote {path.name} with rows from before another file's; "
+                               "the output's order is not the input's")
+    written = 0
+    for i, (_, _, path) in enumerate(files):
+        table = pq.read_table(path)
+        table = table.take(pc.sort_indices(table, sort_keys=[(ROW, "ascending")])).drop_columns([ROW])  # stable
+        pq.write_table(table, out / f".part-{i:06d}.parquet")
+        path.unlink()
+        written += table.num_rows
+    for i in range(len(files)):
+        (out / f".part-{i:06d}.parquet").rename(out / f"part-{i:06d}.parquet")
+    return written
 
 
 def json_lines(paths: list[str], sizes: list[int]):

@@ -11,7 +11,6 @@ system (it walks the heap, so at most once a second).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import time
 
@@ -21,7 +20,9 @@ TRIM_EVERY_S = 1.0
 _libc = None
 if sys.platform.startswith("linux"):
     try:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The running program's own symbols, libc's among them: ctypes.util.find_library would start
+        # ldconfig in a subprocess at import time.
+        _libc = ctypes.CDLL(None)
         _libc.malloc_trim, _libc.mallopt  # noqa: B018 - musl has neither: then do nothing
     except (OSError, AttributeError):
         _libc = None
