@@ -25,8 +25,9 @@ What makes it affordable on a CPU:
 from __future__ import annotations
 
 import copy
-import inspect
+import functools
 import hashlib
+import inspect
 import json
 import math
 from dataclasses import dataclass, replace
@@ -364,7 +365,7 @@ class CausalLM:
         ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
         with torch.inference_mode():
             out = net.base_model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                 **{_cache_kwarg(net.base_model): cache}, use_cache=bool(continuations))
+                                 **{_cache_kwarg(type(net.base_model).forward): cache}, use_cache=bool(continuations))
             hidden = out.last_hidden_state  # (n, width, d)
             scores = torch.zeros((n, len(continuations)), dtype=torch.float64)
             for c, tokens in enumerate(continuations):
@@ -647,7 +648,8 @@ class LLMFeatures:
                    dtype=meta["dtype"], template=template)
 
 
-def _cache_kwarg(model) -> str:
-    """The name a model's forward takes its KV cache by: `cache` in recent transformers 5 releases,
-    `past_key_values` before (5.17 accepts and ignores an unknown `cache`)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+@functools.cache
+def _cache_kwarg(forward) -> str:
+    """The name a model's `forward` takes its KV cache by: `cache` in recent transformers 5 releases,
+    `past_key_values` before (5.17 accepts and ignores an unknown `cache`). Read once per model class."""
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"

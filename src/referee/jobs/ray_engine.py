@@ -167,11 +167,7 @@ def in_input_order(out: Path) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    files = []
-    for path in out.glob("*.parquet"):
-        positions = pq.read_table(path, columns=[ROW])[ROW].to_numpy()
-        files.append((int(positions.min()) if len(positions) else -1, int(positions.max()) if len(positions) else -1, path))
-    files.sort()
+    files = sorted((*_positions(path), path) for path in out.glob("*.parquet"))
     for (_, last, _), (first, _, path) in zip(files, files[1:]):
         if 0 <= first < last:  # batches interleaved across files: renaming cannot order them
             raise RuntimeError(f"referee: Ray wrote {path.name} with rows from before another file's; "
@@ -186,6 +182,18 @@ def in_input_order(out: Path) -> int:
     for i in range(len(files)):
         (out / f".part-{i:06d}.parquet").rename(out / f"part-{i:06d}.parquet")
     return written
+
+
+def _positions(path: Path) -> tuple[int, int]:
+    """The first and last batch position (ROW) in a written file, from its row groups' statistics
+    (no data read); (-1, -1) for a file without rows."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    column = meta.schema.names.index(ROW)
+    stats = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)
+             if meta.row_group(g).num_rows]
+    return (min(s.min for s in stats), max(s.max for s in stats)) if stats else (-1, -1)
 
 
 def json_lines(paths: list[str], sizes: list[int]):
