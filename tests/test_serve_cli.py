@@ -55,20 +55,27 @@ def test_non_utf8_key_file(capsys, folder, tmp_path):
 
 
 def serve_process(folder: Path) -> subprocess.Popen:
+    """The command as a terminal starts it. A test run started in the background by a non-interactive
+    shell (as CI may be) ignores SIGINT, and a child inherits that across exec: Python then installs
+    no Ctrl+C handler, the first SIGINT is lost and only uvicorn's own handler hears a later one. So the
+    child starts with Python's handler in place, as from a terminal."""
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    return subprocess.Popen([sys.executable, "-m", "referee.cli", "serve", str(folder), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # a caught signal resets to default at exec
+    try:
+        return subprocess.Popen([sys.executable, "-m", "referee.cli", "serve", str(folder), "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
-def interrupt(proc: subprocess.Popen, tries: int = 5) -> tuple[str, str]:
-    """Ctrl+C, again every 8 s while the process runs (as a person would): on a fresh, slow machine a
-    first SIGINT has landed where a library or uvicorn's start-up swallowed it (seen in fresh-check).
-    Not sooner: a process still shutting down after the first (3 s was once too short in fresh-check)
-    would end by the second signal, exit -2, and the test would blame the command."""
+def interrupt(proc: subprocess.Popen, tries: int = 4) -> tuple[str, str]:
+    """Ctrl+C, again every 20 s while the process runs (as a person would), in case a first SIGINT
+    lands where a library swallows it. Not sooner: a process still shutting down after the first (3 s
+    was once too short in fresh-check) would end by the second signal and the test would blame the command."""
     for _ in range(tries):
         proc.send_signal(signal.SIGINT)
         try:
-            return proc.communicate(timeout=8)
+            return proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             continue
     proc.kill()
