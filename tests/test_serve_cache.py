@@ -50,3 +50,34 @@ def test_served_frozen_judge_keeps_its_cache_under_the_cap(bert, cache):
             assert client.get("/v1/judges").json()["limits"]["cache_mib"] > 0
     assert judge.encoder_.max_cached_rows == cap_rows
     assert len(judge.encoder_._read_index()) <= cap_rows  # 24 distinct texts were seen
+
+
+def test_a_server_writes_new_embeddings_together_and_at_shutdown(bert, cache):
+    """Served, a frozen encoder keeps new rows in memory and writes them as one shard at shutdown
+    (or once `write_every_s` has passed), not one shard per request; a new encoder then reads them all."""
+    judge = PairJudge(features="frozen", encoder=bert, progress=False, epochs=2).fit(pair_examples())
+    enc = judge.encoder_
+    before = len(enc._shards())
+    with running(create_app({"pair": judge})) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for i in range(5):
+                r = client.post("/v1/compare", json={"context": {"turns": [{"role": "user", "content": f"q {i}"}]},
+                                                     "response_a": f"new a {i}", "response_b": f"new b {i}"})
+                assert r.status_code == 200
+            assert len(enc._shards()) == before  # nothing written yet: five requests, no shard each
+    assert len(enc._shards()) == before + 1 and not enc._unwritten[0]  # one shard, at shutdown
+    assert set(FrozenEncoder(bert, progress=False)._read_index()) >= set(enc._read_index())  # all on disk
+
+
+def test_write_every_s_waits_then_writes_one_shard(bert, cache):
+    enc = FrozenEncoder(bert, progress=False)
+    enc.write_every_s = 3600
+    for text in ["one", "two", "three"]:
+        enc.transform([text])
+    assert enc._shards() == [] and len(enc._unwritten[0]) == 3
+    enc.write_every_s = 0  # the wait is over: the next call writes everything waiting, as one shard
+    enc.transform(["four"])
+    assert len(enc._shards()) == 1 and not enc._unwritten[0]
+    plain = FrozenEncoder(bert, progress=False)  # the default: a shard at the end of each call
+    plain.transform(["five"])
+    assert len(plain._shards()) == 2

