@@ -1,15 +1,18 @@
 """Serving under load and under abuse, against a real `referee serve` process on 127.0.0.1.
 
-    .venv/bin/python bench/serve_load.py latency [--requests 48] [--concurrency 1 8 32]
+    .venv/bin/python bench/serve_load.py latency [--requests 48] [--concurrency 1 8 32] [--rounds 4]
     .venv/bin/python bench/serve_load.py memory [--requests 6000] [--cache-mib 1]
     .venv/bin/python bench/serve_load.py abuse
 
 latency: a frozen all-MiniLM-L6-v2 pair judge (trained on Arena by bench/serve_judges.py) answers real
   Arena compares (two whole conversations, responses cut at MiniLM's 256 tokens) at each concurrency,
   micro-batching on (the defaults, --max-batch 32 --max-wait-ms 0: what waits while the judge is busy)
-  and off (--max-batch 1 --max-wait-ms 0). One server per setting, with a fresh embedding cache, and
-  a fresh block of Arena rows per concurrency, so every text is encoded for real. The baseline, in the same run: the same judge's predict_proba
-  in this process on the same pairs with a fresh cache (what the encoder does offline).
+  and off (--max-batch 1 --max-wait-ms 0). One server per setting, each with a fresh embedding cache,
+  and a fresh block of Arena rows per concurrency, so every text is encoded for real. The baseline, in
+  the same run: the same judge's predict_proba in this process on the same pairs with a fresh cache
+  (what the encoder does offline). Each block is split into --rounds; in each round the baseline and
+  both servers take the same rows in turn (the servers' order alternating), and "vs offline" is the
+  median of the rounds' ratios: the shared CPU's slow spells fall on every setting alike.
 memory: the server's RSS after warm-up and every --requests/6 distinct requests (short texts, made
   distinct by a counter), with the in-memory embedding cache capped at --cache-mib and uncapped.
 abuse: issue 15's items 2-5 against a live server of TF-IDF judges with default limits, while a
@@ -33,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -128,7 +131,7 @@ def frozen_pair_judge(judges: Path | None) -> Path:
 def latency(args) -> None:
     folder = frozen_pair_judge(args.judges)
     arena = load(DATA / "arena" / "train.csv").examples
-    n, levels = args.requests, args.concurrency
+    n, levels, rounds = args.requests, args.concurrency, args.rounds
     blocks = {c: arena[16 + i * n:16 + (i + 1) * n] for i, c in enumerate(levels)}  # rows 0-15: warm-up
     if 16 + len(levels) * n > len(arena):
         sys.exit(f"--requests {n} x {len(levels)} levels needs more than Arena's {len(arena)} rows")
@@ -140,35 +143,48 @@ def latency(args) -> None:
     os.environ["REFEREE_CACHE"] = tempfile.mkdtemp(prefix="serve-load-offline-")
     judge = load_judge(folder)
     judge.predict_proba(arena[:16])  # loads the model
-    pairs = [ex for c in levels for ex in blocks[c]]
-    started = time.perf_counter()
-    for i in range(0, len(pairs), 32):
-        judge.predict_proba(pairs[i:i + 32])
-    offline = len(pairs) / (time.perf_counter() - started)
-    print(f"offline predict_proba: {offline:.2f} pairs/s on {len(pairs)} pairs", flush=True)
 
-    rows = []
-    for setting in args.batching:
-        with server([folder], *SETTINGS[setting]) as (url, _):
+    def offline(rows):
+        started = time.perf_counter()
+        for i in range(0, len(rows), 32):
+            judge.predict_proba(rows[i:i + 32])
+        return time.perf_counter() - started
+
+    # Every setting runs on every round's rows, in an order that alternates round by round, so that
+    # a slower spell of the shared CPU falls on all of them alike (one server after the other once
+    # made whichever ran second look 9-20% slower).
+    settings = list(dict.fromkeys(args.batching))
+    runs = {(c, s): {"lat": [], "errors": [], "wall": 0.0, "calls": 0, "ratios": []} for c in levels for s in settings}
+    with ExitStack() as stack:
+        urls = {s: stack.enter_context(server([folder], *SETTINGS[s]))[0] for s in settings}
+        for url in urls.values():
             asyncio.run(send_all(url, as_requests(arena[:16]), 4))  # warm-up on rows not measured
-            for c in levels:
-                calls = judge_calls(url)
-                lat, errors, wall = asyncio.run(send_all(url, as_requests(blocks[c]), c))
-                # Answered requests per second: a 504 is not throughput.
-                row = {"concurrency": c, "batching": setting, "throughput": (n - len(errors)) / wall,
-                       "p50": 1000 * np.percentile(lat, 50),
-                       "p99": 1000 * np.percentile(lat, 99), "errors": len(errors), "calls": judge_calls(url) - calls}
-                rows.append(row)
-                print(f"c={c} batching {setting}: {row['throughput']:.2f} req/s, p50 {row['p50']:.0f} ms, p99 {row['p99']:.0f} ms, "
-                      f"errors {len(errors)} {errors[:1]}", flush=True)
-    print(f"\nfrozen MiniLM pair judge, {n} distinct Arena compares per concurrency, server and client on one machine; "
-          f"{machine()}\n")
-    print("| concurrency | batching | answered (req/s) | vs offline | p50 (ms) | p99 (ms) | errors | items per judge call |")
+        for c in levels:
+            for r in range(rounds):
+                rows = blocks[c][r * n // rounds:(r + 1) * n // rounds]
+                base = len(rows) / offline(rows)
+                for s in settings if r % 2 == 0 else settings[::-1]:
+                    calls = judge_calls(urls[s])
+                    lat, errors, wall = asyncio.run(send_all(urls[s], as_requests(rows), c))
+                    run = runs[c, s]
+                    run["lat"] += list(lat)
+                    run["errors"] += errors
+                    run["wall"] += wall
+                    run["calls"] += judge_calls(urls[s]) - calls
+                    run["ratios"].append((len(rows) - len(errors)) / wall / base)  # a 504 is not throughput
+                print(f"c={c} round {r + 1}/{rounds}: offline {base:.2f} pairs/s; " + ", ".join(
+                    f"{s} {runs[c, s]['ratios'][-1]:.2f}x" for s in settings), flush=True)
+    print(f"\nfrozen MiniLM pair judge, {n} distinct Arena compares per concurrency in {rounds} rounds (offline, then each "
+          f"server, in alternating order), server and client on one machine; {machine()}\n")
+    print("| concurrency | batching | answered (req/s) | vs offline, median of rounds [range] | p50 (ms) | p99 (ms) | errors | items per judge call |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
-    print(f"| offline | predict_proba, 32 a call | {offline:.2f} | 1.00 | | | | 32 |")
-    for r in sorted(rows, key=lambda r: (r["concurrency"], r["batching"])):
-        print(f"| {r['concurrency']} | {r['batching']} | {r['throughput']:.2f} | {r['throughput'] / offline:.2f} | {r['p50']:.0f} | "
-              f"{r['p99']:.0f} | {r['errors']} | {n / max(1, r['calls']):.1f} |")
+    for c in levels:
+        for s in settings:
+            run = runs[c, s]
+            lat, ratios = 1000 * np.array(run["lat"]), run["ratios"]
+            print(f"| {c} | {s} | {(n - len(run['errors'])) / run['wall']:.2f} | {np.median(ratios):.2f} [{min(ratios):.2f}, "
+                  f"{max(ratios):.2f}] | {np.percentile(lat, 50):.0f} | {np.percentile(lat, 99):.0f} | {len(run['errors'])} | "
+                  f"{n / max(1, run['calls']):.1f} |")
 
 
 # --- memory: RSS with the cache capped and uncapped ------------------------------------------------------
@@ -313,7 +329,8 @@ def main():
     parser.add_argument("--requests", type=int, help="per concurrency (latency, default 48) or in all (memory, 6000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--batching", nargs="+", default=["off", "on"], choices=list(SETTINGS),
-                        help="latency: the servers to run, in this order (one after the other on the same cores)")
+                        help="latency: the servers to compare (both run, taking turns round by round)")
+    parser.add_argument("--rounds", type=int, default=4, help="latency: rounds each concurrency's requests are split into")
     parser.add_argument("--cache-mib", type=float, default=1.0, help="memory: the capped server's --cache-mib")
     args = parser.parse_args()
     args.requests = args.requests or {"latency": 48, "memory": 6000, "abuse": 0}[args.mode]

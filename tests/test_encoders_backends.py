@@ -136,3 +136,19 @@ def test_installs_keep_our_torch_and_transformers():
     assert Version(version("model2vec")) >= Version("0.10") and version("skeletoken")
     from model2vec.distill import distill  # importable without the extra
     assert callable(distill)
+
+
+def test_cheapest_token_batches_cover_every_row_once_within_the_budget():
+    """With a per-call cost the cut is the cheapest (padded tokens + call_tokens a batch): never dearer
+    than the greedy cut, and a few texts of unlike lengths are not padded to the longest."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 40, 300):
+        lengths = rng.integers(3, 300, n).tolist()
+        batches = token_batches(lengths, budget=2048, call_tokens=48)
+        assert sorted(i for b in batches for i in b) == list(range(n))
+        assert all(len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 2048 for b in batches)
+        assert all(len(b) <= 64 for b in batches)
+        cost = lambda bs: sum(48 + len(b) * max(lengths[i] for i in b) for b in bs)  # noqa: E731
+        assert cost(batches) <= cost(token_batches(lengths, budget=2048))
+    assert token_batches([200, 30, 25, 210], budget=2048, call_tokens=48) == [[2, 1], [0, 3]]
+    assert token_batches([100] * 8, budget=2048, call_tokens=48) == [list(range(8))]  # alike: one call

