@@ -509,9 +509,8 @@ def _stop_now(signum, frame) -> None:
 def _ctrl_c_ends_at_once():
     """While the command still imports its libraries nothing has been written, so Ctrl+C ends the
     process at once: one line, exit 130. Raised as KeyboardInterrupt instead, it can land inside a
-    compiled library's import: pydantic-core turned it into a SchemaError with a traceback, and after
-    a KeyboardInterrupt inside a PyO3 `run` Python exits by the signal (-2) despite our exit code (both
-    seen in 1 of 20 runs, Ctrl+C half a second after start). A SIGINT the parent ignores stays ignored."""
+    compiled library's import: pydantic-core turned it into a SchemaError with a traceback (1 of 20
+    runs, Ctrl+C half a second after start). A SIGINT the parent ignores stays ignored."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
