@@ -1,5 +1,7 @@
 """Judging at scale: rows/s and peak memory of `referee predict` in memory, streaming and on Ray with two
-actors, for a TF-IDF and a frozen (MiniLM) pair judge, in one run on the same input.
+actors, for a TF-IDF and a frozen (MiniLM) pair judge, in one run on the same input; beside Ray, two
+plain streaming processes, one per half of the input, at once: what two workers can get from these
+cores without Ray, so that Ray's own cost can be told from the machine's.
 
     .venv/bin/python bench/predict_scale.py                          # the README table
     .venv/bin/python bench/predict_scale.py --rows 1000000 --engines stream --judges tfidf
@@ -52,33 +54,49 @@ def run_one(engine: str, judge: str, data: str, out: str) -> dict:
 
 
 def measure(engine: str, judge: Path, data: Path, work: Path) -> dict:
-    """Run one prediction in a fresh process; sample its tree's memory while it runs."""
+    """Run one prediction in a fresh process; sample its tree's memory while it runs. Engine "halves":
+    two streaming processes at once, each on one half of the input (what two plain workers get from
+    this machine's two cores, against which Ray's two actors can be read); seconds: the slower one's."""
     import psutil
 
-    out = work / f"out-{engine}-{judge.name}-{time.monotonic_ns()}.{'csv' if engine == 'memory' else 'parquet'}"
-    env = dict(os.environ, REFEREE_CACHE=tempfile.mkdtemp(dir=work, prefix="cache-"))
-    child = subprocess.Popen([sys.executable, __file__, "--one", engine, str(judge), str(data), str(out)],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    parts = [data]
+    if engine == "halves":
+        lines = data.read_text(encoding="utf-8").splitlines(keepends=True)
+        parts = [work / f"half-{i}-{data.name}" for i in range(2)]
+        for i, part in enumerate(parts):
+            part.write_text("".join(lines[i * len(lines) // 2:(i + 1) * len(lines) // 2]), encoding="utf-8")
+    outs, children = [], []
+    for part in parts:
+        outs.append(work / f"out-{engine}-{judge.name}-{time.monotonic_ns()}.{'csv' if engine == 'memory' else 'parquet'}")
+        env = dict(os.environ, REFEREE_CACHE=tempfile.mkdtemp(dir=work, prefix="cache-"))
+        one = "stream" if engine == "halves" else engine
+        children.append(subprocess.Popen([sys.executable, __file__, "--one", one, str(judge), str(part), str(outs[-1])],
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True))
     peak = 0
-    parent = psutil.Process(child.pid)
-    while child.poll() is None:
+    while any(child.poll() is None for child in children):
         total = 0
-        try:
-            for p in [parent, *parent.children(recursive=True)]:
-                try:
-                    total += p.memory_full_info().pss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
-        except psutil.NoSuchProcess:
-            pass
+        for child in children:
+            try:
+                parent = psutil.Process(child.pid)
+                for p in [parent, *parent.children(recursive=True)]:
+                    try:
+                        total += p.memory_full_info().pss
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        pass
+            except psutil.NoSuchProcess:
+                pass
         peak = max(peak, total)
         time.sleep(0.2)
-    stdout = child.stdout.read()
-    if child.returncode != 0:
-        raise SystemExit(f"{engine} on {judge.name} failed (exit {child.returncode}): {stdout[-2000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
-    return {**result, "peak_mib": peak / 2**20}
+    results = []
+    for child, out in zip(children, outs):
+        stdout = child.stdout.read()
+        if child.returncode != 0:
+            raise SystemExit(f"{engine} on {judge.name} failed (exit {child.returncode}): {stdout[-2000:]}")
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+        shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+    for part in parts[1:] if engine != "halves" else parts:
+        part.unlink()
+    return {"rows": sum(r["rows"] for r in results), "seconds": max(r["seconds"] for r in results), "peak_mib": peak / 2**20}
 
 
 def write_input(path: Path, rows: int) -> Path:
@@ -108,9 +126,10 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=20000, help="input rows for the TF-IDF judge")
     parser.add_argument("--memory-rows", type=int, default=None, help="rows for the in-memory path (default: --rows)")
     parser.add_argument("--stream-rows", type=int, default=None,
-                        help="also stream the TF-IDF judge over this many rows, to see memory stay flat (default: 10x --rows)")
+                        help="also stream the TF-IDF judge over this many rows, to see memory stay flat (default: 10x --rows; 0: not)")
     parser.add_argument("--frozen-rows", type=int, default=600, help="distinct rows for the frozen judge (<= 1800)")
-    parser.add_argument("--engines", default="memory,stream,ray", help="comma-separated: memory, stream, ray")
+    parser.add_argument("--engines", default="memory,stream,halves,ray",
+                        help="comma-separated: memory, stream, halves (two streaming processes on the halves), ray")
     parser.add_argument("--judges", default="tfidf,frozen", help="comma-separated: tfidf, frozen")
     parser.add_argument("--work", default=None, help="folder for inputs, judges and outputs (default: a temporary one)")
     parser.add_argument("--one", nargs=4, metavar=("ENGINE", "JUDGE", "DATA", "OUT"), help=argparse.SUPPRESS)
@@ -142,7 +161,7 @@ def main(argv=None):
         big.unlink()
         if small != big:
             small.unlink()
-        more = a.stream_rows or 10 * sizes[name]
+        more = 10 * sizes[name] if a.stream_rows is None else a.stream_rows  # 0: no larger run
         if name == "tfidf" and "stream" in engines and more > sizes[name]:
             larger = write_input(work / f"in-{more}.jsonl", more)
             r = measure("stream", judge, larger, work)
@@ -151,10 +170,17 @@ def main(argv=None):
             print(f"  {name} stream: {r['rows']:,} rows in {r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB", flush=True)
             larger.unlink()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}\n")
+    rates = {(name, engine): rows / seconds for name, engine, rows, seconds, *_ in table}
+    for name in judges:
+        if (name, "stream") in rates:
+            print(f"{name}, rows/s against one streaming process: " + ", ".join(
+                f"{engine} {rates[name, engine] / rates[name, 'stream']:.2f}x" for engine in ("halves", "ray")
+                if (name, engine) in rates))
     print("| judge | engine | rows | seconds | rows/s | peak memory (MiB) | rows/s vs in-memory |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, engine, rows, seconds, rate, peak, ratio in table:
-        label = {"memory": "in memory", "stream": "streaming", "ray": "Ray, 2 actors"}[engine]
+        label = {"memory": "in memory", "stream": "streaming", "halves": "2 streaming processes, one per half",
+                 "ray": "Ray, 2 actors"}[engine]
         print(f"| {name} | {label} | {rows:,} | {seconds:.1f} | {rate:.1f} | {peak:.0f} | {ratio} |")
 
 
