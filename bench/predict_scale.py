@@ -94,8 +94,9 @@ def measure(engine: str, judge: Path, data: Path, work: Path) -> dict:
             raise SystemExit(f"{engine} on {judge.name} failed (exit {child.returncode}): {stdout[-2000:]}")
         results.append(json.loads(stdout.strip().splitlines()[-1]))
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
-    for part in parts[1:] if engine != "halves" else parts:
-        part.unlink()
+    if engine == "halves":
+        for part in parts:
+            part.unlink()
     return {"rows": sum(r["rows"] for r in results), "seconds": max(r["seconds"] for r in results), "peak_mib": peak / 2**20}
 
 

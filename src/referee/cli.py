@@ -495,12 +495,12 @@ def _interrupted_in_a_callback(unraisable) -> None:
     weakref finaliser) cannot raise there: Python would print "Exception ignored ... KeyboardInterrupt"
     and carry on. End as any Ctrl+C ends: one line, exit 130 (atomic writes leave nothing half-made)."""
     if issubclass(unraisable.exc_type, KeyboardInterrupt):
-        print("referee: interrupted", file=sys.stderr, flush=True)
-        os._exit(130)
+        _stop_now()
     sys.__unraisablehook__(unraisable)
 
 
-def _stop_now(signum, frame) -> None:
+def _stop_now(signum=None, frame=None) -> None:
+    """One line and exit 130, at once (also a SIGINT handler, hence the arguments)."""
     print("referee: interrupted", file=sys.stderr, flush=True)
     os._exit(130)
 
