@@ -81,3 +81,20 @@ def test_write_every_s_waits_then_writes_one_shard(bert, cache):
     plain = FrozenEncoder(bert, progress=False)  # the default: a shard at the end of each call
     plain.transform(["five"])
     assert len(plain._shards()) == 2
+
+
+def test_a_served_stack_caps_and_defers_its_frozen_part(bert, cache):
+    """The default judges are stacks: their frozen encoder sits inside a part, and gets the same cap
+    and the same one-shard-at-shutdown writes as a frozen judge's own encoder."""
+    judge = PairJudge(features="stack", encoder=bert, progress=False).fit(pair_examples(n=36))
+    (enc,) = [part.encoder_ for part in judge.encoder_.parts if part.features == "frozen"]
+    before = len(enc._shards())
+    with running(create_app({"pair": judge}, cache_mib=4 * 4 * enc.dim / 2**20)) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for i in range(5):
+                r = client.post("/v1/compare", json={"context": {"turns": [{"role": "user", "content": f"q {i}"}]},
+                                                     "response_a": f"stack a {i}", "response_b": f"stack b {i}"})
+                assert r.status_code == 200
+            assert len(enc._shards()) == before
+    assert enc.max_cached_rows == 4 and len(enc._read_index()) <= 4
+    assert len(enc._shards()) == before + 1 and not enc._unwritten[0]

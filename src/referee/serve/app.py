@@ -40,6 +40,7 @@ from fastapi_offline import FastAPIOffline
 from referee import __version__
 from referee.encoders.frozen import FrozenEncoder
 from referee.errors import UserError
+from referee.judges.stack import StackParts
 from referee.serve.batching import MicroBatcher, Overloaded, TimedOut
 from referee.serve.guard import Guard
 from referee.serve.schemas import EXAMPLES, MAX_METRICS, ClientError, body_schema, error_response, parse_items
@@ -51,6 +52,16 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js",
           "/style.css": ("style.css", "text/css; charset=utf-8")}
 WRITE_EVERY_S = 60  # a frozen encoder's new embeddings go to its disk cache at most this often (and at shutdown)
 OFFLOAD_BYTES = 64_000  # bodies larger than this are parsed and validated in a worker thread
+
+
+def frozen_encoders(judge) -> list[FrozenEncoder]:
+    """Every frozen encoder `judge` reads through: its own, or its parts' when it is a stack."""
+    encoder = getattr(judge, "encoder_", None)
+    if isinstance(encoder, FrozenEncoder):
+        return [encoder]
+    if isinstance(encoder, StackParts):
+        return [found for part in encoder.parts for found in frozen_encoders(part)]
+    return []
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -78,23 +89,22 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
     @asynccontextmanager
     async def lifespan(app):
         for name, judge in judges.items():
-            frozen = isinstance(getattr(judge, "encoder_", None), FrozenEncoder)
-            if frozen:
-                judge.encoder_.write_every_s = WRITE_EVERY_S
+            for encoder in frozen_encoders(judge):
+                encoder.write_every_s = WRITE_EVERY_S
             # Frozen and fine-tuned encoders load their model on first use: pay that before /readyz
             # says ready, not on a client's first request.
             await asyncio.to_thread(RUN[judge.task], judge, warm_up_examples(judge))
-            if frozen and cache_mib is not None:
+            for encoder in frozen_encoders(judge) if cache_mib is not None else ():
                 # Counts the embeddings' bytes; each row's key and index entry add about 150 more.
-                judge.encoder_.max_cached_rows = int(cache_mib * 2**20) // (4 * judge.encoder_.dim)
+                encoder.max_cached_rows = int(cache_mib * 2**20) // (4 * encoder.dim)
         for batcher in batchers.values():
             batcher.start()
         yield
         for batcher in batchers.values():
             await batcher.stop()
         for judge in judges.values():
-            if isinstance(getattr(judge, "encoder_", None), FrozenEncoder):
-                judge.encoder_.flush()  # what the last minute encoded, for the next start
+            for encoder in frozen_encoders(judge):
+                encoder.flush()  # what the last minute encoded, for the next start
 
     # FastAPIOffline serves Swagger UI's assets itself: FastAPI's /docs loads them from a CDN and is blank offline.
     app = FastAPIOffline(title="referee", version=__version__, lifespan=lifespan, redoc_url=None,
