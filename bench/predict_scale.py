@@ -5,6 +5,7 @@ cores without Ray, so that Ray's own cost can be told from the machine's.
 
     .venv/bin/python bench/predict_scale.py                          # the README table
     .venv/bin/python bench/predict_scale.py --rows 1000000 --engines stream --judges tfidf
+    .venv/bin/python bench/predict_scale.py --rows 50000 --engines stream,halves,ray --judges tfidf --stream-rows 0 --rounds 4
 
 The input is the real HH-RLHF harmless pairs of ../shared/data repeated to `--rows` lines (JSON lines in
 the hh_rlhf format, whose ids are line positions, so every repeated row has a fresh id). The frozen
@@ -21,6 +22,7 @@ import gzip
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,6 +133,8 @@ def main(argv=None):
     parser.add_argument("--frozen-rows", type=int, default=600, help="distinct rows for the frozen judge (<= 1800)")
     parser.add_argument("--engines", default="memory,stream,halves,ray",
                         help="comma-separated: memory, stream, halves (two streaming processes on the halves), ray")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every engine this many times, taking turns (the order reversed every other round)")
     parser.add_argument("--judges", default="tfidf,frozen", help="comma-separated: tfidf, frozen")
     parser.add_argument("--work", default=None, help="folder for inputs, judges and outputs (default: a temporary one)")
     parser.add_argument("--one", nargs=4, metavar=("ENGINE", "JUDGE", "DATA", "OUT"), help=argparse.SUPPRESS)
@@ -145,20 +149,25 @@ def main(argv=None):
     print(f"2 CPU cores shared with other jobs (load average {os.getloadavg()[0]:.1f} at the start); work in {work}")
     judges = train_judges(work, which)
     sizes = {"tfidf": a.rows, "frozen": min(a.frozen_rows, 1800)}
-    table = []
+    table, rounds = [], {}  # rounds: (judge, round) -> {engine: rows/s}
     for name, judge in judges.items():
         big = write_input(work / f"in-{sizes[name]}.jsonl", sizes[name])
         small_rows = min(a.memory_rows or sizes[name], sizes[name])
         small = big if small_rows == sizes[name] else write_input(work / f"in-{small_rows}.jsonl", small_rows)
         base = None
-        for engine in engines:
-            data = small if engine == "memory" else big
-            r = measure(engine, judge, data, work)
-            rate = r["rows"] / r["seconds"]
-            base = rate if engine == "memory" else base
-            table.append((name, engine, r["rows"], r["seconds"], rate, r["peak_mib"],
-                          f"{rate / base:.2f}x" if base else "-"))
-            print(f"  {name} {engine}: {r['rows']:,} rows in {r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB", flush=True)
+        for turn in range(a.rounds):
+            # Rounds take the engines in turn, the order reversed every other round: on a shared
+            # machine whose speed drifts, a ratio of runs made one after the other says little.
+            for engine in engines if turn % 2 == 0 else engines[::-1]:
+                data = small if engine == "memory" else big
+                r = measure(engine, judge, data, work)
+                rate = r["rows"] / r["seconds"]
+                base = rate if engine == "memory" else base
+                table.append((name, engine, r["rows"], r["seconds"], rate, r["peak_mib"],
+                              f"{rate / base:.2f}x" if base else "-"))
+                rounds.setdefault((name, turn), {})[engine] = rate
+                print(f"  {name} {engine}: {r['rows']:,} rows in {r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB",
+                      flush=True)
         big.unlink()
         if small != big:
             small.unlink()
@@ -171,12 +180,13 @@ def main(argv=None):
             print(f"  {name} stream: {r['rows']:,} rows in {r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB", flush=True)
             larger.unlink()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}\n")
-    rates = {(name, engine): rows / seconds for name, engine, rows, seconds, *_ in table}
     for name in judges:
-        if (name, "stream") in rates:
-            print(f"{name}, rows/s against one streaming process: " + ", ".join(
-                f"{engine} {rates[name, engine] / rates[name, 'stream']:.2f}x" for engine in ("halves", "ray")
-                if (name, engine) in rates))
+        for engine in ("halves", "ray"):
+            ratios = [r[engine] / r["stream"] for (judge, _), r in sorted(rounds.items())
+                      if judge == name and engine in r and "stream" in r]
+            if ratios:
+                print(f"{name}, {engine} against one streaming process, round by round: "
+                      + ", ".join(f"{x:.2f}x" for x in ratios) + f"; median {statistics.median(ratios):.2f}x")
     print("| judge | engine | rows | seconds | rows/s | peak memory (MiB) | rows/s vs in-memory |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, engine, rows, seconds, rate, peak, ratio in table:
