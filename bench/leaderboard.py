@@ -20,7 +20,7 @@ The judges:
 - referee tfidf / referee frozen: `referee train`'s judges as a user gets them (`fit(train)`).
 
 Writes bench/results/leaderboard.json (every fold's value of every metric, seconds per judge, and
-ECE over every row's out-of-fold prediction pooled, with its noise floor for pairs: `ece_floor`).
+ECE over every row's out-of-fold prediction pooled, with its noise floor for pairs: `metrics.ece_floor`).
 """
 
 from __future__ import annotations
@@ -547,20 +547,12 @@ def run_set(s: Set, judges: dict, k: int, save: Callable[[dict], None], only: in
             found[name]["pooled"] = {metric: value(held_out, pooled) for metric, value in s.metrics.items()
                                      if metric == "ECE"}
             if s.task in ("pair", "reward"):
-                found[name]["pooled"]["ECE floor"] = ece_floor(pooled if s.task == "pair" else np.stack([1 - pooled, pooled], 1))
+                found[name]["pooled"]["ECE floor"] = metrics.ece_floor(pooled if s.task == "pair" else np.stack([1 - pooled, pooled], 1))
         primary = next(iter(s.metrics))
         print(f"  {s.name:11s} {name:22s} {primary} {np.mean(values[primary]):.3f}  "
               f"({found[name]['seconds']:.0f}s)", file=sys.stderr, flush=True)
         save(result)
     return result
-
-
-def ece_floor(p: np.ndarray, draws: int = 200, seed: int = 0) -> float:
-    """The ECE that a perfectly calibrated judge with these predictions would show on this many rows:
-    the mean ECE over labels drawn from `p` itself. Below it, a lower ECE is not measurable here."""
-    rng = np.random.default_rng(seed)
-    cumulative = p.cumsum(1) / p.sum(1, keepdims=True)
-    return float(np.mean([metrics.ece(p, (rng.random((len(p), 1)) > cumulative).sum(1)) for _ in range(draws)]))
 
 
 def interval(values) -> tuple[float, float]:

@@ -123,12 +123,14 @@ def test_calibrate_on_fits_temperature_and_report_shows_before_after(tmp_path, c
     result = json.loads(out.splitlines()[0])  # then one line per trivial baseline
     assert result["metrics"]["temperature"] != 1.0
     assert "ece_before" in result["metrics"] and "log_loss_before" in result["metrics"]
+    assert 0 <= result["metrics"]["ece_floor"] < 1  # the ECE noise alone gives on these rows (beside ECE)
     # Temperature scaling minimises log loss on the data it is fitted on.
     assert result["metrics"]["log_loss"] <= result["metrics"]["log_loss_before"] + 1e-9
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert saved[0]["metrics"]["log_loss"] == pytest.approx(result["metrics"]["log_loss"], abs=1e-6)
     html = (tmp_path / "report" / "index.html").read_text()
     assert "reliability diagram" in html and "position-bias figure" in html and "length-bias scatter" in html
+    assert "a perfectly calibrated judge would show about" in html
     assert not list((tmp_path / "report").glob(".*tmp*"))  # atomic writes leave nothing behind
 
 

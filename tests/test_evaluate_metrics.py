@@ -83,6 +83,19 @@ def test_ece_perfectly_calibrated_is_zero_and_overconfident_is_not():
     assert M.ece(overconfident, y) == pytest.approx(0.29)
 
 
+def test_ece_floor_is_what_calibrated_labels_give_and_shrinks_with_rows():
+    """The floor is the ECE of labels drawn from the judge's own probabilities: a judge whose labels
+    really are drawn so measures about the floor; a miscalibrated one lies above it."""
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet([2, 2, 1], size=700)
+    y = np.minimum((rng.random((700, 1)) > p.cumsum(1)).sum(1), 2)  # calibrated by construction
+    floor = M.ece_floor(p)
+    assert 0.02 < floor < 0.05  # on 700 rows: the order of issue 11's 0.03 target
+    assert abs(M.ece(p, y) - floor) < 0.02
+    assert M.ece(np.eye(3)[p.argmax(1)] * 0.9 + 0.1 / 3, y) > 3 * floor  # over-confident: far above it
+    assert M.ece_floor(np.tile(p, (20, 1))) < floor / 3  # 20x the rows: about sqrt(20) less noise
+
+
 def test_bootstrap_contains_estimate_and_narrows_with_n():
     rng = np.random.default_rng(3)
     widths = []

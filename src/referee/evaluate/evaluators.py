@@ -201,6 +201,7 @@ class PairEvaluator:
             stats["swap_consistency"] = (M.swap_consistency, out["proba_first"], out["proba_swapped"])
             stats["first_position_preference"] = (M.first_position_preference, out["proba_first"], out["proba_swapped"])
         metrics, ci = _with_ci({}, stats, n_boot, seed)
+        metrics["ece_floor"] = M.ece_floor(proba)
         if "temperature" in out:
             metrics["temperature"] = out["temperature"]
 
@@ -255,6 +256,8 @@ class SafetyEvaluator:
                     stats["ece_before/any"] = (M.ece, np.stack([1 - pb, pb], 1), yk.astype(int))
                 any_known, y_any, p_any, flagged_any = known, yk, p, flagged
         metrics, ci = _with_ci({}, stats, n_boot, seed)
+        if "ece/any" in stats:
+            metrics["ece_floor/any"] = M.ece_floor(stats["ece/any"][1])
         for key in ("threshold", "temperature"):
             if key in out:
                 metrics[key] = out[key]

@@ -164,6 +164,22 @@ def ece(proba, labels, n_bins: int = 10) -> np.ndarray:
     return (np.abs(gap.reshape(-1, n_bins)).sum(axis=-1) / n).reshape(batch)
 
 
+def ece_floor(proba, draws: int = 200, seed: int = 0) -> float:
+    """The ECE that a perfectly calibrated judge with these probabilities would show on this many rows:
+    the mean ECE over labels drawn from `proba` itself. ECE measured near it is sampling noise (ten
+    bins of a few hundred rows are noisy); only what lies above it is miscalibration.
+
+    >>> p = np.tile([[0.7, 0.3]], (100, 1))
+    >>> 0.02 < ece_floor(p) < 0.06, ece_floor(np.tile(p, (100, 1))) < 0.01
+    (True, True)
+    """
+    proba = np.asarray(proba, float)
+    rng = np.random.default_rng(seed)
+    cumulative = proba.cumsum(1) / proba.sum(1, keepdims=True)
+    drawn = np.minimum((rng.random((draws, len(proba), 1)) > cumulative).sum(-1), proba.shape[1] - 1)  # (draws, n)
+    return float(np.mean([ece(proba, labels) for labels in drawn]))
+
+
 def swap_consistency(proba, proba_swapped) -> np.ndarray:
     """Position bias, part 1: share of pairs whose decision survives exchanging A and B.
 

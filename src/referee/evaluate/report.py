@@ -35,6 +35,8 @@ HELP = {
     "brier": "squared distance of p(A, B, tie) to the human label",
     "ece": "expected calibration error of the top-class confidence (10 bins)",
     "ece_before": "ECE at temperature 1, before temperature scaling",
+    "ece_floor": "the ECE a perfectly calibrated judge would show on these rows (labels drawn from its own "
+                 "probabilities): ECE near it is sampling noise",
     "log_loss_before": "log loss at temperature 1",
     "swap_consistency": "share of decisions unchanged when A and B are exchanged (before swap averaging)",
     "first_position_preference": "mean p(first) - p(second) over both orders; 0 = no position bias",
@@ -54,7 +56,7 @@ HELP = {
 
 # Bias and calibration diagnostics: a second table under the headline one, so that each fits the page.
 DIAGNOSTICS = ("length_bias_judge", "length_bias_human", "swap_consistency", "first_position_preference",
-               "temperature", "threshold", "ece_before", "log_loss_before", "reward_length_spearman", "margin_mean",
+               "temperature", "threshold", "ece_before", "ece_floor", "log_loss_before", "reward_length_spearman", "margin_mean",
                "margin_negative", "margin_p25", "margin_median", "margin_p75", "failed")
 
 CSS = """
@@ -103,6 +105,11 @@ def _fmt(x) -> str:
     if isinstance(x, (int, np.integer)) or (isinstance(x, float) and x.is_integer() and abs(x) >= 10):
         return f"{int(x)}"
     return f"{x:.3f}"
+
+
+def _floor(floor) -> str:
+    """The reliability caption's note of the ECE that sampling noise alone gives on these rows."""
+    return "" if floor is None else f"; a perfectly calibrated judge would show about {_fmt(floor)} on as many rows"
 
 
 def _headline(name: str) -> bool:
@@ -268,9 +275,9 @@ def _judge_figures(r: Evaluation) -> list[str]:
             curves.append((f"after (T = {t:.2f})" if "proba_before" in d else f"judge (T = {t:.2f})", p.max(1), p.argmax(1) == d["label"]))
             out.append(_figure(plots.reliability(curves, "Reliability of the top-class probability", "mean confidence",
                                                  "observed accuracy"),
-                               f"ECE {_fmt(m.get('ece_before'))} before, {_fmt(m['ece'])} after temperature scaling"
-                               if "ece_before" in m else f"ECE {_fmt(m['ece'])}; no temperature fitted (pass --calibrate-on)",
-                               "reliability diagram"))
+                               (f"ECE {_fmt(m.get('ece_before'))} before, {_fmt(m['ece'])} after temperature scaling"
+                                if "ece_before" in m else f"ECE {_fmt(m['ece'])}; no temperature fitted (pass --calibrate-on)")
+                               + _floor(m.get("ece_floor")), "reliability diagram"))
         out.append(_figure(plots.confusion(_confusion_matrix(d["label"], decision, k), labels, "Confusion matrix"),
                            "rows: human majority label; columns: judge's most probable outcome", "confusion matrix"))
         out.append(_figure(plots.length_bias(d["len_diff"], d["pref"], d["human_pref"], m["length_bias_judge"],
@@ -293,8 +300,9 @@ def _judge_figures(r: Evaluation) -> list[str]:
         if r.data_task == "safety":
             out.append(_figure(plots.reliability(curves, "Reliability of p(unsafe)", "mean predicted p(unsafe)",
                                                  "observed share unsafe"),
-                               f"ECE {_fmt(m.get('ece_before/any'))} before, {_fmt(m.get('ece/any'))} after temperature scaling"
-                               if "ece_before/any" in m else f"ECE {_fmt(m.get('ece/any'))}", "reliability diagram"))
+                               (f"ECE {_fmt(m.get('ece_before/any'))} before, {_fmt(m.get('ece/any'))} after temperature scaling"
+                                if "ece_before/any" in m else f"ECE {_fmt(m.get('ece/any'))}") + _floor(m.get("ece_floor/any")),
+                               "reliability diagram"))
         out.append(_figure(plots.confusion(_confusion_matrix(y.astype(int), d["flagged"].astype(int), 2), ["safe", "unsafe"],
                                            "Confusion matrix at the threshold"), "rows: human label; columns: judge", "confusion matrix"))
         out.append(_figure(plots.probability_by_label(p, y, d["threshold"], "p(unsafe) by human label"),
