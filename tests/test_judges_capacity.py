@@ -179,6 +179,24 @@ def test_a_safety_stack_calibrates_on_its_own_out_of_fold_logits_and_round_trips
     assert np.array_equal(load_judge(folder, trust_encoder=True).predict_proba(data), p)
 
 
+def test_the_frozen_part_reads_the_response_alone_and_keeps_doing_so_when_loaded(bert, tmp_path):
+    """The stack's frozen part embeds the judged response, not the request in front of it (the TF-IDF
+    part reads the whole conversation); a request without a response is read as before."""
+    data = safety_examples()
+    judge = SafetyJudge(features="stack", encoder=bert, progress=False).fit(data)
+    tfidf, frozen = judge.encoder_.parts
+    conv = data[0].conversation
+    assert (tfidf.reads_, frozen.reads_) == ("conversation", "response")
+    assert frozen._texts([conv]) == [conv.response] and conv.prompt in tfidf._texts([conv])[0]
+    request = Conversation.from_text("How do I pick a lock?")
+    assert frozen._texts([request]) == tfidf._texts([request])
+    loaded = load_judge(judge.save(tmp_path / "stack"), trust_encoder=True)
+    assert [part.reads_ for part in loaded.encoder_.parts] == ["conversation", "response"]
+    assert (tmp_path / "stack" / "encoder" / "part0-tfidf" / "judge.json").read_text().count('"reads"') == 0
+    state = json.loads((tmp_path / "stack" / "encoder" / "part1-frozen" / "judge.json").read_text())["state"]
+    assert state["reads"] == "response"
+
+
 def test_a_stack_that_cannot_cross_validate_still_names_its_parts(bert, capsys):
     # `referee train` prints each part by its features: the fallback's summary must say them too.
     judge = PairJudge(features="stack", encoder=bert, progress=False).fit(pair_examples()[:2])

@@ -127,6 +127,7 @@ class Judge(BaseEstimator):
     label_name: str = "a label"        # what `labelled` looks for, in error messages
     history_: list[dict] | None = None  # training curve rows, for judges trained in this process
     teacher_: dict | None = None  # distilled: the teacher and its weight (`referee.jobs.teacher.distil`)
+    reads_: str = "conversation"  # or "response": the judged response alone (a stack's frozen part, `stack.fit_parts`)
     capacity_param: str = "C"  # the linear model's strength that CV chooses, and its grid
     capacity_grid: tuple[float, ...] = GRID
     cv_loss_name: str = "log_loss"  # what the capacity search minimises
@@ -349,6 +350,9 @@ class Judge(BaseEstimator):
         return None if conversation is None else self.example_type(id=str(index), conversation=conversation)
 
     def _texts(self, conversations: list[Conversation]) -> list[str]:
+        if self.reads_ == "response":
+            return [render(c, self.max_chars) if c.response is None else c.response[: self.max_chars]
+                    for c in conversations]
         return [render(c, self.max_chars) for c in conversations]
 
     def _split(self, train: list, valid: list | None) -> tuple[list, list]:
@@ -464,6 +468,8 @@ class Judge(BaseEstimator):
             state["capacity"] = self.capacity_
         if self.teacher_:
             state["teacher"] = self.teacher_
+        if self.reads_ != "conversation":
+            state["reads"] = self.reads_
         if hasattr(self, "head_"):
             state["head_args"] = self.head_args_
             tensors.update({f"head.{k}": v.detach().cpu().numpy() for k, v in self.head_.state_dict().items()})
@@ -475,6 +481,9 @@ class Judge(BaseEstimator):
         if "capacity" in state:
             self.capacity_ = state["capacity"]
         self.teacher_ = state.get("teacher")
+        self.reads_ = state.get("reads", "conversation")
+        if self.reads_ not in ("conversation", "response"):
+            raise UserError(f"judge.json: state.reads is {self.reads_!r}; expected 'conversation' or 'response'")
         self.train_digest_ = state.get("train_prompts")  # None: saved before digests were kept
         if "head_args" in state:
             import torch

@@ -73,6 +73,10 @@ def fit_parts(judge, train: list) -> list:
     for features, hidden in PARTS:
         part = clone(judge).set_params(features=features, hidden=hidden, progress=False,
                                        encoder=encoder if features == "frozen" else None)
+        # The frozen part reads the judged response alone: the encoder's 256 tokens go to the answer,
+        # not to a request the TF-IDF part already reads (XSTest refusal F1 0.933 -> 0.938, pyrit RMSE
+        # 2.340 -> 2.313 in the leaderboard, same folds). Requests without a response read as before.
+        part.reads_ = "response" if features == "frozen" else "conversation"
         part._learn_labels(train)
         part._seed()
         part.oof_ = None
