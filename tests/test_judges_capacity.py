@@ -195,6 +195,11 @@ def test_the_frozen_part_reads_the_response_alone_and_keeps_doing_so_when_loaded
     assert (tmp_path / "stack" / "encoder" / "part0-tfidf" / "judge.json").read_text().count('"reads"') == 0
     state = json.loads((tmp_path / "stack" / "encoder" / "part1-frozen" / "judge.json").read_text())["state"]
     assert state["reads"] == "response"
+    meta = json.loads((tmp_path / "stack" / "encoder" / "part1-frozen" / "judge.json").read_text())
+    meta["state"]["reads"] = "everything"
+    (tmp_path / "stack" / "encoder" / "part1-frozen" / "judge.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"part1-frozen/judge.json: state.reads = 'everything': expected"):
+        load_judge(tmp_path / "stack", trust_encoder=True)
 
 
 def test_a_stack_that_cannot_cross_validate_still_names_its_parts(bert, capsys):

@@ -481,9 +481,7 @@ class Judge(BaseEstimator):
         if "capacity" in state:
             self.capacity_ = state["capacity"]
         self.teacher_ = state.get("teacher")
-        self.reads_ = state.get("reads", "conversation")
-        if self.reads_ not in ("conversation", "response"):
-            raise UserError(f"judge.json: state.reads is {self.reads_!r}; expected 'conversation' or 'response'")
+        self.reads_ = state.get("reads", "conversation")  # checked by `folder.read_judge_json`
         self.train_digest_ = state.get("train_prompts")  # None: saved before digests were kept
         if "head_args" in state:
             import torch
