@@ -11,7 +11,7 @@ The input is the real HH-RLHF harmless pairs of ../shared/data repeated to `--ro
 the hh_rlhf format, whose ids are line positions, so every repeated row has a fresh id). The frozen
 judge is measured on distinct rows only (`--frozen-rows`, at most 1,800), each run with an empty
 embedding cache: repeated texts would be answered from the cache. Every measurement runs in a fresh
-process; memory is the peak, sampled every 0.2 s, of the proportional set size (PSS) summed over
+process; memory is the peak, sampled every second, of the proportional set size (PSS) summed over
 that process and its children (Ray's workers), so memory that Ray's processes share counts once.
 """
 
@@ -88,7 +88,9 @@ def measure(engine: str, judge: Path, data: Path, work: Path) -> dict:
             except psutil.NoSuchProcess:
                 pass
         peak = max(peak, total)
-        time.sleep(0.2)
+        # Once a second: reading the PSS of Ray's ~11 processes takes ~30 ms of CPU on the same two cores
+        # the engine runs on; every 0.2 s that took 15% of a core from Ray, a few % from one process.
+        time.sleep(1.0)
     results = []
     for child, out in zip(children, outs):
         stdout = child.stdout.read()
