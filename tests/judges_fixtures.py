@@ -56,7 +56,7 @@ def score_examples(n: int = 24, seed: int = 0) -> list[ScoreExample]:
     return out
 
 
-def tiny_bert(folder: Path) -> str:
+def tiny_bert(folder: Path, seed: int = 0) -> str:
     """A random 2-layer BERT (hidden 16) with a word-level vocabulary of the fixture words."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -68,6 +68,6 @@ def tiny_bert(folder: Path) -> str:
     config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=32, max_position_embeddings=128)
     import torch
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)
     return str(folder)

