@@ -70,6 +70,11 @@ def main() -> None:
         _, oof = weight_search(judge, examples, teacher, grid=args.weights, k=5, seed=0, progress=True)
         for w in args.weights:
             row(student, f"w = {w:g}" + (" (humans only)" if w == 0 else ""), oof[w], human, majority)
+        if 0.0 in oof:  # each weight against humans only, on the same rows (a weight picked here would be optimistic)
+            for w in (w for w in args.weights if w):
+                gain = bootstrap_ci(lambda p, q, y: log_loss(p, y) - log_loss(q, y), oof[w], oof[0.0], human)
+                print(f"{student}: log loss at w = {w:g} minus humans only "
+                      f"{float(log_loss(oof[w], human) - log_loss(oof[0.0], human)):+.4f} [{gain[0]:+.4f}, {gain[1]:+.4f}]")
         if not args.no_inner_cv:  # what `referee train --teacher` does, on each outer training part alone
             picked, chosen = np.zeros((len(examples), 3)), []
             for train, valid in folds:

@@ -301,7 +301,9 @@ class Judge(BaseEstimator):
     def _check_params(self):
         if self.features not in FEATURES:
             raise UserError(f"{type(self).__name__}: features must be one of {FEATURES}, got {self.features!r}")
-        if self.encoder and "+" in self.encoder and self.features != "stack" and not Path(self.encoder).exists():
+        from referee.judges.stack import ENCODERS
+
+        if self.encoder and ENCODERS in self.encoder and self.features != "stack" and not Path(self.encoder).exists():
             raise UserError(f"{type(self).__name__}: encoder {self.encoder!r} names several encoders; only "
                             "features='stack' reads several (a frozen part each)")
         if self.features == "llm" and not self.llm_template:

@@ -19,6 +19,7 @@ A part is a whole judge; a stack folder keeps its parts as judge folders under `
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,9 @@ class StackParts:
 
     @classmethod
     def load(cls, folder: str | Path, judge_class, trust_encoder: bool = False) -> StackParts:
-        folders = sorted(p for p in Path(folder).glob("part*-*") if p.is_dir())
+        numbered = {int(m[1]): p for p in Path(folder).glob("part*-*") if p.is_dir()
+                    and (m := re.fullmatch(r"part(\d+)-\w+", p.name))}
+        folders = [numbered[i] for i in sorted(numbered)]  # part2 before part10
         if not folders:
             raise UserError(f"{folder}: a stacked judge folder without its parts (part0-tfidf, ...); re-save the judge")
         return cls([judge_class.load(p, trust_encoder) for p in folders])
