@@ -326,6 +326,7 @@ def main() -> int:
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "align.png").write_bytes((work / "eval" / "metrics.png").read_bytes())
+    (docs / "align_rewards.png").write_bytes((work / "eval" / "rewards.png").read_bytes())
     (docs / "align_training.png").write_bytes(plots.training_curves(runs))
 
     cv = judge_info["refusal_cv"]
