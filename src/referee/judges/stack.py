@@ -88,7 +88,7 @@ def fit_parts(judge, train: list) -> list:
     of `train` (no validation split: the capacity search's folds validate it), with `oof_` holding its
     out-of-fold outputs."""
     parts = []
-    encoders = (judge.encoder or frozen_encoder_for([ex.language for ex in train], judge._conversations(train)))
+    encoders = judge.encoder or frozen_encoder_for([ex.language for ex in train], judge._conversations(train))
     for features, hidden, encoder in [("tfidf", 256, None), *(("frozen", 0, e) for e in encoders.split(ENCODERS))]:
         part = clone(judge).set_params(features=features, hidden=hidden, progress=False, encoder=encoder)
         # The frozen part reads the judged response alone: the encoder's 256 tokens go to the answer,
