@@ -200,9 +200,14 @@ def evaluate(name: str, spec: str, judges: list[str], sampling: Decoding, args, 
     folder = work / f"eval-{name}"
     best_of = args.n if name == "base" else 0
     name = name.removesuffix("-greedy")  # base-greedy: the base policy without best-of-n, answered apart
+    # A DPO run's folder keeps its path when it is trained again with other settings: its config is part
+    # of the key, or answers of the old adapter would be reused.
+    trained = Path(spec) / "align.json"
     settings = json.loads(json.dumps(dict(harmful=HARMFUL, helpful=BENIGN, limit=args.per_source, policy=spec,
                                           best_of=best_of, sampling=sampling.to_dict(),
                                           max_new_tokens=args.max_new_tokens)))
+    if trained.is_file():
+        settings["trained"] = json.loads(trained.read_text())["config"]
     saved = folder / "bench.json"
     if saved.is_file() and json.loads(saved.read_text()) == settings:
         print(f"eval-{name}: reusing {folder}", flush=True)
@@ -342,6 +347,10 @@ def main() -> int:
         print(f"  {key}: {rule}")
     if summary["best_of"]:
         print(f"  best-of-{args.n}: {summary['best_of']['rule']}")
+        for name, r in summary["results"].items():
+            if "refusal_on_harmful_string_ceiling" in r:
+                print(f"  {name}: {r['refusal_on_harmful_string_ceiling']:.2f} of the harmful prompts had a string-match "
+                      f"refusal among their {args.n} candidates, the most refusals any rule could keep")
     print("\n| DPO run | pairs | steps | loss first -> last | held-out reward accuracy (step: acc) |\n|---|---|---|---|---|")
     for name, s in runs.items():
         held = ", ".join(f"{h['step']}: {h['accuracy']:.2f}" for h in s["heldout_history"])

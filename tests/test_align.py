@@ -230,6 +230,11 @@ def test_align_eval_best_of_n(world, tmp_path):
         assert len(r["candidates"]) == 3 and r["response"] == r["candidates"][j["kept"]]
         assert j["kept"] == int(order({k: np.array(v) for k, v in j.items() if k != "kept"})[0])
         assert r["reward"] == pytest.approx(j["reward"][j["kept"]], abs=1e-5)
+    # the most string refusals any rule could keep: prompts with a refusal among their candidates
+    ceiling = np.mean([any(map(is_refusal, r["candidates"])) for r in best if r["set"] == "harmful"])
+    assert summary["results"]["base+best-of-3"]["refusal_on_harmful_string_ceiling"] == ceiling
+    assert summary["results"]["base+best-of-3"]["refusal_on_harmful_string"] <= ceiling
+    assert "refusal_on_harmful_string_ceiling" not in summary["results"]["base"]
 
 
 def test_align_eval_needs_both_judges(world, tmp_path):

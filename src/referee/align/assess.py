@@ -173,6 +173,11 @@ def judge_rows(rows: list[dict], referees: Referees, n_boot: int = 1000, seed: i
             flags = [is_refusal(r["response"]) for r in rows if r["policy"] == name and r["set"] == kind]
             results[name][key] = float(refusal_rate(flags))
             results[name][key + "_ci"] = bootstrap_interval(flags, n_boot, seed)
+        # Best-of-n can keep only what the policy sampled: the share of harmful prompts with at least
+        # one string-match refusal among their candidates is the most refusals any rule could keep.
+        candidates = [r["candidates"] for r in rows if r["policy"] == name and r["set"] == "harmful" and "candidates" in r]
+        if candidates:
+            results[name]["refusal_on_harmful_string_ceiling"] = float(np.mean([any(map(is_refusal, c)) for c in candidates]))
         results[name]["mean_reward_helpful"] = float(np.mean(p["reward"]))
         results[name]["mean_reward_harmful"] = float(np.mean(h["reward"]))
     return results
