@@ -352,10 +352,6 @@ def main() -> int:
         print(f"  {key}: {rule}")
     if summary["best_of"]:
         print(f"  best-of-{args.n}: {summary['best_of']['rule']}")
-        for name, r in summary["results"].items():
-            if "refusal_on_harmful_string_ceiling" in r:
-                print(f"  {name}: {r['refusal_on_harmful_string_ceiling']:.2f} of the harmful prompts had a string-match "
-                      f"refusal among their {args.n} candidates, the most refusals any rule could keep")
     print("\n| DPO run | pairs | steps | loss first -> last | held-out reward accuracy (step: acc) |\n|---|---|---|---|---|")
     for name, s in runs.items():
         held = ", ".join(f"{h['step']}: {h['accuracy']:.2f}" for h in s["heldout_history"])

@@ -213,7 +213,7 @@ def test_align_eval_end_to_end(world, sft, tmp_path, capsys):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_align_eval_best_of_n(world, tmp_path):
+def test_align_eval_best_of_n(world, tmp_path, capsys):
     judges = _judges(tmp_path)
     harmful, helpful = write_prompts(tmp_path / "prompts")
     out = tmp_path / "eval"
@@ -235,6 +235,7 @@ def test_align_eval_best_of_n(world, tmp_path):
     assert summary["results"]["base+best-of-3"]["refusal_on_harmful_string_ceiling"] == ceiling
     assert summary["results"]["base+best-of-3"]["refusal_on_harmful_string"] <= ceiling
     assert "refusal_on_harmful_string_ceiling" not in summary["results"]["base"]
+    assert f"base+best-of-3: {ceiling:.2f} of the harmful prompts had a string-match refusal" in capsys.readouterr().out
 
 
 def test_align_eval_needs_both_judges(world, tmp_path):

@@ -222,11 +222,16 @@ def write_outputs(out: Path, rows: list[dict], summary: dict) -> None:
 
 def table(summary: dict) -> str:
     """The rates with their intervals in brackets (markdown): HmR / HpR / CAS / over-refusal by the
-    judges, then the string match's refusal rates on both sets (the second opinion)."""
+    judges, then the string match's refusal rates on both sets (the second opinion); under it, for each
+    best-of-n policy, the share of harmful prompts with a string-match refusal among their candidates."""
     keys = ("HmR", "HpR", "CAS", "over_refusal", "over_refusal_string", "refusal_on_harmful_string")
     lines = ["| policy | HmR | HpR | CAS | over-refusal | over-refusal (string) | refusal on harmful (string) | "
              "mean reward (helpful) |", "|---|---|---|---|---|---|---|---|"]
     for name, r in summary["results"].items():
         cells = [f"{r[k]:.2f} [{r[k + '_ci'][0]:.2f}, {r[k + '_ci'][1]:.2f}]" if k in r else "" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['mean_reward_helpful']:+.3f} |")
+    for name, r in summary["results"].items():
+        if "refusal_on_harmful_string_ceiling" in r:
+            lines.append(f"  {name}: {r['refusal_on_harmful_string_ceiling']:.2f} of the harmful prompts had a string-match "
+                         "refusal among their candidates, the most refusals (string) any rule could keep")
     return "\n".join(lines)
