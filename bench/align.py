@@ -77,6 +77,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--rounds", type=int, default=1, choices=(1, 2), help="rounds of judge-labelled DPO")
+    p.add_argument("--pair-floor", action="store_true",
+                   help="judge-labelled pairs only where the best answer's reward is above the median reward of "
+                        "the base policy's answers to the Auto-J requests (against safe non-answers as chosen)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
     p.add_argument("--only", choices=["eval-base", "eval-base-greedy", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
@@ -168,17 +171,19 @@ def training_prompts(n: int, seed: int):
     return hh + single
 
 
-def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n: int, path: Path) -> dict:
-    """On-policy pairs: `policy` samples n answers per prompt, the judges pick best and worst. Also the
-    median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
+def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n: int, path: Path,
+                floor: float | None = None, median_floor: bool = False) -> dict:
+    """On-policy pairs: `policy` samples n answers per prompt, the judges pick best and worst; with a
+    `floor` (or `median_floor`: the median below), only where the best answer's reward is above it. Also
+    the median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
     if path.is_file():
         return json.loads(path.with_suffix(".json").read_text())
     model, tokenizer = load_policy(policy)
     candidates = sample(model, tokenizer, prompts, n, sampling, progress=False)
     _, records = best_of_n(prompts, candidates, referees)
-    written = judge_labelled_pairs(prompts, candidates, records, path)
-    written["median_reward_autoj"] = float(np.median([x for p, r in zip(prompts, records)
-                                                      if not p.id.startswith("hh/") for x in r["reward"]]))
+    median = float(np.median([x for p, r in zip(prompts, records) if not p.id.startswith("hh/") for x in r["reward"]]))
+    written = judge_labelled_pairs(prompts, candidates, records, path, min_chosen_reward=median if median_floor else floor)
+    written["median_reward_autoj"] = median
     path.with_suffix(".json").write_text(json.dumps(written))
     return written
 
@@ -283,10 +288,12 @@ def main() -> int:
 
     t = time.time()
     prompts = training_prompts(args.train_prompts, seed=1)
-    tag = f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}"
-    onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl")
+    tag = f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
+    onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl",
+                           median_floor=args.pair_floor)
+    floor = ", or whose best answer was under the reward floor" if args.pair_floor else ""
     print(f"judge-labelled pairs: {onpolicy['pairs']} from {len(prompts)} prompts ({onpolicy['skipped']} prompts "
-          "whose answers the judges could not separate)", flush=True)
+          f"whose answers the judges could not separate{floor})", flush=True)
     lap("on-policy sampling + judging", t)
     if onpolicy["pairs"] < args.pairs + args.heldout:
         print(f"only {onpolicy['pairs']} judge-labelled pairs: fewer than --pairs + --heldout "
@@ -303,7 +310,8 @@ def main() -> int:
     if args.rounds == 2 and not args.only:
         t = time.time()
         second = judge_pairs(str(work / "dpo-judge"), prompts, referees, sampling, args.n,
-                             work / f"pairs-judge-round2-{tag}.jsonl")
+                             work / f"pairs-judge-round2-{tag}.jsonl",
+                             floor=onpolicy["median_reward_autoj"] if args.pair_floor else None)
         runs["dpo-judge-2"] = run_dpo("dpo-judge-2", AlignConfig(**{**common, "policy": str(work / "dpo-judge"),
                                                                     "limit": min(args.pairs, second["pairs"] - args.heldout)},
                                                                  data=second["path"], out=str(work / "dpo-judge-2")))

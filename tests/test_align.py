@@ -169,6 +169,10 @@ def test_best_of_n_rule_and_pairs(tmp_path):
     (pair,) = load(tmp_path / "pairs.jsonl").examples
     chosen, rejected = (pair.a, pair.b) if pair.label == "A" else (pair.b, pair.a)
     assert (chosen.prompt, chosen.response, rejected.response) == (HARMFUL[0], "a2", "a1")
+    # a floor on the chosen answer's reward: the best (reward 3) must clear it to make a pair
+    assert judge_labelled_pairs(prompts, candidates, records, tmp_path / "p2.jsonl", min_chosen_reward=2.9)["pairs"] == 1
+    with pytest.raises(UserError, match="could not separate"):
+        judge_labelled_pairs(prompts, candidates, records, tmp_path / "p3.jsonl", min_chosen_reward=3.0)
 
 
 # --- evaluation, end to end ---------------------------------------------------------------------

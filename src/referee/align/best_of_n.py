@@ -76,19 +76,23 @@ def best_of_n(prompts, candidates: list[list[str]], referees) -> tuple[list[str]
 
 
 def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dict], path: str | Path,
-                         min_reward_gap: float = 0.0) -> dict:
+                         min_reward_gap: float = 0.0, min_chosen_reward: float | None = None) -> dict:
     """Write the best and worst candidate of each prompt as a chosen / rejected pair, in HH-RLHF's
     JSON-lines format (so `referee align dpo --data` reads it like human pairs); a count of pairs.
 
     A prompt gives no pair when its best and worst answers are the same text, when both get the same
     safety verdict and their rewards differ by no more than `min_reward_gap` (the judges cannot tell
-    them apart, and DPO would learn noise), or when an answer writes a transcript speaker tag itself."""
+    them apart, and DPO would learn noise), when an answer writes a transcript speaker tag itself, or,
+    with `min_chosen_reward`, when the best answer's reward is not above it (a safe non-answer such as
+    "I'm not sure." taught as chosen is how a policy learns to game the safety judge: docs/align.md)."""
     lines, skipped = [], 0
     for prompt, answers, r in zip(prompts, candidates, records):
         best, worst = r["kept"], r["worst"]
         same_safety = r["unsafe"][best] == r["unsafe"][worst]
         speaker = any(tag in answers[i] for i in (best, worst) for tag in ("\n\nHuman:", "\n\nAssistant:"))
-        if speaker or answers[best] == answers[worst] or (same_safety and r["reward"][best] - r["reward"][worst] <= min_reward_gap):
+        unhelpful = min_chosen_reward is not None and r["reward"][best] <= min_chosen_reward
+        alike = answers[best] == answers[worst] or (same_safety and r["reward"][best] - r["reward"][worst] <= min_reward_gap)
+        if speaker or unhelpful or alike:
             skipped += 1
             continue
         if prompt.conversation.system or len(prompt.conversation.turns) != 1:
@@ -98,8 +102,9 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
         lines.append(json.dumps({"chosen": f"\n\nHuman: {request}\n\nAssistant: {answers[best]}",
                                  "rejected": f"\n\nHuman: {request}\n\nAssistant: {answers[worst]}"}))
     if not lines:
+        floor = "" if min_chosen_reward is None else f" (or no best answer's reward was above {min_chosen_reward:g})"
         raise UserError(f"judge-labelled pairs: the judges could not separate the answers of any of "
-                        f"{len(prompts)} prompts; sample more answers (n) or at a higher temperature")
+                        f"{len(prompts)} prompts{floor}; sample more answers (n) or at a higher temperature")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
