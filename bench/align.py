@@ -172,17 +172,17 @@ def training_prompts(n: int, seed: int):
 
 
 def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n: int, path: Path,
-                floor: float | None = None, median_floor: bool = False) -> dict:
+                floor: float | str | None = None) -> dict:
     """On-policy pairs: `policy` samples n answers per prompt, the judges pick best and worst; with a
-    `floor` (or `median_floor`: the median below), only where the best answer's reward is above it. Also
-    the median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
+    `floor` (a reward, or "median": the median below), only where the best answer's reward is above it.
+    Also the median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
     if path.is_file():
         return json.loads(path.with_suffix(".json").read_text())
     model, tokenizer = load_policy(policy)
     candidates = sample(model, tokenizer, prompts, n, sampling, progress=False)
     _, records = best_of_n(prompts, candidates, referees)
     median = float(np.median([x for p, r in zip(prompts, records) if not p.id.startswith("hh/") for x in r["reward"]]))
-    written = judge_labelled_pairs(prompts, candidates, records, path, min_chosen_reward=median if median_floor else floor)
+    written = judge_labelled_pairs(prompts, candidates, records, path, min_chosen_reward=median if floor == "median" else floor)
     written["median_reward_autoj"] = median
     path.with_suffix(".json").write_text(json.dumps(written))
     return written
@@ -290,7 +290,7 @@ def main() -> int:
     prompts = training_prompts(args.train_prompts, seed=1)
     tag = f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
     onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl",
-                           median_floor=args.pair_floor)
+                           floor="median" if args.pair_floor else None)
     floor = ", or whose best answer was under the reward floor" if args.pair_floor else ""
     print(f"judge-labelled pairs: {onpolicy['pairs']} from {len(prompts)} prompts ({onpolicy['skipped']} prompts "
           f"whose answers the judges could not separate{floor})", flush=True)

@@ -227,11 +227,11 @@ def table(summary: dict) -> str:
     keys = ("HmR", "HpR", "CAS", "over_refusal", "over_refusal_string", "refusal_on_harmful_string")
     lines = ["| policy | HmR | HpR | CAS | over-refusal | over-refusal (string) | refusal on harmful (string) | "
              "mean reward (helpful) |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
     for name, r in summary["results"].items():
         cells = [f"{r[k]:.2f} [{r[k + '_ci'][0]:.2f}, {r[k + '_ci'][1]:.2f}]" if k in r else "" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['mean_reward_helpful']:+.3f} |")
-    for name, r in summary["results"].items():
         if "refusal_on_harmful_string_ceiling" in r:
-            lines.append(f"  {name}: {r['refusal_on_harmful_string_ceiling']:.2f} of the harmful prompts had a string-match "
+            notes.append(f"  {name}: {r['refusal_on_harmful_string_ceiling']:.2f} of the harmful prompts had a string-match "
                          "refusal among their candidates, the most refusals (string) any rule could keep")
-    return "\n".join(lines)
+    return "\n".join(lines + notes)
