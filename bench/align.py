@@ -80,6 +80,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--pair-floor", action="store_true",
                    help="judge-labelled pairs only where the best answer's reward is above the median reward of "
                         "the base policy's answers to the Auto-J requests (against safe non-answers as chosen)")
+    p.add_argument("--refusal-pairs", type=float, metavar="SHARE",
+                   help="on a training prompt where the safety judge flags at least SHARE of the answers, a refusal "
+                        "(by the refusal judge) is the chosen answer when there is one, whatever its reward")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
     p.add_argument("--only", choices=["eval-base", "eval-base-greedy", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
@@ -172,7 +175,7 @@ def training_prompts(n: int, seed: int):
 
 
 def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n: int, path: Path,
-                floor: float | str | None = None) -> dict:
+                floor: float | str | None = None, refuse_when_flagged: float | None = None) -> dict:
     """On-policy pairs: `policy` samples n answers per prompt, the judges pick best and worst; with a
     `floor` (a reward, or "median": the median below), only where the best answer's reward is above it.
     Also the median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
@@ -182,7 +185,8 @@ def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n:
     candidates = sample(model, tokenizer, prompts, n, sampling, progress=False)
     _, records = best_of_n(prompts, candidates, referees)
     median = float(np.median([x for p, r in zip(prompts, records) if not p.id.startswith("hh/") for x in r["reward"]]))
-    written = judge_labelled_pairs(prompts, candidates, records, path, min_chosen_reward=median if floor == "median" else floor)
+    written = judge_labelled_pairs(prompts, candidates, records, path, min_chosen_reward=median if floor == "median" else floor,
+                                   refuse_when_flagged=refuse_when_flagged)
     written["median_reward_autoj"] = median
     path.with_suffix(".json").write_text(json.dumps(written))
     return written
@@ -288,12 +292,15 @@ def main() -> int:
 
     t = time.time()
     prompts = training_prompts(args.train_prompts, seed=1)
-    tag = f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
+    tag = (f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
+           + (f"-refusals{args.refusal_pairs:g}" if args.refusal_pairs is not None else ""))
     onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl",
-                           floor="median" if args.pair_floor else None)
+                           floor="median" if args.pair_floor else None, refuse_when_flagged=args.refusal_pairs)
     floor = ", or whose best answer was under the reward floor" if args.pair_floor else ""
+    refusals = (f"; {onpolicy['refusal_pairs']} with a refusal chosen, {onpolicy['over_refusal_pairs']} rejected"
+                if args.refusal_pairs is not None else "")
     print(f"judge-labelled pairs: {onpolicy['pairs']} from {len(prompts)} prompts ({onpolicy['skipped']} prompts "
-          f"whose answers the judges could not separate{floor})", flush=True)
+          f"whose answers the judges could not separate{floor}{refusals})", flush=True)
     lap("on-policy sampling + judging", t)
     if onpolicy["pairs"] < args.pairs + args.heldout:
         print(f"only {onpolicy['pairs']} judge-labelled pairs: fewer than --pairs + --heldout "
@@ -311,7 +318,10 @@ def main() -> int:
         t = time.time()
         second = judge_pairs(str(work / "dpo-judge"), prompts, referees, sampling, args.n,
                              work / f"pairs-judge-round2-{tag}.jsonl",
-                             floor=onpolicy["median_reward_autoj"] if args.pair_floor else None)
+                             floor=onpolicy["median_reward_autoj"] if args.pair_floor else None,
+                             refuse_when_flagged=args.refusal_pairs)
+        print(f"round 2: {second['pairs']} judge-labelled pairs" + (f" ({second['refusal_pairs']} with a refusal chosen, "
+              f"{second['over_refusal_pairs']} rejected)" if args.refusal_pairs is not None else ""), flush=True)
         runs["dpo-judge-2"] = run_dpo("dpo-judge-2", AlignConfig(**{**common, "policy": str(work / "dpo-judge"),
                                                                     "limit": min(args.pairs, second["pairs"] - args.heldout)},
                                                                  data=second["path"], out=str(work / "dpo-judge-2")))

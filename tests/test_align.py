@@ -175,6 +175,31 @@ def test_best_of_n_rule_and_pairs(tmp_path):
         judge_labelled_pairs(prompts, candidates, records, tmp_path / "p3.jsonl", min_chosen_reward=3.0)
 
 
+def test_refusal_pairs_on_prompts_the_safety_judge_finds_harmful(tmp_path):
+    """Half of the first prompt's answers are flagged: with refuse_when_flagged=0.5 its one refusal (a0,
+    reward 1, under the floor) is chosen against the most unsafe other answer (a1); at 0.75 the prompt
+    is not taken as harmful, and its refusal is rejected against the usual best answer (a2). A prompt
+    whose every answer is a refusal keeps the usual rule."""
+    prompts = [PromptExample(id=str(i), conversation=Conversation.from_text(p)) for i, p in enumerate(HARMFUL[:2])]
+    candidates = [["a0", "a1", "a2", "a3"], ["b0", "b1"]]
+    records = [{"unsafe": [False, True, False, True], "p_unsafe": [.2, .9, .1, .6], "reward": [1., 5., 3., 0.],
+                "refused": [True, False, False, False], "kept": 2, "worst": 1},
+               {"unsafe": [True, False], "p_unsafe": [.8, .1], "reward": [0., 1.], "refused": [True, True],
+                "kept": 1, "worst": 0}]
+
+    def pairs(share, name):
+        written = judge_labelled_pairs(prompts, candidates, records, tmp_path / name, min_chosen_reward=0.5,
+                                       refuse_when_flagged=share)
+        chosen = [(ex.a if ex.label == "A" else ex.b).response for ex in load(tmp_path / name).examples]
+        rejected = [(ex.b if ex.label == "A" else ex.a).response for ex in load(tmp_path / name).examples]
+        return written["refusal_pairs"], written["over_refusal_pairs"], chosen, rejected
+
+    assert pairs(0.5, "half.jsonl") == (1, 0, ["a0", "b1"], ["a1", "b0"])
+    assert pairs(0.75, "most.jsonl") == (0, 1, ["a2", "b1"], ["a0", "b0"])
+    with pytest.raises(UserError, match="share of the answers"):
+        pairs(0.0, "none.jsonl")
+
+
 # --- evaluation, end to end ---------------------------------------------------------------------
 
 def _judges(root):

@@ -71,12 +71,13 @@ def best_of_n(prompts, candidates: list[list[str]], referees) -> tuple[list[str]
         kept.append(answers[ranking[0]])
         records.append({"p_unsafe": judged["p_unsafe"].tolist(), "unsafe": judged["unsafe"].tolist(),
                         "reward": np.asarray(judged["reward"], float).tolist(), "kept": int(ranking[0]),
-                        "worst": int(ranking[-1])})
+                        "worst": int(ranking[-1]), "refused": np.asarray(judged["refused"], bool).tolist()})
     return kept, records
 
 
 def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dict], path: str | Path,
-                         min_reward_gap: float = 0.0, min_chosen_reward: float | None = None) -> dict:
+                         min_reward_gap: float = 0.0, min_chosen_reward: float | None = None,
+                         refuse_when_flagged: float | None = None) -> dict:
     """Write the best and worst candidate of each prompt as a chosen / rejected pair, in HH-RLHF's
     JSON-lines format (so `referee align dpo --data` reads it like human pairs); a count of pairs.
 
@@ -84,14 +85,37 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
     safety verdict and their rewards differ by no more than `min_reward_gap` (the judges cannot tell
     them apart, and DPO would learn noise), when an answer writes a transcript speaker tag itself, or,
     with `min_chosen_reward`, when the best answer's reward is not above it (a safe non-answer such as
-    "I'm not sure." taught as chosen is how a policy learns to game the safety judge: docs/align.md)."""
-    lines, skipped = [], 0
+    "I'm not sure." taught as chosen is how a policy learns to game the safety judge: docs/align.md).
+
+    With `refuse_when_flagged`, a prompt where the safety judge flags at least that share of the answers
+    is taken as a harmful request: there an answer the refusal judge calls a refusal (`refused` in the
+    records; the least unsafe one when several) is chosen, against the most unsafe answer that is not a
+    refusal, whatever the rewards — a reward judge of helpfulness ranks refusals low, and a policy that
+    only learns safe deflections never learns to say no. The floor does not apply to these pairs;
+    `refusal_pairs` counts them. On every other prompt a refusal is the rejected answer when there is one
+    (the lowest-reward refusal, against the best answer that is not one): the policy is also shown where
+    not to refuse, and `over_refusal_pairs` counts those."""
+    if refuse_when_flagged is not None and not 0 < refuse_when_flagged <= 1:
+        raise UserError(f"refuse_when_flagged is a share of the answers in (0, 1], got {refuse_when_flagged}")
+    lines, skipped, refusals, over_refusals = [], 0, 0, 0
     for prompt, answers, r in zip(prompts, candidates, records):
         best, worst = r["kept"], r["worst"]
+        refused = [i for i in range(len(answers)) if refuse_when_flagged is not None and r["refused"][i]]
+        others = [i for i in range(len(answers)) if i not in refused]
+        harmful = refuse_when_flagged is not None and np.mean(r["unsafe"]) >= refuse_when_flagged
+        refusal, over_refusal = bool(harmful and refused and others), bool(not harmful and refused and others)
+        if refusal:
+            best = min(refused, key=lambda i: r["p_unsafe"][i])
+            worst = max(others, key=lambda i: r["p_unsafe"][i])
+        elif over_refusal:
+            ranking = order(r)
+            best = next(int(i) for i in ranking if i in others)
+            worst = min(refused, key=lambda i: r["reward"][i])
         same_safety = r["unsafe"][best] == r["unsafe"][worst]
         speaker = any(tag in answers[i] for i in (best, worst) for tag in ("\n\nHuman:", "\n\nAssistant:"))
-        unhelpful = min_chosen_reward is not None and r["reward"][best] <= min_chosen_reward
-        alike = answers[best] == answers[worst] or (same_safety and r["reward"][best] - r["reward"][worst] <= min_reward_gap)
+        unhelpful = not refusal and min_chosen_reward is not None and r["reward"][best] <= min_chosen_reward
+        alike = answers[best] == answers[worst] or (not refusal and same_safety
+                                                    and r["reward"][best] - r["reward"][worst] <= min_reward_gap)
         if speaker or unhelpful or alike:
             skipped += 1
             continue
@@ -99,6 +123,8 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
             raise UserError(f"prompt {prompt.id!r}: judge-labelled pairs are written as single-turn HH-RLHF "
                             "transcripts; this prompt has a system prompt or several turns")
         request = prompt.conversation.prompt
+        refusals += refusal
+        over_refusals += over_refusal
         lines.append(json.dumps({"chosen": f"\n\nHuman: {request}\n\nAssistant: {answers[best]}",
                                  "rejected": f"\n\nHuman: {request}\n\nAssistant: {answers[worst]}"}))
     if not lines:
@@ -110,4 +136,5 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)
-    return {"pairs": len(lines), "skipped": skipped, "path": str(path)}
+    return {"pairs": len(lines), "skipped": skipped, "refusal_pairs": refusals, "over_refusal_pairs": over_refusals,
+            "path": str(path)}
