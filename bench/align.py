@@ -82,7 +82,8 @@ def parse() -> argparse.Namespace:
                         "the base policy's answers to the Auto-J requests (against safe non-answers as chosen)")
     p.add_argument("--refusal-pairs", type=float, metavar="SHARE",
                    help="on a training prompt where the safety judge flags at least SHARE of the answers, a refusal "
-                        "(by the refusal judge) is the chosen answer when there is one, whatever its reward")
+                        "(by the refusal judge) is the chosen answer when there is one, whatever its reward; on the "
+                        "other prompts a sampled refusal is the rejected one")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
     p.add_argument("--only", choices=["eval-base", "eval-base-greedy", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
