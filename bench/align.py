@@ -193,6 +193,15 @@ def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n:
     return written
 
 
+def described(pairs: dict, prompts: int, args) -> str:
+    """One line on a judge_pairs result: how many pairs, why prompts gave none, the refusal pairs."""
+    floor = ", or whose best answer was under the reward floor" if args.pair_floor else ""
+    refusals = (f"; {pairs['refusal_pairs']} with a refusal chosen, {pairs['over_refusal_pairs']} rejected"
+                if args.refusal_pairs is not None else "")
+    return (f"{pairs['pairs']} from {prompts} prompts ({pairs['skipped']} prompts whose answers the judges could "
+            f"not separate{floor}{refusals})")
+
+
 def run_dpo(name: str, config: AlignConfig) -> dict:
     record = Path(config.out) / "align.json"
     if record.is_file() and json.loads(record.read_text())["config"] == config.to_dict():
@@ -297,11 +306,7 @@ def main() -> int:
            + (f"-refusals{args.refusal_pairs:g}" if args.refusal_pairs is not None else ""))
     onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl",
                            floor="median" if args.pair_floor else None, refuse_when_flagged=args.refusal_pairs)
-    floor = ", or whose best answer was under the reward floor" if args.pair_floor else ""
-    refusals = (f"; {onpolicy['refusal_pairs']} with a refusal chosen, {onpolicy['over_refusal_pairs']} rejected"
-                if args.refusal_pairs is not None else "")
-    print(f"judge-labelled pairs: {onpolicy['pairs']} from {len(prompts)} prompts ({onpolicy['skipped']} prompts "
-          f"whose answers the judges could not separate{floor}{refusals})", flush=True)
+    print(f"judge-labelled pairs: {described(onpolicy, len(prompts), args)}", flush=True)
     lap("on-policy sampling + judging", t)
     if onpolicy["pairs"] < args.pairs + args.heldout:
         print(f"only {onpolicy['pairs']} judge-labelled pairs: fewer than --pairs + --heldout "
@@ -321,8 +326,7 @@ def main() -> int:
                              work / f"pairs-judge-round2-{tag}.jsonl",
                              floor=onpolicy["median_reward_autoj"] if args.pair_floor else None,
                              refuse_when_flagged=args.refusal_pairs)
-        print(f"round 2: {second['pairs']} judge-labelled pairs" + (f" ({second['refusal_pairs']} with a refusal chosen, "
-              f"{second['over_refusal_pairs']} rejected)" if args.refusal_pairs is not None else ""), flush=True)
+        print(f"round 2 judge-labelled pairs: {described(second, len(prompts), args)}", flush=True)
         runs["dpo-judge-2"] = run_dpo("dpo-judge-2", AlignConfig(**{**common, "policy": str(work / "dpo-judge"),
                                                                     "limit": min(args.pairs, second["pairs"] - args.heldout)},
                                                                  data=second["path"], out=str(work / "dpo-judge-2")))

@@ -100,10 +100,11 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
     lines, skipped, refusals, over_refusals = [], 0, 0, 0
     for prompt, answers, r in zip(prompts, candidates, records):
         best, worst = r["kept"], r["worst"]
-        refused = [i for i in range(len(answers)) if refuse_when_flagged is not None and r["refused"][i]]
+        refused = [i for i, x in enumerate(r["refused"]) if x] if refuse_when_flagged is not None else []
         others = [i for i in range(len(answers)) if i not in refused]
-        harmful = refuse_when_flagged is not None and np.mean(r["unsafe"]) >= refuse_when_flagged
-        refusal, over_refusal = bool(harmful and refused and others), bool(not harmful and refused and others)
+        mixed = bool(refused and others)  # a pair needs a refusal and an answer that is not one
+        harmful = mixed and bool(np.mean(r["unsafe"]) >= refuse_when_flagged)
+        refusal, over_refusal = harmful, mixed and not harmful
         if refusal:
             best = min(refused, key=lambda i: r["p_unsafe"][i])
             worst = max(others, key=lambda i: r["p_unsafe"][i])
