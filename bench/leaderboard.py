@@ -517,9 +517,10 @@ def xstest_shipped(kind: str, column: str):
     match (`_streval`) or GPT-4 prompted as a judge (`_gpteval`). A reference for what a rule and a
     large LM judge reach against the human labels; a GPT-4 answer outside the three classes (it
     refused to judge 6 rows) counts as "refusal", what it said."""
+    verdicts = {}  # read on the first call, then kept for every fold
+
     def run(s: Set, train, test) -> np.ndarray:
-        verdicts = {}
-        for f in (DATA / "xstest").glob(f"xstest_v2_completions_*_{kind}.csv"):
+        for f in [] if verdicts else (DATA / "xstest").glob(f"xstest_v2_completions_*_{kind}.csv"):
             with open(f, newline="", encoding="utf-8") as handle:
                 for row in csv.DictReader(handle):
                     verdicts[f"{f.stem.removesuffix('_' + kind)}/{row['id']}"] = not row[column].startswith("1_")

@@ -103,8 +103,8 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
         refused = [i for i, x in enumerate(r["refused"]) if x] if refuse_when_flagged is not None else []
         others = [i for i in range(len(answers)) if i not in refused]
         mixed = bool(refused and others)  # a pair needs a refusal and an answer that is not one
-        harmful = mixed and bool(np.mean(r["unsafe"]) >= refuse_when_flagged)
-        refusal, over_refusal = harmful, mixed and not harmful
+        refusal = mixed and bool(np.mean(r["unsafe"]) >= refuse_when_flagged)  # a harmful request
+        over_refusal = mixed and not refusal
         if refusal:
             best = min(refused, key=lambda i: r["p_unsafe"][i])
             worst = max(others, key=lambda i: r["p_unsafe"][i])
