@@ -9,8 +9,9 @@ Each judge owns its three feature backends (`features=`), behind the hooks of `J
   its strength chosen by grouped k-fold CV (`referee.judges.capacity`) unless fixed;
 - "frozen": `referee.encoders.frozen.FrozenEncoder` (cached embeddings) + a torch head (`_fit_head`,
   trained by `referee.train.head_loop`); with hidden=0, the same CV-tuned linear model as tfidf;
-- "stack" (pair, score and safety judges): out-of-fold predictions of a tfidf and a frozen linear judge + length
-  features, combined by a small calibrated meta-learner (`_fit_stack`);
+- "stack" (pair, score and safety judges): out-of-fold predictions of linear part judges (`referee.judges.stack`:
+  tfidf of the conversation, tfidf of the response for score and safety rows, frozen) + length features,
+  combined by a small calibrated meta-learner (`_fit_stack`);
 - "finetune": a transformer (`referee.encoders.transformer`) trained end to end under the same head
   (`_fit_finetune`, on `referee.train.loop`). Once trained, its encoder answers `transform` like a
   frozen one, so prediction, save and load go through the same code as "frozen".
