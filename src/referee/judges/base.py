@@ -10,7 +10,7 @@ Each judge owns its three feature backends (`features=`), behind the hooks of `J
 - "frozen": `referee.encoders.frozen.FrozenEncoder` (cached embeddings) + a torch head (`_fit_head`,
   trained by `referee.train.head_loop`); with hidden=0, the same CV-tuned linear model as tfidf;
 - "stack" (pair, score and safety judges): out-of-fold predictions of linear part judges (`referee.judges.stack`:
-  tfidf of the conversation, tfidf of the response for score and safety rows, frozen) + length features,
+  tfidf of the conversation, tfidf of the response for score rows, frozen) + length features,
   combined by a small calibrated meta-learner (`_fit_stack`);
 - "finetune": a transformer (`referee.encoders.transformer`) trained end to end under the same head
   (`_fit_finetune`, on `referee.train.loop`). Once trained, its encoder answers `transform` like a

