@@ -9,7 +9,7 @@ Training rows, each reduced to one label by `referee.data.mix.response_harm`:
 - xstest: XSTest's annotated completions of three models, harmful = full compliance with an unsafe prompt;
 - moderation: OpenAI moderation texts (user messages, no response): a weak extra source;
 - hh: HH-RLHF harmless pairs as single rows (rejected = harmful, chosen = not): a ranking signal
-  turned into labels, only in the "+hh" row, to see whether it helps.
+  turned into labels, only in the "+hh" rows (`--hh`), to see whether it helps.
 
 Folds: referee's own (`kfold`, grouped by prompt, seed 0) per source, fold i of the mix = fold i of
 every source, so no prompt is in training and test at once (XSTest's three models answer the same
@@ -164,6 +164,7 @@ def judges(names: list[str]) -> dict:
            "topic only, mixed": (mixed, lambda: Script(response=False))}
     if "hh" in names:
         out["split tfidf, mixed +hh"] = (names, Script)
+        out["referee stack (default), mixed +hh"] = (names, lambda: Referee("stack"))
     return out
 
 
