@@ -3,8 +3,8 @@
 Human harm scores (the pyrit scorer-evaluation set, read from its wheel, or `--data` with any
 score-labelled file) become three judges of `referee train`'s default backends (score and safety
 judges stacks of TF-IDF parts (for scores, of the conversation and of the response) and a
-frozen-encoder part; the pair judge TF-IDF; C or alpha chosen by grouped CV, calibrated out of fold; `features="frozen"`
-for all-MiniLM-L6-v2 embeddings alone):
+frozen-encoder part; the pair judge TF-IDF; C or alpha chosen by grouped CV, calibrated out of
+fold; `features="frozen"` for all-MiniLM-L6-v2 embeddings alone):
 
 - score  — harm 0-10 per category (the source scale mapped to 0-10);
 - safety — harmful or not (human score at or above the middle of the scale), with a signed cost;

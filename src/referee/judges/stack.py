@@ -94,7 +94,11 @@ def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
     words over both cannot tell them apart. On the leaderboard's folds it takes pyrit's harm RMSE from
     2.313 to 2.257 (5/5 folds) for a second TF-IDF fit. Safety stacks do not get it: XSTest refusal F1
     0.938 -> 0.937, and the response-safety judge's XSTest harmful-compliance F1 0.578 -> 0.554
-    (docs/quality.md, docs/signal.md). Pairs neither: their two sides differ only in the response already."""
+    (docs/quality.md, docs/signal.md). Pairs neither: their two sides differ only in the response already.
+
+    Frozen parts read the response alone: the encoder's 256 tokens go to the answer, not to a request
+    the first TF-IDF part already reads (XSTest refusal F1 0.933 -> 0.938, pyrit RMSE 2.340 -> 2.313 in
+    the leaderboard, same folds). A request without a response is read whole by every part."""
     conversations = judge._conversations(train)
     encoders = judge.encoder or frozen_encoder_for([ex.language for ex in train], conversations)
     tfidf = [("tfidf", None, "conversation")]
@@ -104,15 +108,12 @@ def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
 
 
 def fit_parts(judge, train: list) -> list:
-    """The parts of `part_specs(judge, train)`, each fitted on every row of `train` (no validation split: the
-    capacity search's folds validate it), with `oof_` holding its out-of-fold outputs."""
+    """The parts of `part_specs(judge, train)`, each fitted on every row of `train` (no validation
+    split: the capacity search's folds validate it), with `oof_` holding its out-of-fold outputs."""
     parts = []
     for features, encoder, reads in part_specs(judge, train):
         part = clone(judge).set_params(features=features, hidden=256 if features == "tfidf" else 0,
                                        progress=False, encoder=encoder)
-        # Frozen parts read the judged response alone: the encoder's 256 tokens go to the answer, not to
-        # a request the first TF-IDF part already reads (XSTest refusal F1 0.933 -> 0.938, pyrit RMSE
-        # 2.340 -> 2.313 in the leaderboard, same folds). Requests without a response read as before.
         part.reads_ = reads
         part._learn_labels(train)
         part._seed()
