@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=120, help="pairs per set (0: all)")
     parser.add_argument("--max-tokens", type=int, default=768, help="cap on the judged text per prompt")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bfloat16 on a GPU or an AMX CPU, else float32)")
     parser.add_argument("--likelihood", action="store_true", help="also the responses' token log-probs")
     parser.add_argument("--out", type=Path, default=Path("bench_out/llm_judge"))
     parser.add_argument("--seed", type=int, default=0)
@@ -199,7 +199,7 @@ def main() -> None:
 def print_set(name: str, result: dict, args, lm) -> None:
     n = result["speed"]["pairs"]
     print(f"\n## {name}: {n} pairs ({result['ties']} human ties), model {args.model}, template {args.template}, "
-          f"max {args.max_tokens} tokens, {args.dtype}, on {lm.device}")
+          f"max {args.max_tokens} tokens, {lm.dtype}, on {lm.device}")
     columns = ["accuracy (3-way)", "accuracy (A vs B, no ties)", "log loss"]
     print(f"| judge | {' | '.join(columns)} |\n|---|{'---|' * len(columns)}")
     for judge, row in result["table"].items():

@@ -190,3 +190,19 @@ def test_the_kv_cache_goes_by_the_name_the_installed_transformers_takes():
 
     assert _cache_kwarg(Old.forward) == "past_key_values"
     assert _cache_kwarg(New.forward) == "cache"
+
+
+def test_the_default_dtype_is_one_the_device_computes_in(monkeypatch):
+    """bfloat16 on a GPU and on a CPU with AMX tiles; float32 on any other CPU, where bfloat16 costs
+    several times the CPU time. The resolved dtype is what the cache key and a saved judge record."""
+    from referee.encoders.lm import default_dtype
+
+    assert default_dtype("cuda") == "bfloat16" and default_dtype("cuda:1") == "bfloat16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert default_dtype("cpu") == "float32" and default_dtype("mps") == "float32"
+    assert CausalLM("smollm2", device="cpu").dtype == "float32"
+    assert CausalLM("smollm2", device="cpu", dtype="bfloat16").dtype == "bfloat16"  # asked for: kept
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert default_dtype("cpu") == "bfloat16"
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert default_dtype("cpu") == "float32"
