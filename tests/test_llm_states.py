@@ -90,3 +90,16 @@ def test_cli_trains_an_lm_judge_and_says_its_part(model_dir, tmp_path, capsys):
     assert code == 0
     assert "part lm reading the conversation" in capsys.readouterr().out
     assert json.loads((tmp_path / "judge" / "encoder" / "part1-lm" / "encoder" / "llm.json").read_text())["model"] == model_dir
+
+
+def test_the_token_cap_is_the_cpus_unless_a_gpu_reads_and_a_saved_judge_keeps_its_own(model_dir, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert LMStates(model_dir).lm.max_tokens == LMStates.CPU_TOKENS == 512
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert LMStates(model_dir).lm.max_tokens == LMStates.GPU_TOKENS == 2048
+    monkeypatch.undo()
+    states = LMStates(model_dir, max_tokens=64, progress=False).fit([Conversation.from_text("hi", "hello")])
+    states.save(tmp_path / "encoder")
+    assert LMStates.load(tmp_path / "encoder").lm.max_tokens == 64

@@ -684,16 +684,20 @@ class LMStates:
     hundreds where the rest stay near 1; one L2 penalty needs them on one scale).
 
     It reads conversations, not texts: the same response means something else after another request.
-    `max_tokens` (context and response together, the context cut first) is 512 by default: on 2 CPU
-    cores SmolLM2-135M reads 0.5-1.5 s a text at that length (`bench/leaderboard.py`); on a GPU a
-    bigger cap and model are the obvious try (`LMStates("Qwen/Qwen2.5-1.5B-Instruct", max_tokens=2048)`).
+    `max_tokens` (context and response together, the context cut first): None is `CPU_TOKENS` on a CPU,
+    where SmolLM2-135M reads 0.5-1.9 s a text at 512 tokens (`bench/leaderboard.py`), and `GPU_TOKENS` on
+    a GPU; a saved judge keeps the cap it learnt with. A bigger model is one name away on a GPU
+    (`LMStates("Qwen/Qwen2.5-1.5B-Instruct")`).
     """
 
     FORMAT = "referee-lm-states/1"
     FILE = "llm.json"  # the file name `judges.folder.check_encoder` reads the model's name from
+    CPU_TOKENS, GPU_TOKENS = 512, 2048
 
-    def __init__(self, spec: str | None = None, *, max_tokens: int = 512, batch_size: int = 8,
+    def __init__(self, spec: str | None = None, *, max_tokens: int | None = None, batch_size: int = 8,
                  dtype: str | None = None, progress: bool = True):
+        if max_tokens is None:
+            max_tokens = self.GPU_TOKENS if _device(None).startswith("cuda") else self.CPU_TOKENS
         self.lm = CausalLM(spec or DEFAULT_MODEL, max_tokens=max_tokens, batch_size=batch_size, dtype=dtype,
                            progress=progress)
 
