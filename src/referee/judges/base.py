@@ -233,7 +233,7 @@ class Judge(BaseEstimator):
     def _fit_backend(self, train: list, valid: list | None) -> None:
         """An encoder and length statistics on `train`, then the linear model or the torch head."""
         convs = self._conversations(train)
-        self.encoder_ = self._new_encoder().fit(convs if self.features == "lm" else self._texts(convs))
+        self.encoder_ = self._new_encoder().fit(self._encoder_rows(convs))
         self._fit_lengths(convs)
         if self.is_linear():
             self.__dict__.pop("head_", None)
@@ -406,12 +406,14 @@ class Judge(BaseEstimator):
         """(n, 5) standardised length features (statistics from the training data)."""
         return ((length_features(conversations) - self.length_mean_) / self.length_std_).astype(np.float32)
 
+    def _encoder_rows(self, conversations: list[Conversation]) -> list:
+        """What the encoder reads: the texts of `_texts`, or for lm the conversations themselves (a causal
+        LM reads the response after the turns before it)."""
+        return conversations if self.features == "lm" else self._texts(conversations)
+
     def _embed(self, conversations: list[Conversation]):
-        """Features of each conversation: sparse (tfidf) or (n, d) float32 (frozen, finetune, lm: a causal
-        LM reads the conversation itself, its response after the turns before it)."""
-        if self.features == "lm":
-            return self.encoder_.transform(conversations)
-        return self.encoder_.transform(self._texts(conversations))
+        """Features of each conversation: sparse (tfidf) or (n, d) float32 (frozen, finetune, lm)."""
+        return self.encoder_.transform(self._encoder_rows(conversations))
 
     # --- torch heads --------------------------------------------------------------------------------
 

