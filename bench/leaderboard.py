@@ -566,7 +566,8 @@ def part_lr(part: str):
 LM = {"smollm2 lm stats+lr": part_lr("lm stats"), "smollm2 lm+lr": part_lr("lm"),
       "stack script+lm stats": stack(("script", "lm stats")), "stack script+lm": stack(("script", "lm")),
       # referee's own: `--features lm`, and a stack of TF-IDF and SmolLM2 (`--features stack --encoder lm:smollm2`)
-      "referee lm smollm2": referee_judge("lm"), "referee stack lm:smollm2": referee_judge("stack", "lm:smollm2")}
+      "referee lm smollm2": referee_judge("lm"), "referee stack lm:smollm2": referee_judge("stack", "lm:smollm2"),
+      "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2")}
 EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
          "xstest": {**E5_SAFETY, "referee lm smollm2": referee_judge("lm"),
                     "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2"),
