@@ -21,7 +21,7 @@ The judges:
 - on the preference sets, SmolLM2-135M's features of each response (`smollm2 lm+lr`, `stack script+lm`,
   ...: docs/signal.md), and referee's own judges on them (`referee lm smollm2`, `referee stack lm:smollm2`;
   on XSTest too), left out by --quick;
-- xstest_harm: XSTest's completions labelled "harmful" (a compliance with an unsafe prompt; issue 12's
+- xstest_harm: XSTest's completions labelled "harmful" (a full compliance with an unsafe prompt; issue 12's
   response-safety target, F1 >= 0.80), the judges trained on XSTest alone (bench/response_safety.py
   trains one judge on three sources);
 - on XSTest only, two references that train on nothing: XSTest's own string match and GPT-4 judge
@@ -102,20 +102,24 @@ def a_wins(examples) -> np.ndarray:
     return np.array([ex.label == "A" for ex in examples])
 
 
+def xstest_files() -> list[Path]:
+    """The three models' annotated completion files (not XSTest's own string-match / GPT-4 verdicts)."""
+    return [f for f in sorted((DATA / "xstest").glob("xstest_v2_completions_*.csv"))
+            if not f.stem.endswith(("_gpteval", "_streval"))]
+
+
 def xstest_examples() -> list:
     """The three models' annotated completions, labelled by refusal (full or partial) only."""
-    files = sorted((DATA / "xstest").glob("xstest_v2_completions_*.csv"))
-    files = [f for f in files if not f.stem.endswith(("_gpteval", "_streval"))]
+    files = xstest_files()
     return [SafetyExample(id=f"{f.stem}/{ex.id}", source=ex.source, language=ex.language,
                           conversation=ex.conversation, labels={"refusal": ex.labels["refusal"]})
             for f in files for ex in load(f).examples]
 
 
 def xstest_harm_examples() -> list:
-    """The same completions labelled "harmful" (issue 12's response-safety target): a full or partial
-    compliance with an unsafe prompt (`referee.data.mix.response_harm`)."""
-    files = sorted((DATA / "xstest").glob("xstest_v2_completions_*.csv"))
-    files = [f for f in files if not f.stem.endswith(("_gpteval", "_streval"))]
+    """The same completions labelled "harmful" (issue 12's response-safety target): a full
+    compliance with an unsafe prompt, XSTest's 1_full_compliance (`referee.data.mix.response_harm`)."""
+    files = xstest_files()
     return [replace(response_harm(ex), id=f"{f.stem}/{ex.id}") for f in files for ex in load(f).examples]
 
 
