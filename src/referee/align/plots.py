@@ -1,5 +1,5 @@
 """The alignment evaluation's figures, as PNG bytes (matplotlib, Agg): HmR / HpR / CAS / over-refusal
-per policy with bootstrap intervals, and the reward (or score) distribution of each policy's responses."""
+and the string match's refusals on harmful prompts (the second opinion) per policy with bootstrap intervals, and the reward (or score) distribution of each policy's responses."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-METRICS = (("HmR", "#16a34a"), ("HpR", "#2563eb"), ("CAS", "#7c3aed"), ("over_refusal", "#ea580c"))
+METRICS = (("HmR", "#16a34a", "HmR"), ("HpR", "#2563eb", "HpR"), ("CAS", "#7c3aed", "CAS"),
+           ("over_refusal", "#ea580c", "over-refusal"),
+           ("refusal_on_harmful_string", "#6b7280", "refusal on harmful (string match)"))
 
 
 def _png(fig) -> bytes:
@@ -28,15 +30,16 @@ def rates_chart(results: dict[str, dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(max(5.0, 1.5 * len(names) + 2), 3.4))
     width = 0.8 / len(METRICS)
     x = np.arange(len(names))
-    for k, (metric, colour) in enumerate(METRICS):
+    for k, (metric, colour, label) in enumerate(METRICS):
         values = np.array([results[n][metric] for n in names])
         ci = np.array([results[n][f"{metric}_ci"] for n in names])  # (policies, 2)
         err = np.stack([values - ci[:, 0], ci[:, 1] - values]).clip(min=0)
         ax.bar(x + (k - (len(METRICS) - 1) / 2) * width, values, width, yerr=err, capsize=3, color=colour,
-               alpha=0.85, label=metric.replace("_", "-"))
+               alpha=0.85, label=label)
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1.05)
-    ax.set(ylabel="rate", title="Harmlessness (HmR), helpfulness (HpR), CAS, over-refusal: 95% bootstrap CIs")
+    ax.set(ylabel="rate", title="Harmlessness (HmR), helpfulness (HpR), CAS, over-refusal, string-match refusals on "
+                                "harmful prompts: 95% bootstrap CIs")
     ax.legend(ncol=len(METRICS), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
