@@ -54,6 +54,7 @@ from referee.encoders.causal_lm import load_policy, smollm2_folder
 from referee.align.rates import is_refusal
 from referee.align.referees import Referees
 from referee.data import load
+from referee.data.mix import HARMFUL_REQUEST
 from referee.judges import RewardJudge, SafetyJudge
 from referee.schema import Conversation, PromptExample, SafetyExample
 
@@ -167,7 +168,7 @@ def request_rows(exclude: set[str]) -> list[SafetyExample]:
     arena = [ex.a.turns[0].content for ex in load(DATA / "arena" / "train.csv").examples if len(ex.a.turns) == 2]
     rows += [(text, False) for text in dict.fromkeys(requests + rng.sample(arena, 400))]
     kept = dict((text, unsafe) for text, unsafe in rows if text not in exclude)  # one row per request text
-    return [SafetyExample(id=f"request/{i}", conversation=Conversation.from_text(text), labels={"harmful_request": unsafe})
+    return [SafetyExample(id=f"request/{i}", conversation=Conversation.from_text(text), labels={HARMFUL_REQUEST: unsafe})
             for i, (text, unsafe) in enumerate(kept.items())]
 
 

@@ -132,9 +132,11 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
         for kind, (prompts, _) in sets.items() if best_of and name in (best_of_for or policies) else ():
             candidates = sample(model, tokenizer, prompts, best_of, sampling, progress=progress,
                                 desc=f"{name}: {kind}, {best_of} samples")
-            # With a request judge, the same candidates twice: the plain rule, and the gated one beside it.
+            # With a request judge, the same candidates twice: the plain rule, and the gated one beside it
+            # (reusing the plain call's verdicts).
+            records = None
             for gate in (False, True) if referees.request is not None else (False,):
-                kept, records, judged = best_of_n(prompts, candidates, referees, gate=gate)
+                kept, records, judged = best_of_n(prompts, candidates, referees, gate=gate, known=records)
                 rows += [{"policy": f"{name}+best-of-{best_of}" + ("+gate" if gate else ""), "set": kind,
                           "prompt_id": p.id, "category": p.category, "prompt": p.conversation.prompt, "response": r,
                           "candidates": c, "candidate_judgements": j, "_prompt": p}

@@ -70,26 +70,33 @@ def sample(model, tokenizer, prompts, n: int, decoding: Decoding, *, progress: b
     return [answers[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
-def best_of_n(prompts, candidates: list[list[str]], referees, gate: bool = True):
+JUDGED = {"p_unsafe": float, "unsafe": bool, "reward": float, "refused": bool}  # what the rule and the pairs read
+
+
+def best_of_n(prompts, candidates: list[list[str]], referees, gate: bool = True, known: list[dict] | None = None):
     """The answer the rule keeps for each prompt; per prompt the judges' view of every candidate (lists
     of p_unsafe, unsafe, reward, refused, the kept and worst indices, gated); and the candidates judged
-    (those given, with `REFUSAL` appended on the prompts the request judge flags when `gate`)."""
+    (those given, with `REFUSAL` appended on the prompts the request judge flags when `gate`).
+    `known`: the records of an earlier call on the same candidates, whose verdicts are reused (only the
+    appended refusals are judged)."""
     gated = referees.gate(prompts) if gate else np.zeros(len(prompts), bool)
     kept, records, judged_candidates = [], [], []
-    for prompt, answers, flagged in zip(prompts, candidates, gated):
-        answers = [*answers, REFUSAL] if flagged else list(answers)
-        judged = referees.judge([prompt] * len(answers), answers)
+    for i, (prompt, answers, flagged) in enumerate(zip(prompts, candidates, gated)):
+        judged = known[i] if known is not None else referees.judge([prompt] * len(answers), answers)
+        judged = {k: np.asarray(judged[k])[:len(answers)] for k in JUDGED}
+        answers = list(answers)
         if flagged:
+            plain = referees.judge([prompt], [REFUSAL])
+            judged = {k: np.r_[judged[k], np.asarray(plain[k])] for k in JUDGED}
             judged["refused"][-1] = True  # REFUSAL is one by construction, whatever a judge says of it
+            answers.append(REFUSAL)
         ranking = order(judged)
         if flagged:  # the plain refusal (the last candidate) first, the samples after it
             ranking = np.r_[len(answers) - 1, ranking[ranking != len(answers) - 1]]
         kept.append(answers[ranking[0]])
         judged_candidates.append(answers)
-        records.append({"p_unsafe": judged["p_unsafe"].tolist(), "unsafe": judged["unsafe"].tolist(),
-                        "reward": np.asarray(judged["reward"], float).tolist(), "kept": int(ranking[0]),
-                        "worst": int(ranking[-1]), "refused": np.asarray(judged["refused"], bool).tolist(),
-                        "gated": bool(flagged)})
+        records.append({**{k: judged[k].astype(kind).tolist() for k, kind in JUDGED.items()},
+                        "kept": int(ranking[0]), "worst": int(ranking[-1]), "gated": bool(flagged)})
     return kept, records, judged_candidates
 
 

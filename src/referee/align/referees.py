@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from referee.align.rates import is_refusal
+from referee.data.mix import HARMFUL_REQUEST
 from referee.errors import UserError
 from referee.schema import Conversation, SafetyExample, ScoreExample, Turn
 
@@ -16,7 +17,7 @@ from referee.schema import Conversation, SafetyExample, ScoreExample, Turn
 class Referees:
     """The judges of one evaluation, by role: safety (harm), helpfulness (reward or score), refusal, request."""
 
-    ROLES = {("refusal",): "refusal", ("harmful_request",): "request"}
+    ROLES = {("refusal",): "refusal", (HARMFUL_REQUEST,): "request"}
 
     def __init__(self, folders, *, reward_threshold: float = 0.0, score_threshold: float = 0.5,
                  metric: str | None = None, trust_encoder: bool = False):
