@@ -12,6 +12,8 @@ with bootstrap intervals:
                (--rounds 2: dpo-judge samples again and a second DPO starts from it)
 
     nice -n 10 .venv/bin/python bench/align.py                  # 50 + 50 prompts; at load 25-42, 13 per source took 64 min
+    .venv/bin/python bench/align.py --threads 2 --per-source 50 --n 8 --train-prompts 100 --pairs 76 --heldout 24 \
+        --steps 40 --rounds 2 --pair-floor --gate-pairs       # the README's table: 81 min on 2 quiet cores
     nice -n 10 .venv/bin/python bench/align.py --quick          # a smoke run: 16 prompts per set, 4 DPO steps
 
 Judges, trained here on real data:
