@@ -270,13 +270,14 @@ def policy_samples(policy: str, prompts, n: int, sampling: Decoding, work: Path)
     trained policy's config, the sampling, n and the prompts."""
     trained = Path(policy) / "align.json"
     key = json.dumps([policy, json.loads(trained.read_text())["config"] if trained.is_file() else None,
-                      sampling.to_dict(), n, [p.id for p in prompts]])
+                      sampling.to_dict(), n, [p.conversation.prompt for p in prompts]])
     path = work / f"samples-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
     if path.is_file():
         return json.loads(path.read_text())
     model, tokenizer = load_policy(policy)
     candidates = sample(model, tokenizer, prompts, n, sampling, progress=False)
-    path.write_text(json.dumps(candidates))
+    path.with_suffix(".tmp").write_text(json.dumps(candidates))
+    path.with_suffix(".tmp").replace(path)  # a run killed while writing leaves no half file to read back
     return candidates
 
 
