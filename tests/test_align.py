@@ -16,10 +16,10 @@ from safetensors.torch import load_file
 
 from referee.align.assess import evaluate_policies, parse_policies
 from referee.align.best_of_n import REFUSAL as PLAIN_REFUSAL
-from referee.align.best_of_n import judge_labelled_pairs, order
+from referee.align.best_of_n import judge_labelled_pairs, order, sample
 from referee.align.config import AlignConfig, AlignConfigError
 from referee.align.dpo import train_dpo
-from referee.align.generate import Decoding, generate
+from referee.align.generate import Decoding, TopKTopPSampler, generate
 from referee.encoders.causal_lm import PolicyError, load_policy
 from referee.align.rates import (combined_score, harmlessness_rate, helpfulness_rate, is_refusal, rates_with_intervals,
                                  refusal_rate)
@@ -93,6 +93,32 @@ def test_generation_is_batched_left_padded_and_deterministic(world):
     batched = generate(model, tokenizer, prompts, decoding, progress=False)
     alone = [generate(model, tokenizer, [p], decoding, progress=False)[0] for p in prompts]
     assert batched == alone == generate(model, tokenizer, prompts, decoding, progress=False)
+    # n answers per prompt read the prompt once and copy its cache: greedily, n copies of the same answer
+    assert generate(model, tokenizer, prompts, decoding, n=2, progress=False) == [a for a in batched for _ in "ab"]
+
+
+def test_sampling_draws_from_transformers_distribution_and_is_seeded(world):
+    """TopKTopPSampler's distribution is transformers' temperature -> top-k -> top-p warpers'; a seeded
+    sample repeats exactly, and its n answers to a prompt are not all one answer."""
+    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+
+    decoding = Decoding(max_new_tokens=6, do_sample=True, temperature=0.7, top_k=20, top_p=0.8, batch_size=8, seed=3)
+    scores = torch.randn(5, 300, generator=torch.Generator().manual_seed(0)) * 3
+    warped = scores
+    for warper in (TemperatureLogitsWarper(0.7), TopKLogitsWarper(20), TopPLogitsWarper(0.8)):
+        warped = warper(None, warped)
+    index, probs = TopKTopPSampler(decoding).candidates(scores)
+    ours = torch.zeros_like(scores).scatter(-1, index, probs)
+    assert torch.allclose(ours, warped.softmax(-1), atol=1e-6)
+    chosen = TopKTopPSampler(decoding)(None, scores).argmax(-1)
+    assert (ours.gather(-1, chosen[:, None]) > 0).all()  # generate() takes a token the distribution allows
+
+    model, tokenizer = load_policy(world["policy"])
+    prompts = [PromptExample(id=str(i), conversation=Conversation.from_text(p)) for i, p in enumerate(HELPFUL[:3])]
+    drawn = sample(model, tokenizer, prompts, 4, decoding, progress=False)
+    assert drawn == sample(model, tokenizer, prompts, 4, decoding, progress=False)
+    assert [len(c) for c in drawn] == [4, 4, 4] and all(len(set(c)) > 1 for c in drawn)
 
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -18,8 +18,7 @@ refusals; and the refusal judge, trained on GPT-4-class answers, calls some of S
 refusals ("The art of self-harming is all about ..."), so a sampled "refusal" is not kept in its place.
 
     candidates = sample(model, tokenizer, prompts, n=8, decoding=Decoding(do_sample=True, temperature=0.7, top_p=0.9))
-    judged = [referees.judge([p] * len(c), c) for p, c in zip(prompts, candidates)]
-    best = [c[i] for c, i in zip(candidates, (best_index(j) for j in judged))]
+    kept, records, judged = best_of_n(prompts, candidates, referees)  # one answer per prompt, and why
 """
 
 from __future__ import annotations
@@ -57,16 +56,14 @@ def sample(model, tokenizer, prompts, n: int, decoding: Decoding, *, progress: b
            desc: str = "sampling") -> list[list[str]]:
     """`n` sampled answers per prompt (a list of n strings per prompt, in prompt order).
 
-    Each prompt is repeated n times in one generation call, so the candidates of a prompt differ by
-    the sampler's draws alone; one seed fixes them all."""
+    A prompt's n answers come from one generation call (its attention cache read once, copied n times),
+    so they differ by the sampler's draws alone; one seed fixes them all."""
     if n < 1:
         raise UserError(f"best-of-n: n must be >= 1, got {n}")
     if not decoding.do_sample:
         raise UserError("best-of-n: greedy decoding gives n identical answers; sample (do_sample=True)")
-    repeated = [p for p in prompts for _ in range(n)]
-    # Repeated prompts have equal lengths: keep each prompt's n copies in one batch where possible.
-    batch = max(decoding.batch_size, n)
-    answers = generate(model, tokenizer, repeated, replace(decoding, batch_size=batch), progress=progress, desc=desc)
+    answers = generate(model, tokenizer, prompts, replace(decoding, batch_size=max(decoding.batch_size, n)), n=n,
+                       progress=progress, desc=desc)
     return [answers[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
@@ -80,14 +77,20 @@ def best_of_n(prompts, candidates: list[list[str]], referees, gate: bool = True,
     `known`: the records of an earlier call on the same candidates, whose verdicts are reused (only the
     appended refusals are judged)."""
     gated = referees.gate(prompts) if gate else np.zeros(len(prompts), bool)
+    if known is None:  # every candidate in one call: per prompt, the judges' fixed cost came twice over (docs/align.md)
+        every = referees.judge([p for p, answers in zip(prompts, candidates) for _ in answers],
+                               [a for answers in candidates for a in answers])
+        ends = np.cumsum([len(answers) for answers in candidates])
+        known = [{k: np.asarray(every[k])[end - len(answers):end] for k in JUDGED} for end, answers in zip(ends, candidates)]
+    flagged_at = np.flatnonzero(gated)
+    plain = referees.judge([prompts[i] for i in flagged_at], [REFUSAL] * len(flagged_at)) if len(flagged_at) else {}
     kept, records, judged_candidates = [], [], []
-    for i, (prompt, answers, flagged) in enumerate(zip(prompts, candidates, gated)):
-        judged = known[i] if known is not None else referees.judge([prompt] * len(answers), answers)
-        judged = {k: np.asarray(judged[k])[:len(answers)] for k in JUDGED}
+    for i, (answers, flagged) in enumerate(zip(candidates, gated)):
+        judged = {k: np.asarray(known[i][k])[:len(answers)] for k in JUDGED}
         answers = list(answers)
         if flagged:
-            plain = referees.judge([prompt], [REFUSAL])
-            judged = {k: np.r_[judged[k], np.asarray(plain[k])] for k in JUDGED}
+            at = int(np.searchsorted(flagged_at, i))
+            judged = {k: np.r_[judged[k], np.asarray(plain[k])[at]] for k in JUDGED}
             judged["refused"][-1] = True  # REFUSAL is one by construction, whatever a judge says of it
             answers.append(REFUSAL)
         ranking = order(judged)
