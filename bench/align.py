@@ -244,6 +244,8 @@ def training_prompts(n: int, seed: int, harmbench: int = 0):
     harmbench: that many of the n HH-RLHF requests replaced by HarmBench's (explicit harmful requests from
     a set the evaluation does not use), and the prompts shuffled (seeded), so that the held-out pairs (the
     last ones written) mix the three sources instead of being Auto-J's alone."""
+    if not 0 <= harmbench <= n:
+        raise SystemExit(f"--harmbench {harmbench}: expected 0 to --train-prompts ({n})")
     rows = hh_rows(n - harmbench, skip=200)  # the human DPO pairs are the first rows; these come well after them
     hh = [PromptExample(id=f"hh/{i}", conversation=Conversation.from_text(
         r["chosen"].split("\n\nHuman: ", 1)[1].split("\n\nAssistant:", 1)[0].strip())) for i, r in enumerate(rows)]
