@@ -24,7 +24,6 @@ refusals ("The art of self-harming is all about ..."), so a sampled "refusal" is
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +61,7 @@ def sample(model, tokenizer, prompts, n: int, decoding: Decoding, *, progress: b
         raise UserError(f"best-of-n: n must be >= 1, got {n}")
     if not decoding.do_sample:
         raise UserError("best-of-n: greedy decoding gives n identical answers; sample (do_sample=True)")
-    answers = generate(model, tokenizer, prompts, replace(decoding, batch_size=max(decoding.batch_size, n)), n=n,
-                       progress=progress, desc=desc)
+    answers = generate(model, tokenizer, prompts, decoding, n=n, progress=progress, desc=desc)
     return [answers[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 

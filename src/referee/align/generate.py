@@ -45,9 +45,9 @@ def generate(model, tokenizer, prompts, decoding: Decoding = Decoding(), *, n: i
 
     Prompts are batched by length (less padding), padded on the left so every row's generation starts
     right after its prompt, and returned in the input order. A batch holds `decoding.batch_size` rows:
-    with n > 1, batch_size // n prompts, each read once and its attention cache copied n times (the
-    prompt's forward pass was a third of a sampling batch's time: 12 of 35 s for 8 prompts x 8 answers
-    here, docs/align.md)."""
+    with n > 1, batch_size // n prompts (at least one), each read once and its attention cache copied n
+    times (the prompt's forward pass was a third of a sampling batch's time: 12 of 35 s for 8 prompts x 8
+    answers here, docs/align.md)."""
     import torch
     from transformers import set_seed
 
