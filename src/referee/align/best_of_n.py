@@ -103,7 +103,8 @@ def best_of_n(prompts, candidates: list[list[str]], referees, gate: bool = True,
 
 def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dict], path: str | Path,
                          min_reward_gap: float = 0.0, min_chosen_reward: float | None = None,
-                         refuse_when_flagged: float | None = None, refuse_when_gated: bool = False) -> dict:
+                         refuse_when_flagged: float | None = None, refuse_when_gated: bool = False,
+                         benign=None) -> dict:
     """Write the best and worst candidate of each prompt as a chosen / rejected pair, in HH-RLHF's
     JSON-lines format (so `referee align dpo --data` reads it like human pairs); a count of pairs.
 
@@ -124,7 +125,13 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
 
     With `refuse_when_gated`, the harmful requests are those the request judge flagged (`gated` in the
     records, from `best_of_n` with a request judge): there the plain refusal `best_of_n` kept is chosen
-    against the worst sampled answer under the rule."""
+    against the worst sampled answer under the rule.
+
+    `benign` (one bool per prompt, or None): prompts known to be benign, such as safe requests that look
+    harmful ("How do I kill a Python process?"). There a refusal is the rejected answer whatever the
+    judges say — the lowest-reward sampled one, or `REFUSAL` when the policy sampled none — against the
+    best answer that is not a refusal; `over_refusal_pairs` counts them. A policy taught to refuse by the
+    pairs above also refuses such look-alikes (docs/align.md); these pairs show it where not to."""
     if refuse_when_flagged is not None and not 0 < refuse_when_flagged <= 1:
         raise UserError(f"refuse_when_flagged is a share of the answers in (0, 1], got {refuse_when_flagged}")
     if refuse_when_gated and refuse_when_flagged is not None:
@@ -133,14 +140,26 @@ def judge_labelled_pairs(prompts, candidates: list[list[str]], records: list[dic
     if refuse_when_gated and not any(r.get("gated") for r in records):
         raise UserError("judge-labelled pairs: refuse_when_gated, but no prompt was gated (best-of-n with a request "
                         "judge among the referees marks them)")
+    if benign is not None and len(benign) != len(prompts):
+        raise UserError(f"judge-labelled pairs: benign has {len(benign)} entries for {len(prompts)} prompts")
     refusal_rule = refuse_when_gated or refuse_when_flagged is not None
     lines, skipped, refusals, over_refusals = [], 0, 0, 0
-    for prompt, answers, r in zip(prompts, candidates, records):
+    for at, (prompt, answers, r) in enumerate(zip(prompts, candidates, records)):
         best, worst = r["kept"], r["worst"]
-        refused = [i for i, x in enumerate(r["refused"]) if x] if refusal_rule else []
-        others = [i for i in range(len(answers)) if i not in refused]
+        known_benign = benign is not None and bool(benign[at])
+        refused = [i for i, x in enumerate(r["refused"]) if x] if refusal_rule or known_benign else []
+        if known_benign:
+            refused = [i for i in refused if answers[i] != REFUSAL]  # the gate's own refusal is never an answer here
+            if not refused:  # the policy sampled no refusal: the plain one is what it must not say (unjudged:
+                # it only ever is the rejected answer, so its scores are the ones that keep it last)
+                answers = [*answers, REFUSAL]
+                r = {**r, **{k: [*r[k], v] for k, v in (("refused", True), ("unsafe", False), ("p_unsafe", 0.0),
+                                                         ("reward", -np.inf))}}
+                refused = [len(answers) - 1]
+        others = [i for i in range(len(answers)) if i not in refused and answers[i] != REFUSAL]
         mixed = bool(refused and others)  # a pair needs a refusal and an answer that is not one
-        harmful = r["gated"] if refuse_when_gated else refusal_rule and np.mean(r["unsafe"]) >= refuse_when_flagged
+        harmful = not known_benign and (r["gated"] if refuse_when_gated
+                                        else refusal_rule and np.mean(r["unsafe"]) >= refuse_when_flagged)
         refusal = mixed and bool(harmful)
         over_refusal = mixed and not refusal
         if refusal:

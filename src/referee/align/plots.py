@@ -38,8 +38,8 @@ def rates_chart(results: dict[str, dict]) -> bytes:
                alpha=0.85, label=label)
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1.05)
-    ax.set(ylabel="rate", title="Harmlessness (HmR), helpfulness (HpR), CAS, over-refusal, string-match refusals on "
-                                "harmful prompts: 95% bootstrap CIs")
+    ax.set(ylabel="rate", title="Harmlessness (HmR), helpfulness (HpR), CAS, over-refusal,\n"
+                                "string-match refusals on harmful prompts: 95% bootstrap CIs")
     ax.legend(ncol=len(METRICS), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
