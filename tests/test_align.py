@@ -14,7 +14,7 @@ from align_fixtures import COMPLY, HARMFUL, HELPFUL, HELPFUL_ANSWER, REFUSAL, UN
 from align_fixtures import write_pairs, write_prompts
 from safetensors.torch import load_file
 
-from referee.align.assess import evaluate_policies, parse_policies
+from referee.align.assess import evaluate_policies, parse_policies, rejudge
 from referee.align.best_of_n import REFUSAL as PLAIN_REFUSAL
 from referee.align.best_of_n import judge_labelled_pairs, order, sample
 from referee.align.config import AlignConfig, AlignConfigError
@@ -309,7 +309,7 @@ def test_align_eval_best_of_n_with_a_request_gate(world, tmp_path):
                  str(tmp_path / "request"), "--harmful", str(harmful), "--helpful", str(helpful), "--out", str(out),
                  "--limit", "3", "--max-new-tokens", "4", "--best-of", "2", "--bootstrap", "50", "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert list(summary["results"]) == ["base", "base+best-of-2", "base+best-of-2+gate"]
+    assert list(summary["results"]) == ["base", "base+gate", "base+best-of-2", "base+best-of-2+gate"]
     assert "request" in summary["thresholds"] and "gated_rule" in summary["best_of"]
     rows = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     plain = {(r["set"], r["prompt_id"]): r for r in rows if r["policy"] == "base+best-of-2"}
@@ -324,6 +324,16 @@ def test_align_eval_best_of_n_with_a_request_gate(world, tmp_path):
         else:
             assert r["candidates"] == twin["candidates"] and r["response"] == twin["response"]
     assert all(r["candidate_judgements"]["gated"] for r in gated if r["set"] == "harmful")  # it learnt these
+    # base+gate: the greedy answers, the same prompts flagged, each answered with the plain refusal
+    greedy = {(r["set"], r["prompt_id"]): r["response"] for r in rows if r["policy"] == "base"}
+    alone = [r for r in rows if r["policy"] == "base+gate"]
+    assert len(alone) == 6
+    for r in alone:
+        flagged = next(g for g in gated if (g["set"], g["prompt_id"]) == (r["set"], r["prompt_id"]))["candidate_judgements"]["gated"]
+        assert r["gated"] == flagged and r["response"] == (PLAIN_REFUSAL if flagged else greedy[(r["set"], r["prompt_id"])])
+    # judged again: the gated rows are not gated twice
+    assert list(rejudge(str(out), [*map(str, judges), str(tmp_path / "request")], out=str(tmp_path / "again"),
+                        n_boot=50)["results"]) == list(summary["results"])
 
 
 def test_refusal_pairs_on_gated_prompts(tmp_path):

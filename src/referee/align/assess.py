@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from referee.align.best_of_n import GATED_RULE, RULE, best_of_n, sample
+from referee.align.best_of_n import GATED_RULE, REFUSAL, RULE, best_of_n, sample
 from referee.align.generate import Decoding, generate
 from referee.encoders.causal_lm import load_policy
 from referee.align.rates import bootstrap_interval, is_refusal, rates_with_intervals, refusal_rate
@@ -111,7 +111,8 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
 
     Several sources per set give `limit` prompts each. With `best_of` N, each policy (or those named in
     `best_of_for`) is also run as "NAME+best-of-N": N answers sampled with `sampling` per prompt, one kept by the judges (`best_of_n.RULE`);
-    with a request judge among `judges`, also as "NAME+best-of-N+gate" on the same candidates (`best_of_n.GATED_RULE`).
+    with a request judge among `judges`, also as "NAME+best-of-N+gate" on the same candidates (`best_of_n.GATED_RULE`),
+    and every policy's own answers as "NAME+gate" (`behind_gate`).
     The kept answers are then judged by the same judges that chose them, which favours best-of-n; the
     string-match refusal rates in the results are the second opinion that did not choose."""
     started = time.time()
@@ -143,6 +144,7 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
                          for p, r, c, j in zip(prompts, kept, judged, records)]
         del model
         gc.collect()
+    rows = behind_gate(rows, referees)
     results = judge_rows(rows, referees, n_boot, seed)
     summary = {
         "policies": policies, "judges": referees.folders, "thresholds": referees.thresholds(),
@@ -155,6 +157,28 @@ def evaluate_policies(policies: dict[str, str], judges: list[str], *, helpful: s
     }
     write_outputs(Path(out), rows, summary)
     return summary
+
+
+def behind_gate(rows: list[dict], referees: Referees) -> list[dict]:
+    """With a request judge among the referees: each policy's own (greedy) answers again as "NAME+gate",
+    right after NAME, a request the judge flags answered with the plain refusal (`best_of_n.REFUSAL`)
+    instead: the gate alone, without best-of-n, so a table shows what each adds. Best-of-n rows, and
+    policies whose "+gate" rows are already there (an evaluation judged again), are left as they are."""
+    if referees.request is None:
+        return rows
+    names = list(dict.fromkeys(r["policy"] for r in rows))
+    own = [n for n in names if "+best-of-" not in n and not n.endswith("+gate") and f"{n}+gate" not in names]
+    mine = [r for r in rows if r["policy"] in own]
+    if not mine:
+        return rows
+    prompts = [r.get("_prompt") or PromptExample(id=str(r["prompt_id"]), conversation=Conversation.from_text(r["prompt"]))
+               for r in mine]
+    gated = {}
+    for r, prompt, flagged in zip(mine, prompts, referees.gate(prompts)):
+        gated.setdefault(r["policy"], []).append({**r, "policy": r["policy"] + "+gate", "_prompt": prompt,
+                                                  "response": REFUSAL if flagged else r["response"],
+                                                  "gated": bool(flagged)})
+    return [row for name in names for row in [r for r in rows if r["policy"] == name] + gated.get(name, [])]
 
 
 def judge_rows(rows: list[dict], referees: Referees, n_boot: int = 1000, seed: int = 0) -> dict[str, dict]:
@@ -204,6 +228,7 @@ def rejudge(folder: str, judges: list[str], *, out: str | None = None, n_boot: i
     referees = Referees(judges, reward_threshold=reward_threshold, score_threshold=score_threshold, metric=metric,
                         trust_encoder=trust_encoder)
     started = time.time()
+    rows = behind_gate(rows, referees)
     summary.update(judges=referees.folders, thresholds=referees.thresholds(), bootstrap=n_boot,
                    results=judge_rows(rows, referees, n_boot, seed), rejudged_seconds=round(time.time() - started, 1))
     write_outputs(Path(out) if out else folder, rows, summary)
