@@ -9,6 +9,8 @@ does on the outer training part alone (grouped 3-fold CV of the weight, scored o
 the reported figure never saw the rows it is scored on. The teacher itself is scored on the same rows.
 
     nice -n 10 python bench/llm_distill.py --students tfidf --C 0.03
+    python bench/llm_distill.py --students tfidf --C 0.03 --no-inner-cv \
+        --teacher gpt-3.5-turbo-testset-v1.dev.json pandalm-7b-testset-v1.dev.json   # two teachers, averaged
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from referee.data import pandalm
 from referee.data.split import kfold
 from referee.evaluate.metrics import accuracy, bootstrap_ci, log_loss
-from referee.jobs.teacher import GRID, read_teacher, weight_search
+from referee.jobs.teacher import GRID, Teacher, read_teacher, weight_search
 from referee.judges import PairJudge
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
@@ -48,12 +50,13 @@ def main() -> None:
     parser.add_argument("--encoder", default=None, help="the students' encoder (default: the packaged MiniLM)")
     parser.add_argument("--finetune", type=json.loads, default={},
                         help='the finetune student\'s FinetuneConfig fields as JSON, e.g. \'{"encoder": "/tmp/minilm", "max_length": 512}\'')
-    parser.add_argument("--teacher", default="gpt-3.5-turbo-testset-v1.dev.json", help="a file in --data")
+    parser.add_argument("--teacher", nargs="+", default=["gpt-3.5-turbo-testset-v1.dev.json"],
+                        help="files in --data; several: their verdicts averaged (a failed one left out)")
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
 
     examples = pandalm.load(args.data / "testset-v1.dev.json").examples
-    teacher = read_teacher(args.data / args.teacher, examples)
+    teacher = averaged([read_teacher(args.data / name, examples) for name in args.teacher])
     human = np.array([ex.target for ex in examples])
     majority = np.array([LABELS[ex.label] for ex in examples])
     folds = kfold(examples, k=5, seed=0)  # the folds weight_search makes of the same rows
@@ -88,6 +91,18 @@ def main() -> None:
             gain = bootstrap_ci(lambda p, q, y: log_loss(p, y) - log_loss(q, y), picked, oof[0.0], human)
             print(f"\n{student}: log loss of w by CV minus humans only {float(log_loss(picked, human) - log_loss(oof[0.0], human)):+.4f} "
                   f"[{gain[0]:+.4f}, {gain[1]:+.4f}] (paired bootstrap; below 0: the teacher helps)\n", flush=True)
+
+
+def averaged(teachers: list[Teacher]) -> Teacher:
+    """One teacher whose verdict on a row is the mean of the given teachers' verdicts on it (those that
+    failed left out; None when all failed): where two disagree, a split target."""
+    if len(teachers) == 1:
+        return teachers[0]
+    targets = {}
+    for key in dict.fromkeys(k for t in teachers for k in t.targets):
+        said = [t.targets[key] for t in teachers if t.targets.get(key) is not None]
+        targets[key] = np.mean(said, axis=0) if said else None
+    return Teacher(Path(" + ".join(t.path.name for t in teachers)), targets)
 
 
 def row(student, label, proba, human, majority) -> None:
