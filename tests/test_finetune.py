@@ -73,6 +73,16 @@ def test_packaged_minilm_is_found_inside_its_sentence_transformers_folder():
     assert (path.rstrip("/") + "/config.json") and normalize  # all-MiniLM-L6-v2 ends in a Normalize module
 
 
+def test_smollm2_and_gguf_files_are_fine_tuned_from_their_converted_folder(monkeypatch):
+    import referee.encoders.causal_lm as causal_lm
+
+    asked = []
+    monkeypatch.setattr(causal_lm, "resolve", lambda spec: asked.append(spec) or f"/converted/{spec}")
+    assert resolve_model_path("smollm2") == ("/converted/smollm2", False)
+    assert resolve_model_path("model.Q4_1.gguf") == ("/converted/model.Q4_1.gguf", False)
+    assert asked == ["smollm2", "model.Q4_1.gguf"]
+
+
 def test_mean_pooling_ignores_padding(bert):
     encoder = TransformerEncoder.from_pretrained(bert).eval()
     alone = encoder.transform(["clear correct helpful"])
@@ -216,6 +226,27 @@ def test_reward_folder_loads_as_a_hugging_face_sequence_classifier(bert, tmp_pat
     assert judge.offset_ == 0.0
     train_convs = [c for ex in pair_examples(24, ties=False) for c in (ex.a, ex.b)]
     assert abs(judge.reward(train_convs).mean()) < 1e-4
+
+
+@pytest.mark.parametrize("kind", ["pair", "reward"])
+def test_a_causal_lm_without_a_pad_token_fine_tunes_saves_and_loads(tmp_path, kind):
+    """SmolLM2 and Llama tokenizers ship no pad token (transformers 5.17's GGUF reading of SmolLM2 gave none
+    on the GPU machine): batches pad with the end-of-text token, and the reward model's classifier is told it."""
+    from align_fixtures import tiny_policy
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder = tiny_policy(tmp_path / "llama")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(folder)
+    config = AutoConfig.from_pretrained(folder)
+    config.pad_token_id = None
+    config.save_pretrained(folder)
+    assert AutoTokenizer.from_pretrained(folder).pad_token is None
+
+    judge, test, method = _fit(kind, str(folder))
+    judge.save(tmp_path / "judge")
+    np.testing.assert_array_equal(getattr(judge, method)(test), getattr(load_judge(tmp_path / "judge"), method)(test))
 
 
 def test_unknown_finetune_field_is_named(bert):

@@ -103,3 +103,16 @@ def test_the_token_cap_is_the_cpus_unless_a_gpu_reads_and_a_saved_judge_keeps_it
     states = LMStates(model_dir, max_tokens=64, progress=False).fit([Conversation.from_text("hi", "hello")])
     states.save(tmp_path / "encoder")
     assert LMStates.load(tmp_path / "encoder").lm.max_tokens == 64
+
+
+def test_a_run_can_read_a_gpus_cap_and_dtype_on_a_cpu_and_a_saved_judge_keeps_its_own(model_dir, tmp_path, monkeypatch):
+    """bench/lm_gpu.py: features a GPU read at 2,048 tokens in bfloat16 are read from the cache under that key."""
+    monkeypatch.setattr(LMStates, "CPU_TOKENS", 2048)
+    monkeypatch.setattr(LMStates, "DTYPE", "bfloat16")
+    states = LMStates(model_dir, progress=False)
+    assert (states.lm.max_tokens, states.lm.dtype) == (2048, "bfloat16")
+    assert LMStates(model_dir, dtype="float32").lm.dtype == "float32"  # asked for: as asked
+    states.fit([Conversation.from_text("hi", "hello")]).save(tmp_path / "encoder")
+    monkeypatch.undo()
+    loaded = LMStates.load(tmp_path / "encoder")
+    assert (loaded.lm.max_tokens, loaded.lm.dtype) == (2048, "bfloat16")

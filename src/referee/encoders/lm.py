@@ -693,13 +693,15 @@ class LMStates:
     FORMAT = "referee-lm-states/1"
     FILE = "llm.json"  # the file name `judges.folder.check_encoder` reads the model's name from
     CPU_TOKENS, GPU_TOKENS = 512, 2048
+    DTYPE = None  # None: `default_dtype()`. These three are what a run changes to read a GPU's cached
+    # features on a CPU (bench/lm_gpu.py): a saved judge keeps its own.
 
     def __init__(self, spec: str | None = None, *, max_tokens: int | None = None, batch_size: int = 8,
                  dtype: str | None = None, progress: bool = True):
         if max_tokens is None:
             max_tokens = self.GPU_TOKENS if _device(None).startswith("cuda") else self.CPU_TOKENS
-        self.lm = CausalLM(spec or DEFAULT_MODEL, max_tokens=max_tokens, batch_size=batch_size, dtype=dtype,
-                           progress=progress)
+        self.lm = CausalLM(spec or DEFAULT_MODEL, max_tokens=max_tokens, batch_size=batch_size,
+                           dtype=dtype or self.DTYPE, progress=progress)
 
     def fit(self, conversations) -> LMStates:
         x = self.lm.response_features(conversations)

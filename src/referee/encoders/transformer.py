@@ -51,6 +51,10 @@ def resolve_model_path(name_or_path: str | None) -> tuple[str, bool]:
     """
     if name_or_path in (None, "minilm"):  # "minilm" is the frozen backend's name for the same model
         name_or_path = default_model_path()
+    elif name_or_path == "smollm2" or str(name_or_path).endswith(".gguf"):
+        from referee.encoders.causal_lm import resolve  # the packaged SmolLM2 or a GGUF file, converted once
+
+        name_or_path = resolve(name_or_path)
     modules_file = Path(name_or_path) / "modules.json"
     if not modules_file.is_file():
         return name_or_path, False
@@ -76,10 +80,15 @@ def _load_hf(path: str, model_class, name: str, **kwargs):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path), model_class.from_pretrained(path, **kwargs)
+        tokenizer, model = AutoTokenizer.from_pretrained(path), model_class.from_pretrained(path, **kwargs)
     except OSError as err:
         raise UserError(f"encoder {name!r}: cannot load a Hugging Face model from {path!r} "
                         f"(a folder, or a hub name with internet access): {err}") from None
+    if tokenizer.pad_token is None:  # causal LMs (SmolLM2, Llama) ship none; batches need one, masked out
+        tokenizer.pad_token = tokenizer.eos_token
+    if getattr(model.config, "pad_token_id", None) is None:  # a sequence classifier finds each text's last token by it
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer, model
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
