@@ -398,9 +398,8 @@ def smollm2():
     """One CausalLM for the whole run: its weights load once, not once per fold (the features come from the disk cache).
     Its cap and dtype are referee's `features="lm"` defaults (512 tokens and float32 on this CPU) unless --lm-tokens /
     --lm-dtype say otherwise."""
-    from referee.encoders.lm import CausalLM, LMStates, _device, default_dtype
-    tokens = LMStates.GPU_TOKENS if _device(None).startswith("cuda") else LMStates.CPU_TOKENS
-    return CausalLM("smollm2", max_tokens=tokens, dtype=LMStates.DTYPE or default_dtype(), progress=False)
+    from referee.encoders.lm import LMStates
+    return LMStates("smollm2", progress=False).lm
 
 
 def lm_settings(tokens: int | None, dtype: str | None, cache_only: bool) -> None:
@@ -412,9 +411,14 @@ def lm_settings(tokens: int | None, dtype: str | None, cache_only: bool) -> None
     if dtype:
         LMStates.DTYPE = dtype
     if cache_only:
-        def refuse(*_, **__):
-            raise RuntimeError("leaderboard: --lm-cache-only, and a text is not in the cache (bench/lm_gpu.py)")
-        CausalLM._forward = refuse
+        model_off(CausalLM)
+
+
+def model_off(lm) -> None:
+    """`lm` (a CausalLM, or the class: every one) answers from its cache only; a text not there is an error."""
+    def refuse(*_, **__):
+        raise RuntimeError("a text is missing from the GPU's features (bench/lm_gpu.py): the model is off")
+    lm._forward = refuse
 
 
 def lm_features(columns: slice = slice(None)):

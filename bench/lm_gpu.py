@@ -106,24 +106,23 @@ def file(args) -> None:
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in pieces))) as tar:
         manifest = json.loads(tar.extractfile(MANIFEST).read())
         lm = model(args.model or manifest.get("model", "smollm2"), manifest["tokens"], manifest["dtype"])
+        # Each packed folder -> the folder its key reads here, the model's part of the key rewritten.
+        targets = {folder: _Cache(key.replace(manifest["model_key"], lm.key, 1), None, "").cache_folder
+                   for folder, key in manifest["folders"].items()}
         filed = 0
-        for folder, key in manifest["folders"].items():
-            local = key.replace(manifest["model_key"], lm.key, 1)
-            target = _Cache(local, None, "").cache_folder  # the folder that key reads
-            for member in tar.getmembers():
-                if member.isfile() and member.name.startswith(folder + "/") and member.name.endswith(".safetensors"):
-                    with tar.extractfile(member) as src, open(target / Path(member.name).name, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    filed += 1
+        for member in tar.getmembers():
+            folder, _, name = member.name.partition("/")
+            if member.isfile() and folder in targets and name.endswith(".safetensors"):
+                with tar.extractfile(member) as src, open(targets[folder] / Path(name).name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                filed += 1
     print(f"filed {filed} shards read on {manifest['device']} ({manifest['dtype']}, {manifest['tokens']} tokens)")
     check(lm, manifest["rows"])
 
 
 def check(lm: CausalLM, rows) -> None:
     """Every conversation of the packed sets is read from the cache: the model is never run."""
-    def refuse(*_, **__):
-        raise RuntimeError("lm_gpu: a text is missing from the GPU's features")
-    lm._forward = refuse
+    leaderboard.model_off(lm)
     for name, n, _, _ in rows:
         s = leaderboard.SETS[name]
         convs = leaderboard.conversations(s, s.examples())
