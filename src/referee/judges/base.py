@@ -58,6 +58,9 @@ FORMAT_VERSION = 1  # bump when a judge folder changes shape; loaders refuse new
 MARKER = "judge.json"  # the file that makes a folder a judge folder (and so replaceable by a new save)
 FEATURES = ("tfidf", "frozen", "finetune", "llm", "lm", "stack")
 LINEAR = ("tfidf", "llm", "lm")  # the backends whose judge fits a scikit-learn linear model
+# What a part reading "opening" reads of the response: its first 200 characters, where an answer refuses or
+# complies. Saved parts say only "opening": change this only together with a new `reads_` value.
+OPENING_CHARS = 200
 LENGTH_FEATURES = ("log_chars", "log_words", "log_lines", "log_list_items", "log_code_blocks")
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
@@ -129,7 +132,8 @@ class Judge(BaseEstimator):
     label_name: str = "a label"        # what `labelled` looks for, in error messages
     history_: list[dict] | None = None  # training curve rows, for judges trained in this process
     teacher_: dict | None = None  # distilled: the teacher and its weight (`referee.jobs.teacher.distil`)
-    reads_: str = "conversation"  # or "response": the judged response alone (a stack's frozen part, `stack.fit_parts`)
+    reads_: str = "conversation"  # or "response": the judged response alone (a stack's frozen part, `stack.fit_parts`),
+    # or "opening": its first OPENING_CHARS characters (a safety stack's second TF-IDF part)
     capacity_param: str = "C"  # the linear model's strength that CV chooses, and its grid
     capacity_grid: tuple[float, ...] = GRID
     cv_loss_name: str = "log_loss"  # what the capacity search minimises
@@ -360,9 +364,9 @@ class Judge(BaseEstimator):
         return None if conversation is None else self.example_type(id=str(index), conversation=conversation)
 
     def _texts(self, conversations: list[Conversation]) -> list[str]:
-        if self.reads_ == "response":
-            return [render(c, self.max_chars) if c.response is None else c.response[: self.max_chars]
-                    for c in conversations]
+        if self.reads_ in ("response", "opening"):
+            cut = OPENING_CHARS if self.reads_ == "opening" else self.max_chars
+            return [render(c, self.max_chars) if c.response is None else c.response[:cut] for c in conversations]
         return [render(c, self.max_chars) for c in conversations]
 
     def _split(self, train: list, valid: list | None) -> tuple[list, list]:

