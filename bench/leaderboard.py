@@ -26,6 +26,8 @@ The judges:
 - xstest_harm: XSTest's completions labelled "harmful" (a full compliance with an unsafe prompt; issue 12's
   response-safety target, F1 >= 0.80), the judges trained on XSTest alone (bench/response_safety.py
   trains one judge on three sources);
+- on XSTest (both sets), stacks without their TF-IDF part of the response's opening (`(no opening part)`),
+  the same-run baseline of that part;
 - on XSTest only, two references that train on nothing: XSTest's own string match and GPT-4 judge
   labels of the same completions, read for the test rows.
 
@@ -618,6 +620,8 @@ LM = {"smollm2 lm stats+lr": part_lr("lm stats"), "smollm2 lm+lr": part_lr("lm")
       # SmolLM2-135M trained end to end (`--features finetune --encoder smollm2`): one setting, not tuned; a GPU's job
       "referee finetune smollm2": referee_judge("finetune", "smollm2", finetune={
           "max_length": 1024, "epochs": 2, "lr": 2e-5, "batch_size": 16})}
+
+
 @contextlib.contextmanager
 def no_opening_part():
     """Safety stacks built as before their TF-IDF part of the response's opening
