@@ -90,6 +90,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--sft-weight", type=float, default=0.0,
+                   help="weight of an SFT term on the chosen answers beside the DPO loss (RPO), both DPO runs")
     p.add_argument("--n", type=int, default=4, help="samples per prompt for best-of-n and for the on-policy pairs")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -363,7 +365,8 @@ def run_dpo(name: str, config: AlignConfig) -> dict:
     (Path(config.out) / "history.json").write_text(json.dumps(summary))
     held = summary["heldout_history"]
     print(f"{name}: {summary['steps']} steps in {time.time() - t:.0f}s, loss {summary['loss_first']:.3f} -> "
-          f"{summary['loss_last']:.3f}, held-out reward accuracy {[round(h['accuracy'], 2) for h in held]}", flush=True)
+          f"{summary['loss_last']:.3f}, held-out reward accuracy {[round(h['accuracy'], 2) for h in held]}, "
+          f"log p chosen / rejected {summary['logps_history'][0]} -> {summary['logps_history'][-1]}", flush=True)
     return summary
 
 
@@ -439,8 +442,8 @@ def main() -> int:
     sampling = Decoding(max_new_tokens=args.max_new_tokens, do_sample=True, temperature=args.temperature,
                         top_p=args.top_p, batch_size=64, seed=0)
     common = dict(stage="dpo", policy=base, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
-                  beta=args.beta, max_steps=args.steps, limit=args.pairs, heldout=args.heldout, lora_dropout=0.0,
-                  progress=False)
+                  beta=args.beta, sft_weight=args.sft_weight, max_steps=args.steps, limit=args.pairs,
+                  heldout=args.heldout, lora_dropout=0.0, progress=False)
     human = short_single_turn_pairs(work / "pairs-human.jsonl", args.pairs + args.heldout)
     configs = {"dpo-human": AlignConfig(data=str(human), out=str(work / "dpo-human"), **common)}
     if args.only == "dpo-human":  # needs no on-policy pairs

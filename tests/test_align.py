@@ -5,7 +5,9 @@ with TF-IDF safety and reward judges trained in the test."""
 
 from __future__ import annotations
 
+import importlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +78,34 @@ def test_dpo_on_the_sft_adapter(world, sft):
     model, tokenizer = load_policy(out)  # DPO adapter on the SFT adapter on the tiny base
     prompts = [PromptExample(id="0", conversation=Conversation.from_text(HARMFUL[0]))]
     assert isinstance(generate(model, tokenizer, prompts, Decoding(max_new_tokens=4), progress=False)[0], str)
+
+
+def test_dpo_with_an_sft_term_holds_the_chosen_answers_up(world):
+    """RPO: the chosen answers' NLL beside the DPO loss. At step 1 policy = reference, so DPO's part is
+    log 2 and the rest is the SFT term; after training the chosen answers are likelier than plain DPO leaves them."""
+    runs = {w: train_dpo(AlignConfig(stage="dpo", policy=str(world["policy"]), data=str(world["pairs"]),
+                                     out=str(world["root"] / f"rpo-{w}"), sft_weight=w, **FAST)) for w in (0.0, 1.0)}
+    assert runs[0.0]["loss_first"] == pytest.approx(np.log(2), abs=1e-4)
+    assert runs[1.0]["loss_first"] > np.log(2) + 1  # a tiny random model's token NLL is several nats
+    assert all(len(r["logps_history"]) == r["steps"] for r in runs.values())
+    assert runs[1.0]["logps_history"][-1][0] > runs[0.0]["logps_history"][-1][0]
+    with pytest.raises(AlignConfigError, match="field 'sft_weight'"):
+        AlignConfig(stage="sft", data="x", out="y", sft_weight=1.0)
+
+
+def test_boundary_bench_reads_the_refusals_likelihood_alike_in_batches(world, monkeypatch):
+    """bench/align_boundary.py: log p(plain refusal | prompt) is the same batched (right-padded) as one
+    prompt at a time, and below 0; its summary on hand-made scores: harmful -1, -2 vs benign -3, -4, -5."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    boundary = importlib.import_module("align_boundary")
+    prompts = HARMFUL[:2] + HELPFUL[:3]
+    batched = boundary.refusal_logp(str(world["policy"]), prompts, batch_size=4)
+    alone = np.concatenate([boundary.refusal_logp(str(world["policy"]), [p], batch_size=1) for p in prompts])
+    assert batched == pytest.approx(alone, abs=1e-4) and (batched < 0).all()
+    result = boundary.summary(np.array([-1.0, -2.0, -3.0, -4.0, -5.0]), np.array([True, True, False, False, False]),
+                              fpr=0.34, n_boot=50)
+    assert [result[k][0] for k in ("harmful", "benign", "gap", "auc")] == pytest.approx([-1.5, -4.0, 2.5, 1.0])
+    assert result["tpr"][0] == 1.0  # both harmful prompts above the benign 66th percentile
 
 
 def test_full_fine_tuning_saves_a_model(world):

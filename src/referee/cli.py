@@ -394,6 +394,7 @@ def _add_align(sub):
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=helps[name])
         if stage == "dpo":
             p.add_argument("--beta", type=float, default=None, help=helps["beta"])
+            p.add_argument("--sft-weight", type=float, default=None, help=helps["sft_weight"])
             p.add_argument("--heldout", type=int, default=None, help=helps["heldout"])
             p.add_argument("--eval-steps", type=int, default=None, help=helps["eval_steps"])
         p.add_argument("--gradient-checkpointing", action="store_true", help=helps["gradient_checkpointing"])

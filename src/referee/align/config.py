@@ -51,6 +51,8 @@ class AlignConfig:
     grad_accum: int = _help("steps whose gradients add up before each update", 1)
     max_length: int = _help("tokens of prompt + response (longer ones lose the end of the response)", 512)
     beta: float = _help("DPO: strength of the pull towards the reference policy", 0.1)
+    sft_weight: float = _help("DPO: weight of an SFT term, the chosen answers' mean token NLL, added to the DPO "
+                              "loss (RPO); 0 = plain DPO", 0.0)
     limit: int | None = _help("train on the first N usable pairs only (quick runs)", None)
     heldout: int = _help("DPO: hold out the N usable pairs after the training ones; reward accuracy on them "
                          "is measured at eval_steps", 0)
@@ -89,6 +91,10 @@ class AlignConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 bad(name, "a number > 0")
+        if isinstance(self.sft_weight, bool) or not isinstance(self.sft_weight, (int, float)) or self.sft_weight < 0:
+            bad("sft_weight", "a number >= 0")
+        if self.sft_weight and self.stage != "dpo":
+            bad("sft_weight", "0 for SFT (it adds SFT's own loss to DPO's)")
         if not isinstance(self.lora_dropout, (int, float)) or not 0 <= self.lora_dropout < 1:
             bad("lora_dropout", "a number in [0, 1)")
         for name in ("full", "gradient_checkpointing", "progress"):

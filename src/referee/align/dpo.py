@@ -63,10 +63,15 @@ def train_dpo(config: AlignConfig) -> dict:
         steps = config.max_steps or math.ceil(len(pairs) / config.batch_size / config.grad_accum * config.epochs)
         settings.update(eval_strategy="steps", eval_steps=config.eval_steps or max(1, steps // 2),
                         per_device_eval_batch_size=config.batch_size)
+    # RPO (Pang et al. 2024): DPO lowers the rejected answers' likelihood more readily than it raises the
+    # chosen ones', so an answer chosen in one context and rejected in another falls in both; an SFT term
+    # on the chosen answers holds them up (TRL's "sft" loss, weighted beside "sigmoid").
+    losses = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.sft_weight]) if config.sft_weight else {}
     with tempfile.TemporaryDirectory(prefix="referee-dpo-") as scratch, compact_lm_head():
         trainer = DPOTrainer(
             model=model,
-            args=DPOConfig(**{**settings, "output_dir": scratch}, beta=config.beta, precompute_ref_log_probs=True),
+            args=DPOConfig(**{**settings, "output_dir": scratch}, beta=config.beta, precompute_ref_log_probs=True,
+                           **losses),
             train_dataset=Dataset.from_list(dpo_rows(pairs)),
             eval_dataset=Dataset.from_list(dpo_rows(heldout)) if heldout else None,
             processing_class=tokenizer,

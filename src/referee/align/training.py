@@ -132,6 +132,9 @@ def finish(trainer, config: AlignConfig, before: dict, started: float, n_pairs: 
         "steps": trainer.state.global_step, "loss_first": losses[0], "loss_last": losses[-1],
         "loss_history": losses, "accuracy_history": [log["rewards/accuracies"] for log in history if "loss" in log
                                                      and "rewards/accuracies" in log],
+        # DPO: the mean log-likelihood of the chosen and the rejected answers at each logged step
+        "logps_history": [[log["logps/chosen"], log["logps/rejected"]] for log in history
+                          if "loss" in log and "logps/chosen" in log],
         "heldout_history": [{"step": log["step"], "loss": log["eval_loss"], "accuracy": log["eval_rewards/accuracies"]}
                             for log in history if "eval_rewards/accuracies" in log], "max_weight_change": moved(before, model),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
