@@ -366,7 +366,8 @@ def run_dpo(name: str, config: AlignConfig) -> dict:
     held = summary["heldout_history"]
     print(f"{name}: {summary['steps']} steps in {time.time() - t:.0f}s, loss {summary['loss_first']:.3f} -> "
           f"{summary['loss_last']:.3f}, held-out reward accuracy {[round(h['accuracy'], 2) for h in held]}, "
-          f"log p chosen / rejected {summary['logps_history'][0]} -> {summary['logps_history'][-1]}", flush=True)
+          f"log p chosen / rejected {np.round(summary['logps_history'][0], 1).tolist()} -> "
+          f"{np.round(summary['logps_history'][-1], 1).tolist()}", flush=True)
     return summary
 
 

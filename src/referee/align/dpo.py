@@ -63,9 +63,9 @@ def train_dpo(config: AlignConfig) -> dict:
         steps = config.max_steps or math.ceil(len(pairs) / config.batch_size / config.grad_accum * config.epochs)
         settings.update(eval_strategy="steps", eval_steps=config.eval_steps or max(1, steps // 2),
                         per_device_eval_batch_size=config.batch_size)
-    # RPO (Pang et al. 2024): DPO lowers the rejected answers' likelihood more readily than it raises the
-    # chosen ones', so an answer chosen in one context and rejected in another falls in both; an SFT term
-    # on the chosen answers holds them up (TRL's "sft" loss, weighted beside "sigmoid").
+    # RPO (Pang et al. 2024): DPO trains the margin between chosen and rejected, and often lowers both
+    # answers' likelihood; an SFT term on the chosen answers holds them up (TRL's "sft" loss beside
+    # "sigmoid"). docs/align.md measures what it does to refusals.
     losses = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.sft_weight]) if config.sft_weight else {}
     with tempfile.TemporaryDirectory(prefix="referee-dpo-") as scratch, compact_lm_head():
         trainer = DPOTrainer(
