@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from trl.trainer.utils import selective_log_softmax
 
 from referee.align.best_of_n import REFUSAL
 from referee.align.training import prompt_messages
@@ -38,14 +39,16 @@ def refusal_logp(spec: str, prompts: list[str], batch_size: int = 16) -> np.ndar
     out = []
     with torch.no_grad():
         for i in range(0, len(heads), batch_size):
-            rows = [h + answer for h in heads[i:i + batch_size]]
-            width = max(map(len, rows))  # right padding: the answer's positions stay where each row puts them
-            ids = torch.tensor([r + [tokenizer.pad_token_id or 0] * (width - len(r)) for r in rows])
-            mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-            logp = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
-            for row, (head, tokens) in enumerate(zip(heads[i:i + batch_size], rows)):
-                at = torch.arange(len(head) - 1, len(tokens) - 1)  # the logits that predict each answer token
-                out.append(float(logp[row, at, torch.tensor(tokens[len(head):])].sum()))
+            batch = heads[i:i + batch_size]
+            width = max(map(len, batch)) + len(answer)  # right padding: each row's answer stays where it puts it
+            pad = tokenizer.pad_token_id or 0
+            ids = torch.tensor([h + answer + [pad] * (width - len(h) - len(answer)) for h in batch])
+            mask = (torch.arange(width) < torch.tensor([len(h) + len(answer) for h in batch])[:, None]).long()
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            # only the logits that predict the answer's tokens, through TRL's log-softmax of the chosen tokens
+            at = torch.tensor([[len(h) - 1 + k for k in range(len(answer))] for h in batch])
+            picked = logits.gather(1, at[:, :, None].expand(-1, -1, logits.size(-1))).float()
+            out += selective_log_softmax(picked, torch.tensor(answer).expand(len(batch), -1)).sum(-1).tolist()
     return np.array(out)
 
 
